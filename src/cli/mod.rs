@@ -1,0 +1,86 @@
+//! The command line: subcommands, their arguments, and the mapping of failures to exit codes
+//! (2 for bad input or usage, 1 for internal failures).
+
+mod evaluate;
+mod generate;
+mod inputs;
+mod progress;
+mod score;
+mod table;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Delay-risk scoring and carrier decisions for Odoo dispatch.
+#[derive(Debug, Parser)]
+#[command(name = "dispatch-risk", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write synthetic Odoo-shaped shipment history.
+    Generate(generate::Args),
+    /// Train the delay-risk model from shipment history.
+    Train(train::Args),
+    /// Measure a trained model on another history file.
+    Evaluate(evaluate::Args),
+    /// Score a file of shipments in bulk.
+    Score(score::Args),
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// The caller's input is at fault: exit code 2.
+    pub fn input(error: impl Into<anyhow::Error>) -> Self {
+        CliError { code: 2, error: error.into() }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(error: anyhow::Error) -> Self {
+        CliError { code: 1, error }
+    }
+}
+
+impl From<dispatch_risk_training::Error> for CliError {
+    fn from(e: dispatch_risk_training::Error) -> Self {
+        let code = if e.is_input() { 2 } else { 1 };
+        CliError { code, error: e.into() }
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::Score(a) => score::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
+}

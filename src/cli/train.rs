@@ -1,0 +1,150 @@
+//! `dispatch-risk train`: fits the delay-risk model, writes the artifact and prints a summary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use dispatch_risk_training::train::{self, DataSource, TrainConfig, TrainSummary};
+
+use super::inputs::{parse_date, ProfileArgs};
+use super::progress::Spinners;
+use super::table::{fmt_metric, TextTable};
+use super::{CliError, CliResult};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Shipment history (CSV or Parquet).
+    #[arg(long, value_name = "FILE")]
+    history: PathBuf,
+    #[command(flatten)]
+    input: ProfileArgs,
+    /// Fit on rows decided before this date, evaluate on the rest (replayed in time order).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    valid_from: Option<i64>,
+    /// Directory the model artifact is written to.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Seed for LightGBM's sampling; the same data and seed give the same model.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Training parameters (TOML, the fields of the manifest's `params`), overriding defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Also write the fit and validation feature matrices as Parquet here (for outside tools).
+    #[arg(long, value_name = "DIR")]
+    export_features: Option<PathBuf>,
+    /// No progress display.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the summary as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let mut config = match &args.config {
+        None => TrainConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))
+                .map_err(CliError::input)?;
+            toml::from_str(&text)
+                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?
+        }
+    };
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if args.valid_from.is_some() {
+        config.valid_from = args.valid_from;
+    }
+    // Checked before any data is read: a bad parameter costs nothing.
+    let config = config.check()?;
+
+    let (profile, profile_text) = args.input.load_profile()?;
+    let (table, report) = args.input.load(&args.history, true)?;
+    let _ = profile;
+    let source = DataSource::describe(
+        &args.history,
+        profile_text.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+    )?;
+    let created_at = created_at();
+    let mut progress = Spinners::new(args.quiet || args.json);
+    let (manifest, summary) = train::train(
+        &table,
+        &report,
+        &source,
+        &config,
+        &created_at,
+        &args.out,
+        args.export_features.as_deref(),
+        &mut progress,
+    )?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).context("serialising the summary")?
+        );
+    } else {
+        print_summary(&summary, &args.out.display().to_string(), &manifest.version);
+    }
+    Ok(())
+}
+
+/// The artifact's creation time: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+fn created_at() -> String {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok());
+    let t = epoch.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    format!(
+        "{}Z",
+        dispatch_risk_training::data::dates::format_timestamp(t)
+    )
+}
+
+fn print_summary(s: &TrainSummary, out: &str, version: &str) {
+    let mut rows = TextTable::new(&["rows", "count"]);
+    for (name, n) in [
+        ("read", s.rows.read),
+        ("rejected", s.rows.rejected),
+        ("open (no outcome yet)", s.rows.open),
+        ("fit", s.rows.fit),
+        ("calibration slice", s.rows.calibration),
+        ("validation", s.rows.validation),
+    ] {
+        rows.row(vec![name.to_string(), n.to_string()]);
+    }
+    println!("{}\n", rows.render());
+
+    let mut m = TextTable::new(&["model", "rows", "AUC", "log loss", "Brier", "late rate"]);
+    let mut add = |name: &str, v: Option<&dispatch_risk_training::model::BinaryMetrics>| {
+        if let Some(v) = v {
+            m.row(vec![
+                name.to_string(),
+                v.n.to_string(),
+                fmt_metric(Some(v.auc)),
+                fmt_metric(Some(v.logloss)),
+                fmt_metric(Some(v.brier)),
+                fmt_metric(Some(v.positive_rate)),
+            ]);
+        }
+    };
+    add("booster (calibration slice)", Some(&s.delay_holdout));
+    add("booster (validation)", s.delay_valid.as_ref());
+    add("logistic baseline (validation)", s.baseline_valid.as_ref());
+    add("fallback rules (validation)", s.fallback_valid.as_ref());
+    println!("{}\n", m.render());
+
+    let mut f = TextTable::new(&["top features", "gain share"]);
+    for (name, g) in s.top_features.iter().take(8) {
+        f.row(vec![name.clone(), format!("{:.3}", g)]);
+    }
+    println!("{}\n", f.render());
+    let stages: Vec<String> = s
+        .stage_seconds
+        .iter()
+        .map(|(n, t)| format!("{n} {t:.1}s"))
+        .collect();
+    println!("stages: {}", stages.join(", "));
+    println!("model {version} ({} trees) written to {out}", s.trees);
+}

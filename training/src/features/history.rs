@@ -1,0 +1,304 @@
+//! Time-aware history: late rates and volumes of carriers, lanes, warehouses and destinations,
+//! computed only from outcomes delivered strictly before the moment asked about.
+//!
+//! Training inserts every known outcome and then asks each row at its decision time; the service
+//! inserts outcomes as they are reported and asks at "now". Both use [`HistoryState::features_at`],
+//! and because every query cuts at the asked time, an outcome delivered later can never reach an
+//! earlier row: there is no leakage whatever the insertion order.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
+
+/// The entities whose history becomes features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKey {
+    Carrier,
+    /// warehouse -> destination
+    Lane,
+    /// carrier x destination
+    CarrierDestination,
+    Warehouse,
+    Destination,
+}
+
+impl HistoryKey {
+    pub const ALL: [HistoryKey; 5] = [
+        HistoryKey::Carrier,
+        HistoryKey::Lane,
+        HistoryKey::CarrierDestination,
+        HistoryKey::Warehouse,
+        HistoryKey::Destination,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HistoryKey::Carrier => "carrier",
+            HistoryKey::Lane => "lane",
+            HistoryKey::CarrierDestination => "carrier_dest",
+            HistoryKey::Warehouse => "warehouse",
+            HistoryKey::Destination => "destination",
+        }
+    }
+
+    /// The key's value for a shipment. Separators cannot collide with real names' content
+    /// because they are control characters.
+    pub fn value(self, carrier: &str, warehouse: &str, destination: &str) -> String {
+        match self {
+            HistoryKey::Carrier => carrier.to_string(),
+            HistoryKey::Lane => format!("{warehouse}\u{1f}{destination}"),
+            HistoryKey::CarrierDestination => format!("{carrier}\u{1f}{destination}"),
+            HistoryKey::Warehouse => warehouse.to_string(),
+            HistoryKey::Destination => destination.to_string(),
+        }
+    }
+}
+
+/// Which windows and how much smoothing; stored in the artifact so serving matches training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryConfig {
+    /// Window lengths in days; an all-time rate is always added.
+    pub windows_days: Vec<u32>,
+    /// Pseudo-observations of the overall late rate added to every rate, so that a carrier
+    /// with two shipments does not get a 0 % or 100 % late rate.
+    pub prior_strength: f64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            windows_days: vec![30, 180],
+            prior_strength: 5.0,
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// Feature names, in the order [`HistoryState::features_at`] writes them.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut names = vec!["hist_overall_late_rate".to_string()];
+        for key in HistoryKey::ALL {
+            for w in &self.windows_days {
+                names.push(format!("hist_{}_late_rate_{w}d", key.name()));
+                names.push(format!("hist_{}_volume_{w}d", key.name()));
+            }
+            names.push(format!("hist_{}_late_rate_all", key.name()));
+            names.push(format!("hist_{}_mean_lateness_days", key.name()));
+        }
+        names
+    }
+
+    pub fn feature_count(&self) -> usize {
+        1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 2)
+    }
+}
+
+/// Outcomes of one entity, sorted by delivery time, with running sums for O(log n) windows.
+#[derive(Debug, Clone)]
+struct Series {
+    times: Vec<Timestamp>,
+    late: Vec<bool>,
+    lateness_days: Vec<f64>,
+    /// late_cum[i] = late outcomes among the first i entries (one longer than `times`).
+    late_cum: Vec<u32>,
+    /// lateness_cum[i] = sum of (delivered - deadline) in days over the first i entries.
+    lateness_cum: Vec<f64>,
+}
+
+impl Series {
+    fn new() -> Self {
+        Series {
+            times: Vec::new(),
+            late: Vec::new(),
+            lateness_days: Vec::new(),
+            late_cum: vec![0],
+            lateness_cum: vec![0.0],
+        }
+    }
+
+    fn insert(&mut self, at: Timestamp, late: bool, lateness_days: f64) {
+        let pos = self.times.partition_point(|&t| t <= at);
+        self.times.insert(pos, at);
+        self.late.insert(pos, late);
+        self.lateness_days.insert(pos, lateness_days);
+        // Outcomes mostly arrive in time order, so the rebuilt tail is usually one entry.
+        self.late_cum.truncate(pos + 1);
+        self.lateness_cum.truncate(pos + 1);
+        for i in pos..self.times.len() {
+            let l = self.late_cum[i] + self.late[i] as u32;
+            let s = self.lateness_cum[i] + self.lateness_days[i];
+            self.late_cum.push(l);
+            self.lateness_cum.push(s);
+        }
+    }
+
+    /// (count, late count, lateness sum) of outcomes delivered in [from, to).
+    fn range(&self, from: Timestamp, to: Timestamp) -> (u32, u32, f64) {
+        let hi = self.times.partition_point(|&t| t < to);
+        let lo = self.times[..hi].partition_point(|&t| t < from);
+        (
+            (hi - lo) as u32,
+            self.late_cum[hi] - self.late_cum[lo],
+            self.lateness_cum[hi] - self.lateness_cum[lo],
+        )
+    }
+}
+
+/// All entities' outcome series.
+#[derive(Debug, Clone)]
+pub struct HistoryState {
+    config: HistoryConfig,
+    overall: Series,
+    series: [HashMap<String, Series>; 5],
+    /// Shipments already recorded: an outcome reported twice counts once.
+    recorded: HashSet<String>,
+}
+
+impl HistoryState {
+    pub fn new(config: HistoryConfig) -> Self {
+        HistoryState {
+            config,
+            overall: Series::new(),
+            series: Default::default(),
+            recorded: HashSet::new(),
+        }
+    }
+
+    pub fn config(&self) -> &HistoryConfig {
+        &self.config
+    }
+
+    /// Number of outcomes recorded.
+    pub fn len(&self) -> usize {
+        self.overall.times.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.overall.times.is_empty()
+    }
+
+    /// Records a delivered shipment; returns false when it was already recorded.
+    pub fn record(
+        &mut self,
+        shipment_id: &str,
+        carrier: &str,
+        warehouse: &str,
+        destination: &str,
+        deadline: Timestamp,
+        delivered_at: Timestamp,
+    ) -> bool {
+        if !self.recorded.insert(shipment_id.to_string()) {
+            return false;
+        }
+        let late = delivered_at > deadline;
+        let lateness = (delivered_at - deadline) as f64 / SECONDS_PER_DAY;
+        self.overall.insert(delivered_at, late, lateness);
+        for (k, key) in HistoryKey::ALL.iter().enumerate() {
+            self.series[k]
+                .entry(key.value(carrier, warehouse, destination))
+                .or_insert_with(Series::new)
+                .insert(delivered_at, late, lateness);
+        }
+        true
+    }
+
+    /// Records every delivered shipment of a table.
+    pub fn record_table(&mut self, table: &ShipmentTable) {
+        for i in 0..table.len() {
+            if let Some(d) = table.delivered_at[i] {
+                self.record(
+                    &table.shipment_id[i],
+                    &table.carrier[i],
+                    &table.warehouse[i],
+                    &table.destination[i],
+                    table.date_deadline[i],
+                    d,
+                );
+            }
+        }
+    }
+
+    /// Writes the history features of a shipment decided at `at` into `out`
+    /// (length [`HistoryConfig::feature_count`]).
+    pub fn features_at(
+        &self,
+        carrier: &str,
+        warehouse: &str,
+        destination: &str,
+        at: Timestamp,
+        out: &mut [f64],
+    ) {
+        let m = self.config.prior_strength;
+        let (n_all, late_all, _) = self.overall.range(Timestamp::MIN, at);
+        // Before any outcome is known the prior is uninformative: one half.
+        let prior = (late_all as f64 + 0.5 * m) / (n_all as f64 + m);
+        let smooth = |n: u32, late: u32| (late as f64 + m * prior) / (n as f64 + m);
+        out[0] = prior;
+        let mut j = 1;
+        for (k, key) in HistoryKey::ALL.iter().enumerate() {
+            let series = self.series[k].get(&key.value(carrier, warehouse, destination));
+            for &w in &self.config.windows_days {
+                let (n, late, _) = series
+                    .map(|s| s.range(at - w as i64 * SECONDS_PER_DAY as i64, at))
+                    .unwrap_or((0, 0, 0.0));
+                out[j] = smooth(n, late);
+                out[j + 1] = n as f64;
+                j += 2;
+            }
+            let (n, late, lateness) = series
+                .map(|s| s.range(Timestamp::MIN, at))
+                .unwrap_or((0, 0, 0.0));
+            out[j] = smooth(n, late);
+            out[j + 1] = if n > 0 { lateness / n as f64 } else { f64::NAN };
+            j += 2;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn only_outcomes_before_the_query_time_count() {
+        let mut h = HistoryState::new(HistoryConfig::default());
+        // Inserted out of order on purpose: the cut is by time, not by insertion.
+        h.record("s1", "A", "W", "D", 10 * DAY, 12 * DAY); // late
+        h.record("s2", "A", "W", "D", 10 * DAY, 5 * DAY); // on time
+        assert!(!h.record("s2", "A", "W", "D", 10 * DAY, 5 * DAY), "a repeated outcome counts once");
+        let names = h.config().feature_names();
+        let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let mut out = vec![0.0; h.config().feature_count()];
+        h.features_at("A", "W", "D", 6 * DAY, &mut out);
+        assert_eq!(out[idx("hist_carrier_volume_30d")], 1.0);
+        let before_late = out[idx("hist_carrier_late_rate_30d")];
+        h.features_at("A", "W", "D", 12 * DAY, &mut out);
+        assert_eq!(out[idx("hist_carrier_volume_30d")], 1.0, "delivered exactly at t is not before t");
+        h.features_at("A", "W", "D", 13 * DAY, &mut out);
+        assert_eq!(out[idx("hist_carrier_volume_30d")], 2.0);
+        assert!(out[idx("hist_carrier_late_rate_30d")] > before_late);
+        assert_eq!(out[idx("hist_carrier_dest_volume_30d")], 2.0);
+        h.features_at("B", "W", "D", 13 * DAY, &mut out);
+        assert_eq!(out[idx("hist_carrier_volume_30d")], 0.0);
+        assert_eq!(out[idx("hist_lane_volume_30d")], 2.0, "the lane does not depend on the carrier");
+        assert!(out[idx("hist_carrier_mean_lateness_days")].is_nan());
+    }
+
+    #[test]
+    fn windows_forget_old_outcomes() {
+        let mut h = HistoryState::new(HistoryConfig::default());
+        h.record("s1", "A", "W", "D", 0, DAY);
+        let names = h.config().feature_names();
+        let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let mut out = vec![0.0; h.config().feature_count()];
+        h.features_at("A", "W", "D", 100 * DAY, &mut out);
+        assert_eq!(out[idx("hist_carrier_volume_30d")], 0.0);
+        assert_eq!(out[idx("hist_carrier_volume_180d")], 1.0);
+        assert!((out[idx("hist_carrier_mean_lateness_days")] - 1.0).abs() < 1e-9);
+    }
+}

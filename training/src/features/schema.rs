@@ -1,0 +1,295 @@
+//! The feature schema: which columns become features, in which order, and how categories map to
+//! codes. It is fitted once on training rows, stored in the artifact, and turned into an
+//! [`Encoder`] wherever features are computed, in training, evaluation, batch scoring and the
+//! service alike.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Timelike};
+use serde::{Deserialize, Serialize};
+
+use super::history::{HistoryConfig, HistoryState};
+use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
+
+/// Features computed from the shipment's own dates.
+pub const CALENDAR_FEATURES: [&str; 6] = [
+    "lead_time_days",
+    "decision_weekday",
+    "decision_hour",
+    "decision_month",
+    "decision_day_of_year",
+    "deadline_weekday",
+];
+
+/// The columns that are always categorical features.
+pub const CORE_CATEGORIES: [&str; 3] = ["carrier", "warehouse", "destination"];
+
+/// A categorical feature's known values; a value's code is its position. Rare and unseen values
+/// share the code `values.len()`, so serving never meets a code training did not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vocabulary {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// How the schema is fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaConfig {
+    /// A category needs this many training rows to get its own code.
+    pub min_category_count: usize,
+    /// At most this many codes per categorical feature (the most frequent win).
+    pub max_categories: usize,
+    pub history: HistoryConfig,
+}
+
+impl Default for SchemaConfig {
+    fn default() -> Self {
+        SchemaConfig {
+            min_category_count: 5,
+            max_categories: 250,
+            history: HistoryConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSchema {
+    /// Numeric table columns, in feature order.
+    pub numeric: Vec<String>,
+    /// Categorical features: the core three first, then optional and extra ones.
+    pub categorical: Vec<Vocabulary>,
+    pub history: HistoryConfig,
+}
+
+/// Row-major feature values; `NaN` is missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureMatrix {
+    pub data: Vec<f64>,
+    pub n_rows: usize,
+    pub n_cols: usize,
+}
+
+impl FeatureMatrix {
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.n_cols..(i + 1) * self.n_cols]
+    }
+
+    /// The given rows, in the given order.
+    pub fn select_rows(&self, rows: &[usize]) -> FeatureMatrix {
+        let mut data = Vec::with_capacity(rows.len() * self.n_cols);
+        for &r in rows {
+            data.extend_from_slice(self.row(r));
+        }
+        FeatureMatrix {
+            data,
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+        }
+    }
+
+    /// The matrix restricted to some columns, for models that use a subset.
+    pub fn columns(&self, cols: &[usize]) -> FeatureMatrix {
+        let mut data = Vec::with_capacity(self.n_rows * cols.len());
+        for i in 0..self.n_rows {
+            let row = self.row(i);
+            data.extend(cols.iter().map(|&c| row[c]));
+        }
+        FeatureMatrix {
+            data,
+            n_rows: self.n_rows,
+            n_cols: cols.len(),
+        }
+    }
+}
+
+impl FeatureSchema {
+    /// Fits the schema on the given training rows.
+    pub fn fit(table: &ShipmentTable, rows: &[usize], config: &SchemaConfig) -> Self {
+        let vocab = |name: &str, values: &dyn Fn(usize) -> Option<String>| {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for &i in rows {
+                if let Some(v) = values(i) {
+                    *counts.entry(v).or_default() += 1;
+                }
+            }
+            let mut kept: Vec<(String, usize)> = counts
+                .into_iter()
+                .filter(|(_, c)| *c >= config.min_category_count)
+                .collect();
+            kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            kept.truncate(config.max_categories);
+            Vocabulary {
+                name: name.to_string(),
+                values: kept.into_iter().map(|(v, _)| v).collect(),
+            }
+        };
+        let mut categorical = vec![
+            vocab("carrier", &|i| Some(table.carrier[i].clone())),
+            vocab("warehouse", &|i| Some(table.warehouse[i].clone())),
+            vocab("destination", &|i| Some(table.destination[i].clone())),
+        ];
+        for col in &table.categorical {
+            categorical.push(vocab(&col.name, &|i| col.values[i].clone()));
+        }
+        FeatureSchema {
+            numeric: table.numeric.iter().map(|c| c.name.clone()).collect(),
+            categorical,
+            history: config.history.clone(),
+        }
+    }
+
+    pub fn n_features(&self) -> usize {
+        CALENDAR_FEATURES.len()
+            + self.numeric.len()
+            + self.categorical.len()
+            + self.history.feature_count()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = CALENDAR_FEATURES.iter().map(|s| s.to_string()).collect();
+        names.extend(self.numeric.iter().cloned());
+        names.extend(self.categorical.iter().map(|v| v.name.clone()));
+        names.extend(self.history.feature_names());
+        names
+    }
+
+    /// Positions of the categorical features, for LightGBM's `categorical_feature`.
+    pub fn categorical_indices(&self) -> Vec<usize> {
+        let start = CALENDAR_FEATURES.len() + self.numeric.len();
+        (start..start + self.categorical.len()).collect()
+    }
+
+    /// Positions of the history features.
+    pub fn history_indices(&self) -> Vec<usize> {
+        let start = CALENDAR_FEATURES.len() + self.numeric.len() + self.categorical.len();
+        (start..self.n_features()).collect()
+    }
+
+    /// Features computable from a request alone, without history or vocabularies: what the
+    /// fallback rules may use when no model is available.
+    pub fn standalone_indices(&self) -> Vec<usize> {
+        (0..CALENDAR_FEATURES.len() + self.numeric.len()).collect()
+    }
+}
+
+/// Computes feature rows for a schema; built once per loaded model.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    schema: FeatureSchema,
+    codes: Vec<HashMap<String, u32>>,
+}
+
+impl Encoder {
+    pub fn new(schema: FeatureSchema) -> Self {
+        let codes = schema
+            .categorical
+            .iter()
+            .map(|v| {
+                v.values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.clone(), i as u32))
+                    .collect()
+            })
+            .collect();
+        Encoder { schema, codes }
+    }
+
+    pub fn schema(&self) -> &FeatureSchema {
+        &self.schema
+    }
+
+    /// Encodes rows of a table, their history features cut at each row's decision time.
+    pub fn encode(&self, table: &ShipmentTable, rows: &[usize], history: &HistoryState) -> FeatureMatrix {
+        let n_cols = self.schema.n_features();
+        let mut data = vec![f64::NAN; rows.len() * n_cols];
+        let numeric: Vec<Option<&[f64]>> = self
+            .schema
+            .numeric
+            .iter()
+            .map(|n| table.numeric(n).map(|c| c.values.as_slice()))
+            .collect();
+        let categorical: Vec<Option<&[Option<String>]>> = self
+            .schema
+            .categorical
+            .iter()
+            .skip(CORE_CATEGORIES.len())
+            .map(|v| table.categorical(&v.name).map(|c| c.values.as_slice()))
+            .collect();
+        let hist_start = n_cols - self.schema.history.feature_count();
+        for (r, &i) in rows.iter().enumerate() {
+            let out = &mut data[r * n_cols..(r + 1) * n_cols];
+            calendar(table.scheduled_date[i], table.date_deadline[i], out);
+            let mut j = CALENDAR_FEATURES.len();
+            for col in &numeric {
+                out[j] = col.map_or(f64::NAN, |c| c[i]);
+                j += 1;
+            }
+            let core = [&table.carrier[i], &table.warehouse[i], &table.destination[i]];
+            for (k, value) in core.iter().enumerate() {
+                out[j] = self.code(k, Some(value.as_str()));
+                j += 1;
+            }
+            for (k, col) in categorical.iter().enumerate() {
+                let value = col.and_then(|c| c[i].as_deref());
+                out[j] = self.code(k + CORE_CATEGORIES.len(), value);
+                j += 1;
+            }
+            history.features_at(
+                &table.carrier[i],
+                &table.warehouse[i],
+                &table.destination[i],
+                table.scheduled_date[i],
+                &mut out[hist_start..],
+            );
+        }
+        FeatureMatrix {
+            data,
+            n_rows: rows.len(),
+            n_cols,
+        }
+    }
+
+    fn code(&self, feature: usize, value: Option<&str>) -> f64 {
+        match value {
+            None => f64::NAN,
+            Some(v) => self.codes[feature]
+                .get(v)
+                .copied()
+                .unwrap_or(self.schema.categorical[feature].values.len() as u32) as f64,
+        }
+    }
+
+    /// A readable value for a feature of an encoded row (the category name for codes).
+    pub fn describe_value(&self, feature: usize, value: f64) -> serde_json::Value {
+        let cat = self.schema.categorical_indices();
+        if let Some(k) = cat.iter().position(|&c| c == feature) {
+            if value.is_nan() {
+                return serde_json::Value::Null;
+            }
+            let vocab = &self.schema.categorical[k].values;
+            return match vocab.get(value as usize) {
+                Some(v) => serde_json::Value::String(v.clone()),
+                None => serde_json::Value::String("(rare or unseen)".into()),
+            };
+        }
+        if value.is_finite() {
+            serde_json::json!((value * 1e4).round() / 1e4)
+        } else {
+            serde_json::Value::Null
+        }
+    }
+}
+
+fn calendar(decision: Timestamp, deadline: Timestamp, out: &mut [f64]) {
+    out[0] = (deadline - decision) as f64 / SECONDS_PER_DAY;
+    if let Some(d) = DateTime::from_timestamp(decision, 0) {
+        out[1] = d.weekday().num_days_from_monday() as f64;
+        out[2] = d.hour() as f64 + d.minute() as f64 / 60.0;
+        out[3] = d.month() as f64;
+        out[4] = d.ordinal() as f64;
+    }
+    if let Some(d) = DateTime::from_timestamp(deadline, 0) {
+        out[5] = d.weekday().num_days_from_monday() as f64;
+    }
+}

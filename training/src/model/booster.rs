@@ -1,0 +1,203 @@
+//! The delay-risk booster: LightGBM through `lightgbm3`. The model file is LightGBM's own text
+//! format, so it also opens in any LightGBM (Python notebooks included).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::features::FeatureMatrix;
+
+/// Booster hyper-parameters. Defaults are tuned for a few thousand to a few hundred thousand
+/// rows of shipment history: shallow-ish trees and strong leaf minimums, because lateness is
+/// noisy and the validation period always drifts from the training one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoosterConfig {
+    /// Upper bound on trees; early stopping on the held-out slice usually stops sooner.
+    pub num_iterations: u32,
+    pub learning_rate: f64,
+    pub num_leaves: u32,
+    pub min_data_in_leaf: u32,
+    pub feature_fraction: f64,
+    pub bagging_fraction: f64,
+    pub bagging_freq: u32,
+    pub lambda_l2: f64,
+    pub max_bin: u32,
+    pub cat_smooth: f64,
+    pub min_data_per_group: u32,
+    pub early_stopping_rounds: u32,
+    /// 0 lets LightGBM use every core.
+    pub num_threads: u32,
+}
+
+impl Default for BoosterConfig {
+    fn default() -> Self {
+        BoosterConfig {
+            num_iterations: 600,
+            learning_rate: 0.04,
+            num_leaves: 24,
+            min_data_in_leaf: 40,
+            feature_fraction: 0.7,
+            bagging_fraction: 0.8,
+            bagging_freq: 1,
+            lambda_l2: 5.0,
+            max_bin: 255,
+            cat_smooth: 20.0,
+            min_data_per_group: 50,
+            early_stopping_rounds: 60,
+            num_threads: 0,
+        }
+    }
+}
+
+impl BoosterConfig {
+    /// Rejects parameters LightGBM would refuse or silently misuse, before any work starts.
+    pub fn check(&self) -> Result<()> {
+        let unit = |name: &'static str, v: f64| {
+            if v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(Error::param(name, format!("{v} is not in (0, 1]")))
+            }
+        };
+        unit("learning_rate", self.learning_rate)?;
+        unit("feature_fraction", self.feature_fraction)?;
+        unit("bagging_fraction", self.bagging_fraction)?;
+        if self.num_iterations == 0 {
+            return Err(Error::param("num_iterations", "must be at least 1"));
+        }
+        if self.num_leaves < 2 {
+            return Err(Error::param("num_leaves", "must be at least 2"));
+        }
+        if self.max_bin < 2 {
+            return Err(Error::param("max_bin", "must be at least 2"));
+        }
+        if !(self.lambda_l2 >= 0.0) || !(self.cat_smooth >= 0.0) {
+            return Err(Error::param("lambda_l2", "regularisation must be >= 0"));
+        }
+        Ok(())
+    }
+
+    fn lightgbm_params(&self, seed: u64, categorical: &[usize], early_stopping: bool) -> serde_json::Value {
+        let cats: Vec<String> = categorical.iter().map(|c| c.to_string()).collect();
+        let mut p = json!({
+            "objective": "binary",
+            "metric": "binary_logloss",
+            "num_iterations": self.num_iterations,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": self.bagging_freq,
+            "lambda_l2": self.lambda_l2,
+            "max_bin": self.max_bin,
+            "cat_smooth": self.cat_smooth,
+            "min_data_per_group": self.min_data_per_group,
+            "num_threads": self.num_threads,
+            "seed": seed,
+            "deterministic": true,
+            "force_col_wise": true,
+            "verbosity": -1,
+        });
+        if !cats.is_empty() {
+            p["categorical_feature"] = json!(cats.join(","));
+        }
+        if early_stopping {
+            p["early_stopping_rounds"] = json!(self.early_stopping_rounds);
+        }
+        p
+    }
+}
+
+/// A fitted LightGBM binary classifier over a [`FeatureMatrix`].
+pub struct DelayBooster {
+    booster: lightgbm3::Booster,
+    n_features: usize,
+}
+
+impl std::fmt::Debug for DelayBooster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DelayBooster")
+            .field("n_features", &self.n_features)
+            .field("trees", &self.booster.num_iterations())
+            .finish()
+    }
+}
+
+fn labels_f32(y: &[bool]) -> Vec<f32> {
+    y.iter().map(|&b| b as u8 as f32).collect()
+}
+
+impl DelayBooster {
+    /// Fits on `x`/`y`, stopping early on the held-out slice when one is given.
+    pub fn fit(
+        config: &BoosterConfig,
+        seed: u64,
+        x: &FeatureMatrix,
+        y: &[bool],
+        held_out: Option<(&FeatureMatrix, &[bool])>,
+        names: &[String],
+        categorical: &[usize],
+    ) -> Result<Self> {
+        let mut train = lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
+        train.set_feature_names(names)?;
+        let valid = match held_out {
+            Some((hx, hy)) if !hy.is_empty() => Some(lightgbm3::Dataset::from_slice_with_reference(
+                &hx.data,
+                &labels_f32(hy),
+                hx.n_cols as i32,
+                true,
+                Some(&train),
+            )?),
+            _ => None,
+        };
+        let params = config.lightgbm_params(seed, categorical, valid.is_some());
+        let booster = lightgbm3::Booster::train_with_valid(train, valid, &params)?;
+        Ok(DelayBooster {
+            booster,
+            n_features: x.n_cols,
+        })
+    }
+
+    /// Loads a model saved by [`DelayBooster::save_string`], checking its width.
+    pub fn load(model_text: &str, n_features: usize) -> Result<Self> {
+        let booster = lightgbm3::Booster::from_string(model_text)?;
+        let found = booster.num_features() as usize;
+        if found != n_features {
+            return Err(Error::Model(format!(
+                "the booster expects {found} features, the schema has {n_features}"
+            )));
+        }
+        Ok(DelayBooster { booster, n_features })
+    }
+
+    pub fn save_string(&self) -> Result<String> {
+        Ok(self.booster.save_string()?)
+    }
+
+    pub fn num_trees(&self) -> usize {
+        self.booster.num_iterations() as usize
+    }
+
+    /// Raw (log-odds) scores, one per row.
+    pub fn raw_scores(&self, x: &FeatureMatrix) -> Result<Vec<f64>> {
+        if x.n_rows == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.booster.raw_scores(&x.data, self.n_features as i32, true)?)
+    }
+
+    /// SHAP contributions in log-odds: `n_features + 1` values per row, the last being the bias.
+    pub fn contributions(&self, x: &FeatureMatrix) -> Result<Vec<f64>> {
+        if x.n_rows == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.booster.predict_contrib(&x.data, self.n_features as i32, true)?)
+    }
+
+    /// Total gain per feature.
+    pub fn importance(&self) -> Result<Vec<f64>> {
+        Ok(self.booster.feature_importance(lightgbm3::ImportanceType::Gain)?)
+    }
+}

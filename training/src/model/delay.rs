@@ -1,0 +1,286 @@
+//! The delay-risk model as loaded for inference: encoder, booster, calibration, fallback rules
+//! and the history the features are cut from. Batch scoring, evaluation and the service use it.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::booster::DelayBooster;
+use super::calibration::Platt;
+use super::fallback::FallbackRules;
+use crate::artifact::{files, ArtifactReader, Manifest};
+use crate::data::table::ShipmentTable;
+use crate::error::{Error, Result};
+use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState};
+
+/// Probability thresholds of the risk bands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskBands {
+    pub medium: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+impl Default for RiskBands {
+    fn default() -> Self {
+        RiskBands {
+            medium: 0.25,
+            high: 0.5,
+            critical: 0.75,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBand {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl RiskBand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBand::Low => "low",
+            RiskBand::Medium => "medium",
+            RiskBand::High => "high",
+            RiskBand::Critical => "critical",
+        }
+    }
+}
+
+impl RiskBands {
+    pub fn band(&self, p: f64) -> RiskBand {
+        if p >= self.critical {
+            RiskBand::Critical
+        } else if p >= self.high {
+            RiskBand::High
+        } else if p >= self.medium {
+            RiskBand::Medium
+        } else {
+            RiskBand::Low
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if 0.0 < self.medium && self.medium < self.high && self.high < self.critical && self.critical < 1.0 {
+            Ok(())
+        } else {
+            Err(Error::param("risk_bands", "need 0 < medium < high < critical < 1"))
+        }
+    }
+}
+
+/// Which part of the system produced a risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskSource {
+    Model,
+    Rules,
+}
+
+/// A feature's push on one prediction, in log-odds (positive raises the risk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    pub feature: String,
+    pub value: serde_json::Value,
+    pub contribution: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskScore {
+    pub delay_risk: f64,
+    pub risk_band: RiskBand,
+    pub top_factors: Vec<Factor>,
+    pub source: RiskSource,
+    /// The fallback rule that answered, when `source` is rules.
+    pub matched_rule: Option<String>,
+}
+
+/// Everything in `features.json`: what turns a shipment into a calibrated probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub schema: FeatureSchema,
+    pub calibration: Platt,
+    pub risk_bands: RiskBands,
+}
+
+pub struct DelayModel {
+    pub manifest: Manifest,
+    pub spec: ModelSpec,
+    encoder: Encoder,
+    booster: DelayBooster,
+    fallback: FallbackRules,
+    fallback_columns: Vec<usize>,
+    names: Vec<String>,
+    pub history: HistoryState,
+}
+
+impl DelayModel {
+    /// Loads and verifies an artifact directory.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let reader = ArtifactReader::open(dir)?;
+        let spec: ModelSpec = reader.read_json(files::FEATURES)?;
+        let names = spec.schema.names();
+        let text = String::from_utf8(reader.read(files::DELAY_MODEL)?)
+            .map_err(|_| Error::artifact(reader.path(files::DELAY_MODEL), "not UTF-8 text"))?;
+        let booster = DelayBooster::load(&text, spec.schema.n_features())
+            .map_err(|e| Error::artifact(reader.path(files::DELAY_MODEL), e.to_string()))?;
+        let fallback: FallbackRules = reader.read_json(files::FALLBACK_RULES)?;
+        let fallback_columns = fallback
+            .features
+            .iter()
+            .map(|f| {
+                names.iter().position(|n| n == f).ok_or_else(|| {
+                    Error::artifact(reader.path(files::FALLBACK_RULES), format!("unknown feature `{f}`"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut history = HistoryState::new(spec.schema.history.clone());
+        if reader.has(files::HISTORY) {
+            let bytes = reader.read(files::HISTORY)?;
+            read_history(&bytes, &mut history)
+                .map_err(|e| Error::artifact(reader.path(files::HISTORY), e.to_string()))?;
+        }
+        Ok(DelayModel {
+            encoder: Encoder::new(spec.schema.clone()),
+            manifest: reader.manifest,
+            spec,
+            booster,
+            fallback,
+            fallback_columns,
+            names,
+            history,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    pub fn feature_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Features of table rows, their history cut at each row's decision time.
+    pub fn features(&self, table: &ShipmentTable, rows: &[usize]) -> FeatureMatrix {
+        self.encoder.encode(table, rows, &self.history)
+    }
+
+    /// Calibrated risks of encoded rows.
+    pub fn predict(&self, x: &FeatureMatrix) -> Result<Vec<f64>> {
+        Ok(self
+            .booster
+            .raw_scores(x)?
+            .into_iter()
+            .map(|r| self.spec.calibration.apply(r))
+            .collect())
+    }
+
+    /// Risks with the `top_k` strongest factors of each row.
+    pub fn score(&self, x: &FeatureMatrix, top_k: usize) -> Result<Vec<RiskScore>> {
+        let probs = self.predict(x)?;
+        let contrib = if top_k > 0 { self.booster.contributions(x)? } else { Vec::new() };
+        let width = x.n_cols + 1;
+        Ok(probs
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let top_factors = if top_k > 0 {
+                    self.top_factors(x.row(i), &contrib[i * width..i * width + x.n_cols], top_k)
+                } else {
+                    Vec::new()
+                };
+                RiskScore {
+                    delay_risk: p,
+                    risk_band: self.spec.risk_bands.band(p),
+                    top_factors,
+                    source: RiskSource::Model,
+                    matched_rule: None,
+                }
+            })
+            .collect())
+    }
+
+    fn top_factors(&self, row: &[f64], contrib: &[f64], k: usize) -> Vec<Factor> {
+        let mut idx: Vec<usize> = (0..contrib.len()).filter(|&j| contrib[j] != 0.0).collect();
+        idx.sort_by(|&a, &b| contrib[b].abs().total_cmp(&contrib[a].abs()).then(a.cmp(&b)));
+        idx.truncate(k);
+        idx.into_iter()
+            .map(|j| Factor {
+                feature: self.names[j].clone(),
+                value: self.encoder.describe_value(j, row[j]),
+                // The booster works in log-odds; the slope keeps contributions on the calibrated scale.
+                contribution: (contrib[j] * self.spec.calibration.a * 1e4).round() / 1e4,
+            })
+            .collect()
+    }
+
+    /// The deterministic fallback's answer for an encoded row.
+    pub fn fallback(&self, row: &[f64]) -> RiskScore {
+        let rule = self.fallback.evaluate(&self.fallback_columns, row);
+        RiskScore {
+            delay_risk: rule.delay_risk,
+            risk_band: self.spec.risk_bands.band(rule.delay_risk),
+            top_factors: Vec::new(),
+            source: RiskSource::Rules,
+            matched_rule: Some(rule.id.clone()),
+        }
+    }
+
+    pub fn fallback_rules(&self) -> &FallbackRules {
+        &self.fallback
+    }
+}
+
+/// The delivered shipments a model's history features start from, as Parquet.
+pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
+    let rows: Vec<usize> = (0..table.len()).filter(|&i| table.delivered_at[i].is_some()).collect();
+    let col_str = |name: &str, v: &[String]| {
+        Column::new(name.into(), rows.iter().map(|&i| v[i].as_str()).collect::<Vec<_>>())
+    };
+    let mut df = DataFrame::new(
+        rows.len(),
+        vec![
+            col_str("shipment_id", &table.shipment_id),
+            col_str("carrier", &table.carrier),
+            col_str("warehouse", &table.warehouse),
+            col_str("destination", &table.destination),
+            Column::new("date_deadline".into(), rows.iter().map(|&i| table.date_deadline[i]).collect::<Vec<i64>>()),
+            Column::new(
+                "delivered_at".into(),
+                rows.iter().map(|&i| table.delivered_at[i].expect("filtered")).collect::<Vec<i64>>(),
+            ),
+        ],
+    )
+    .map_err(|source| Error::Polars { context: "building history".into(), source })?;
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out)
+        .finish(&mut df)
+        .map_err(|source| Error::Polars { context: "writing history".into(), source })?;
+    Ok(out)
+}
+
+fn read_history(bytes: &[u8], history: &mut HistoryState) -> PolarsResult<()> {
+    let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
+    let s = |n: &str| -> PolarsResult<Vec<String>> {
+        Ok(df.column(n)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let t = |n: &str| -> PolarsResult<Vec<i64>> {
+        Ok(df.column(n)?.i64()?.iter().map(|v| v.unwrap_or_default()).collect())
+    };
+    let (ids, carriers, warehouses, dests) = (s("shipment_id")?, s("carrier")?, s("warehouse")?, s("destination")?);
+    let (deadlines, delivered) = (t("date_deadline")?, t("delivered_at")?);
+    for i in 0..ids.len() {
+        history.record(&ids[i], &carriers[i], &warehouses[i], &dests[i], deadlines[i], delivered[i]);
+    }
+    Ok(())
+}

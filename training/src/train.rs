@@ -1,0 +1,428 @@
+//! The training pipeline: split in time, compute features by replaying history, fit the booster
+//! with early stopping on a held-out slice of the training period, calibrate on that slice, fit
+//! the linfa baseline and fallback tree, evaluate, and write the artifact.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{files, sha256_hex, ArtifactWriter, Manifest};
+use crate::data::dates::format_timestamp;
+use crate::data::{LoadReport, ShipmentTable, Timestamp};
+use crate::error::{Error, Result};
+use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState, SchemaConfig};
+use crate::model::baseline::{BaselineConfig, LogisticBaseline};
+use crate::model::booster::{BoosterConfig, DelayBooster};
+use crate::model::calibration::Platt;
+use crate::model::delay::{write_history, ModelSpec, RiskBands};
+use crate::model::fallback::{FallbackConfig, FallbackRules};
+use crate::model::metrics::BinaryMetrics;
+
+/// Everything a training run is configured by. Check it with [`TrainConfig::check`] before a
+/// run: a bad value is reported before any data is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub seed: u64,
+    /// Rows decided at or after this time are validation rows.
+    pub valid_from: Option<Timestamp>,
+    /// The latest share of the training period held out for early stopping and calibration.
+    pub calibration_fraction: f64,
+    pub schema: SchemaConfig,
+    pub booster: BoosterConfig,
+    pub baseline: BaselineConfig,
+    pub fallback: FallbackConfig,
+    pub risk_bands: RiskBands,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 42,
+            valid_from: None,
+            calibration_fraction: 0.15,
+            schema: SchemaConfig::default(),
+            booster: BoosterConfig::default(),
+            baseline: BaselineConfig::default(),
+            fallback: FallbackConfig::default(),
+            risk_bands: RiskBands::default(),
+        }
+    }
+}
+
+/// A configuration that passed [`TrainConfig::check`].
+#[derive(Debug, Clone)]
+pub struct CheckedTrainConfig(TrainConfig);
+
+impl TrainConfig {
+    pub fn check(self) -> Result<CheckedTrainConfig> {
+        if !(self.calibration_fraction > 0.0 && self.calibration_fraction <= 0.5) {
+            return Err(Error::param("calibration_fraction", format!("{} is not in (0, 0.5]", self.calibration_fraction)));
+        }
+        self.booster.check()?;
+        self.risk_bands.check()?;
+        let h = &self.schema.history;
+        if h.windows_days.is_empty() || h.windows_days.contains(&0) {
+            return Err(Error::param("history.windows_days", "need at least one window of 1 day or more"));
+        }
+        if !(h.prior_strength >= 0.0) {
+            return Err(Error::param("history.prior_strength", "must be >= 0"));
+        }
+        if !(1..=8).contains(&self.fallback.max_depth) {
+            return Err(Error::param("fallback.max_depth", "must be between 1 and 8 to stay readable"));
+        }
+        if self.schema.min_category_count == 0 {
+            return Err(Error::param("schema.min_category_count", "must be at least 1"));
+        }
+        Ok(CheckedTrainConfig(self))
+    }
+}
+
+impl CheckedTrainConfig {
+    pub fn get(&self) -> &TrainConfig {
+        &self.0
+    }
+}
+
+/// Hooks for progress display; the CLI draws bars, tests ignore them.
+pub trait Progress {
+    fn start(&mut self, _stage: &str) {}
+    fn finish(&mut self, _stage: &str, _elapsed: Duration) {}
+}
+
+impl Progress for () {}
+
+/// Where the input came from, for the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataSource {
+    pub file_name: String,
+    pub fingerprint: String,
+    pub profile: Option<String>,
+}
+
+impl DataSource {
+    /// Fingerprints the input file and the profile text together.
+    pub fn describe(path: &Path, profile: Option<(&str, &str)>) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let mut all = bytes;
+        if let Some((_, text)) = profile {
+            all.extend_from_slice(text.as_bytes());
+        }
+        Ok(DataSource {
+            file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            fingerprint: format!("sha256:{}", sha256_hex(&all)),
+            profile: profile.map(|(name, _)| name.to_string()),
+        })
+    }
+}
+
+/// What a run measured, also written to the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub version: String,
+    pub rows: RowCounts,
+    pub trees: usize,
+    pub delay_valid: Option<BinaryMetrics>,
+    pub delay_holdout: BinaryMetrics,
+    pub baseline_valid: Option<BinaryMetrics>,
+    pub fallback_valid: Option<BinaryMetrics>,
+    pub top_features: Vec<(String, f64)>,
+    pub stage_seconds: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub read: usize,
+    pub rejected: usize,
+    pub open: usize,
+    pub fit: usize,
+    pub calibration: usize,
+    pub validation: usize,
+}
+
+struct Stages<'a> {
+    progress: &'a mut dyn Progress,
+    times: Vec<(String, f64)>,
+}
+
+impl Stages<'_> {
+    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.progress.start(name);
+        let t = Instant::now();
+        let out = f()?;
+        let elapsed = t.elapsed();
+        self.progress.finish(name, elapsed);
+        self.times.push((name.to_string(), elapsed.as_secs_f64()));
+        Ok(out)
+    }
+}
+
+/// Runs the pipeline on a loaded table and writes the artifact to `out`.
+pub fn train(
+    table: &ShipmentTable,
+    report: &LoadReport,
+    source: &DataSource,
+    config: &CheckedTrainConfig,
+    created_at: &str,
+    out: &Path,
+    export_features: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<(Manifest, TrainSummary)> {
+    let cfg = config.get();
+    let mut stages = Stages { progress, times: Vec::new() };
+
+    let order = table.order_by_decision_time();
+    let labelled: Vec<usize> = order.iter().copied().filter(|&i| table.delivered_at[i].is_some()).collect();
+    let (train_rows, valid_rows): (Vec<usize>, Vec<usize>) = match cfg.valid_from {
+        Some(v) => labelled.iter().partition(|&&i| table.scheduled_date[i] < v),
+        None => (labelled.clone(), Vec::new()),
+    };
+    let cut = ((1.0 - cfg.calibration_fraction) * train_rows.len() as f64).round() as usize;
+    let (fit_rows, calib_rows) = train_rows.split_at(cut);
+    let labels: Vec<bool> = (0..table.len()).map(|i| table.is_late(i).unwrap_or(false)).collect();
+    check_rows("training", fit_rows, &labels, 50)?;
+    check_rows("calibration (the latest part of the training period)", calib_rows, &labels, 20)?;
+    if cfg.valid_from.is_some() && valid_rows.is_empty() {
+        return Err(Error::Input("no delivered rows are decided on or after --valid-from: nothing to validate on".into()));
+    }
+
+    let (encoder, x) = stages.run("features", || {
+        let schema = FeatureSchema::fit(table, &train_rows, &cfg.schema);
+        let encoder = Encoder::new(schema);
+        let mut history = HistoryState::new(cfg.schema.history.clone());
+        history.record_table(table);
+        let x = encoder.encode(table, &(0..table.len()).collect::<Vec<_>>(), &history);
+        Ok((encoder, x))
+    })?;
+    let names = encoder.schema().names();
+    let take = |rows: &[usize]| (x.select_rows(rows), rows.iter().map(|&r| labels[r]).collect::<Vec<bool>>());
+    let (x_fit, y_fit) = take(fit_rows);
+    let (x_cal, y_cal) = take(calib_rows);
+    let (x_val, y_val) = take(&valid_rows);
+
+    if let Some(dir) = export_features {
+        let x_train = x.select_rows(&train_rows);
+        let y_train: Vec<bool> = train_rows.iter().map(|&r| labels[r]).collect();
+        export_matrices(dir, &names, &encoder, &[("fit", &x_train, &y_train), ("valid", &x_val, &y_val)])?;
+    }
+
+    let booster = stages.run("booster", || {
+        DelayBooster::fit(
+            &cfg.booster,
+            cfg.seed,
+            &x_fit,
+            &y_fit,
+            Some((&x_cal, &y_cal)),
+            &names,
+            &encoder.schema().categorical_indices(),
+        )
+    })?;
+    let calibration = stages.run("calibration", || Ok(Platt::fit(&booster.raw_scores(&x_cal)?, &y_cal)))?;
+    let predict = |m: &FeatureMatrix| -> Result<Vec<f64>> {
+        Ok(booster.raw_scores(m)?.into_iter().map(|r| calibration.apply(r)).collect())
+    };
+    let holdout = BinaryMetrics::compute(&y_cal, &predict(&x_cal)?);
+
+    let linear_cols: Vec<usize> = encoder
+        .schema()
+        .standalone_indices()
+        .into_iter()
+        .chain(encoder.schema().history_indices())
+        .collect();
+    let fit_idx: Vec<usize> = (0..x_fit.n_rows).collect();
+    let baseline = stages.run("baseline", || {
+        LogisticBaseline::fit(&cfg.baseline, &x_fit, &y_fit, &fit_idx, &linear_cols)
+    })?;
+    let fallback = stages.run("fallback tree", || {
+        FallbackRules::fit(&cfg.fallback, &x_fit, &y_fit, &fit_idx, &encoder.schema().standalone_indices(), &names)
+    })?;
+
+    let standalone = encoder.schema().standalone_indices();
+    let (valid_probs, delay_valid, baseline_valid, fallback_valid) = if valid_rows.is_empty() {
+        (Vec::new(), None, None, None)
+    } else {
+        let p = predict(&x_val)?;
+        let b = baseline.predict(&x_val);
+        let f: Vec<f64> = (0..x_val.n_rows).map(|i| fallback.evaluate(&standalone, x_val.row(i)).delay_risk).collect();
+        let m = (
+            Some(BinaryMetrics::compute(&y_val, &p)),
+            Some(BinaryMetrics::compute(&y_val, &b)),
+            Some(BinaryMetrics::compute(&y_val, &f)),
+        );
+        (vec![p, b, f], m.0, m.1, m.2)
+    };
+
+    let importance = booster.importance()?;
+    let total: f64 = importance.iter().sum::<f64>().max(1e-12);
+    let mut top_features: Vec<(String, f64)> = names
+        .iter()
+        .cloned()
+        .zip(importance.iter().map(|g| (g / total * 1e4).round() / 1e4))
+        .collect();
+    top_features.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top_features.truncate(15);
+
+    let spec = ModelSpec {
+        schema: encoder.schema().clone(),
+        calibration,
+        risk_bands: cfg.risk_bands,
+    };
+    let model_text = booster.save_string()?;
+    let version = format!(
+        "dr-{}",
+        &sha256_hex(format!("{}{}", source.fingerprint, serde_json::to_string(cfg).unwrap_or_default()).as_bytes())[..12]
+    );
+    let rows = RowCounts {
+        read: report.rows_read,
+        rejected: report.rejected.len(),
+        open: report.open_shipments,
+        fit: fit_rows.len(),
+        calibration: calib_rows.len(),
+        validation: valid_rows.len(),
+    };
+    let summary = TrainSummary {
+        version: version.clone(),
+        rows,
+        trees: booster.num_trees(),
+        delay_valid,
+        delay_holdout: holdout,
+        baseline_valid,
+        fallback_valid,
+        top_features,
+        stage_seconds: Vec::new(),
+    };
+
+    let manifest = stages.run("artifact", || {
+        let mut w = ArtifactWriter::create(out)?;
+        w.write(files::DELAY_MODEL, model_text.as_bytes())?;
+        w.write_json(files::FEATURES, &spec)?;
+        w.write_json(files::BASELINE, &baseline)?;
+        w.write_json(files::FALLBACK_RULES, &fallback)?;
+        w.write(files::HISTORY, &write_history(table)?)?;
+        if !valid_rows.is_empty() {
+            w.write(files::VALID_PREDICTIONS, &valid_predictions(table, &valid_rows, &labels, &valid_probs)?)?;
+        }
+        let extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
+        w.finish(version.clone(), created_at.to_string(), extra)
+    })?;
+    let mut summary = summary;
+    summary.stage_seconds = stages.times;
+    Ok((manifest, summary))
+}
+
+/// Writes feature matrices as Parquet (plus the categorical names) so that an outside tool,
+/// such as the benchmark's Python peer, can fit on exactly the features training used.
+fn export_matrices(dir: &Path, names: &[String], encoder: &Encoder, sets: &[(&str, &FeatureMatrix, &[bool])]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (name, m, y) in sets {
+        let mut cols: Vec<Column> = (0..m.n_cols)
+            .map(|c| Column::new(names[c].as_str().into(), (0..m.n_rows).map(|r| m.row(r)[c]).collect::<Vec<f64>>()))
+            .collect();
+        cols.push(Column::new("__late__".into(), y.iter().map(|&b| b as i32).collect::<Vec<_>>()));
+        let mut df = DataFrame::new(m.n_rows, cols).map_err(|source| Error::Polars { context: "exporting features".into(), source })?;
+        let path = dir.join(format!("{name}.parquet"));
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        ParquetWriter::new(file)
+            .finish(&mut df)
+            .map_err(|source| Error::Polars { context: format!("writing {}", path.display()), source })?;
+    }
+    let cats: Vec<&String> = encoder.schema().categorical.iter().map(|v| &v.name).collect();
+    let path = dir.join("categorical.json");
+    std::fs::write(&path, serde_json::to_vec(&cats).unwrap_or_default()).map_err(|e| Error::io(&path, e))?;
+    Ok(())
+}
+
+fn check_rows(what: &str, rows: &[usize], labels: &[bool], min: usize) -> Result<()> {
+    let late = rows.iter().filter(|&&r| labels[r]).count();
+    if rows.len() < min {
+        return Err(Error::Input(format!(
+            "the {what} rows number {}, fewer than the {min} needed; supply more delivered history or move --valid-from later",
+            rows.len()
+        )));
+    }
+    if late == 0 || late == rows.len() {
+        return Err(Error::Input(format!(
+            "the {what} rows are all {}: a delay model needs both late and on-time deliveries",
+            if late == 0 { "on time" } else { "late" }
+        )));
+    }
+    Ok(())
+}
+
+fn valid_predictions(table: &ShipmentTable, rows: &[usize], labels: &[bool], probs: &[Vec<f64>]) -> Result<Vec<u8>> {
+    let s = |v: &[String]| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+    let mut df = DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("shipment_id".into(), s(&table.shipment_id)),
+            Column::new("scheduled_date".into(), rows.iter().map(|&i| format_timestamp(table.scheduled_date[i])).collect::<Vec<_>>()),
+            Column::new("date_deadline".into(), rows.iter().map(|&i| format_timestamp(table.date_deadline[i])).collect::<Vec<_>>()),
+            Column::new("carrier".into(), s(&table.carrier)),
+            Column::new("warehouse".into(), s(&table.warehouse)),
+            Column::new("destination".into(), s(&table.destination)),
+            Column::new("late".into(), rows.iter().map(|&i| labels[i]).collect::<Vec<_>>()),
+            Column::new("delay_risk".into(), probs[0].clone()),
+            Column::new("baseline_risk".into(), probs[1].clone()),
+            Column::new("fallback_risk".into(), probs[2].clone()),
+        ],
+    )
+    .map_err(|source| Error::Polars { context: "validation predictions".into(), source })?;
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out)
+        .finish(&mut df)
+        .map_err(|source| Error::Polars { context: "writing validation predictions".into(), source })?;
+    Ok(out)
+}
+
+fn manifest_sections(
+    table: &ShipmentTable,
+    report: &LoadReport,
+    source: &DataSource,
+    cfg: &TrainConfig,
+    summary: &TrainSummary,
+    names: &[String],
+    spec: &ModelSpec,
+) -> serde_json::Map<String, serde_json::Value> {
+    let delivered: Vec<usize> = (0..table.len()).filter(|&i| table.delivered_at[i].is_some()).collect();
+    let late = delivered.iter().filter(|&&i| table.is_late(i) == Some(true)).count();
+    let first = table.scheduled_date.iter().min().copied().unwrap_or(0);
+    let last = table.scheduled_date.iter().max().copied().unwrap_or(0);
+    let mut metrics = serde_json::json!({
+        "delay_risk": { "holdout": summary.delay_holdout },
+    });
+    if let (Some(v), Some(b), Some(f)) = (summary.delay_valid, summary.baseline_valid, summary.fallback_valid) {
+        metrics["delay_risk"]["valid"] = serde_json::json!(v);
+        metrics["baseline"] = serde_json::json!({ "valid": b });
+        metrics["fallback"] = serde_json::json!({ "valid": f });
+    }
+    let value = serde_json::json!({
+        "data": {
+            "source": source,
+            "rows_read": report.rows_read,
+            "rows_accepted": report.rows_accepted,
+            "rows_rejected": report.rejected.len(),
+            "rejected_examples": report.rejected.iter().take(20).map(|r| r.to_string()).collect::<Vec<_>>(),
+            "dropped_columns": report.dropped_columns,
+            "open_shipments": report.open_shipments,
+            "decision_time_range": [format_timestamp(first), format_timestamp(last)],
+            "late_rate": late as f64 / delivered.len().max(1) as f64,
+        },
+        "rows": summary.rows,
+        "feature_schema": {
+            "names": names,
+            "categorical": spec.schema.categorical.iter().map(|v| &v.name).collect::<Vec<_>>(),
+            "standalone": spec.schema.standalone_indices().iter().map(|&i| &names[i]).collect::<Vec<_>>(),
+        },
+        "params": cfg,
+        "booster": { "trees": summary.trees, "library": "LightGBM 4.7 (lightgbm3)" },
+        "calibration": { "method": "platt", "a": spec.calibration.a, "b": spec.calibration.b },
+        "top_features": summary.top_features,
+        "metrics": metrics,
+    });
+    match value {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("built as an object"),
+    }
+}

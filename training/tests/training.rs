@@ -1,0 +1,133 @@
+//! End-to-end training on generated history: quality on a temporal split, determinism, artifact
+//! round trip, corruption detection and parameter checks.
+
+mod common;
+
+use dispatch_risk_training::artifact::{files, MANIFEST};
+use dispatch_risk_training::data::dates::DateParser;
+use dispatch_risk_training::model::DelayModel;
+use dispatch_risk_training::train::{train, DataSource, TrainConfig};
+
+fn config(valid_from: &str) -> TrainConfig {
+    TrainConfig {
+        valid_from: DateParser::default().parse(valid_from),
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn learns_delay_risk_and_writes_a_loadable_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, table, report) = common::generated(&dir, 8_000, 3);
+    let out = dir.path().join("model");
+    let source = DataSource::describe(&path, None).unwrap();
+    let cfg = config("2024-04-01").check().unwrap();
+    let (manifest, summary) = train(&table, &report, &source, &cfg, "2026-01-01T00:00:00Z", &out, None, &mut ()).unwrap();
+
+    let valid = summary.delay_valid.expect("validation metrics");
+    assert!(valid.n > 1_000, "validation rows {}", valid.n);
+    assert!(valid.auc > 0.65, "synthetic history has learnable structure, got AUC {}", valid.auc);
+    let base = summary.baseline_valid.unwrap();
+    assert!(base.auc > 0.5 && base.auc.is_finite());
+    let m = &manifest.extra["metrics"]["delay_risk"]["valid"];
+    for key in ["auc", "logloss", "brier", "n"] {
+        assert!(m[key].is_number(), "metrics.delay_risk.valid.{key} missing: {m}");
+    }
+
+    let model = DelayModel::load(&out).unwrap();
+    assert_eq!(model.version(), manifest.version);
+    let rows: Vec<usize> = (0..50).collect();
+    let x = model.features(&table, &rows);
+    let scores = model.score(&x, 3).unwrap();
+    for s in &scores {
+        assert!((0.0..=1.0).contains(&s.delay_risk));
+        assert_eq!(s.top_factors.len(), 3);
+    }
+    // The fallback's rules cover every row with exactly one rule.
+    let rules = model.fallback_rules();
+    let cols: Vec<usize> = rules.features.iter().map(|f| model.feature_names().iter().position(|n| n == f).unwrap()).collect();
+    for i in 0..x.n_rows {
+        let row = x.row(i);
+        let matching = rules
+            .rules
+            .iter()
+            .filter(|r| {
+                r.conditions.iter().all(|c| {
+                    let j = rules.features.iter().position(|f| *f == c.feature).unwrap();
+                    let v = if row[cols[j]].is_finite() { row[cols[j]] } else { rules.medians[j] };
+                    if c.op == "<=" { v <= c.threshold } else { v > c.threshold }
+                })
+            })
+            .count();
+        assert_eq!(matching, 1, "row {i} matches {matching} fallback rules");
+    }
+}
+
+#[test]
+fn same_data_and_seed_give_a_byte_identical_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, table, report) = common::generated(&dir, 4_000, 11);
+    let source = DataSource::describe(&path, None).unwrap();
+    let run = |name: &str, seed: u64| {
+        let out = dir.path().join(name);
+        let cfg = TrainConfig { seed, ..TrainConfig::default() }.check().unwrap();
+        train(&table, &report, &source, &cfg, "2026-01-01T00:00:00Z", &out, None, &mut ()).unwrap();
+        out
+    };
+    let (a, b, c) = (run("a", 5), run("b", 5), run("c", 6));
+    for f in [MANIFEST, files::DELAY_MODEL, files::FEATURES, files::FALLBACK_RULES, files::BASELINE, files::HISTORY] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs between identical runs");
+    }
+    assert_ne!(
+        std::fs::read(a.join(files::DELAY_MODEL)).unwrap(),
+        std::fs::read(c.join(files::DELAY_MODEL)).unwrap(),
+        "another seed should give another model (bagging and feature sampling are seeded)"
+    );
+}
+
+#[test]
+fn corrupt_or_foreign_artifacts_fail_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, table, report) = common::generated(&dir, 3_000, 2);
+    let out = dir.path().join("model");
+    let cfg = TrainConfig::default().check().unwrap();
+    train(&table, &report, &DataSource::describe(&path, None).unwrap(), &cfg, "t", &out, None, &mut ()).unwrap();
+
+    let model_file = out.join(files::DELAY_MODEL);
+    let mut bytes = std::fs::read(&model_file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&model_file, &bytes).unwrap();
+    let err = DelayModel::load(&out).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+
+    let manifest = out.join(MANIFEST);
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
+    std::fs::write(&manifest, text).unwrap();
+    let err = DelayModel::load(&out).unwrap_err().to_string();
+    assert!(err.contains("format version 99"), "{err}");
+
+    let err = DelayModel::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no manifest.json"), "{err}");
+}
+
+#[test]
+fn bad_parameters_are_rejected_before_a_run() {
+    let bad = |cfg: TrainConfig, name: &str| {
+        let err = cfg.check().unwrap_err().to_string();
+        assert!(err.contains(name), "expected an error naming {name}, got {err}");
+    };
+    let mut c = TrainConfig::default();
+    c.booster.learning_rate = 0.0;
+    bad(c, "learning_rate");
+    let mut c = TrainConfig::default();
+    c.booster.num_leaves = 1;
+    bad(c, "num_leaves");
+    bad(TrainConfig { calibration_fraction: 0.9, ..TrainConfig::default() }, "calibration_fraction");
+    let mut c = TrainConfig::default();
+    c.risk_bands.high = 0.1;
+    bad(c, "risk_bands");
+    let mut c = TrainConfig::default();
+    c.schema.history.windows_days = vec![];
+    bad(c, "windows_days");
+}
