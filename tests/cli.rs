@@ -17,7 +17,12 @@ fn stderr(o: &Output) -> String {
 }
 
 fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "command failed: {}\n{}", o.status, stderr(&o));
+    assert!(
+        o.status.success(),
+        "command failed: {}\n{}",
+        o.status,
+        stderr(&o)
+    );
     o
 }
 
@@ -32,14 +37,50 @@ fn s(p: &Path) -> &str {
 #[test]
 fn generate_is_deterministic_per_seed() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (dir.path().join("a.csv"), dir.path().join("b.csv"), dir.path().join("c.csv"));
-    ok(run(&["generate", "--rows", "2000", "--seed", "9", "--out", s(&a)]));
-    ok(run(&["generate", "--rows", "2000", "--seed", "9", "--out", s(&b)]));
-    ok(run(&["generate", "--rows", "2000", "--seed", "10", "--out", s(&c)]));
-    let (a, b, c) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), std::fs::read(c).unwrap());
+    let (a, b, c) = (
+        dir.path().join("a.csv"),
+        dir.path().join("b.csv"),
+        dir.path().join("c.csv"),
+    );
+    ok(run(&[
+        "generate",
+        "--rows",
+        "2000",
+        "--seed",
+        "9",
+        "--out",
+        s(&a),
+    ]));
+    ok(run(&[
+        "generate",
+        "--rows",
+        "2000",
+        "--seed",
+        "9",
+        "--out",
+        s(&b),
+    ]));
+    ok(run(&[
+        "generate",
+        "--rows",
+        "2000",
+        "--seed",
+        "10",
+        "--out",
+        s(&c),
+    ]));
+    let (a, b, c) = (
+        std::fs::read(a).unwrap(),
+        std::fs::read(b).unwrap(),
+        std::fs::read(c).unwrap(),
+    );
     assert_eq!(a, b);
     assert_ne!(a, c);
-    assert_eq!(a.iter().filter(|&&x| x == b'\n').count(), 2001, "header plus one line per row");
+    assert_eq!(
+        a.iter().filter(|&&x| x == b'\n').count(),
+        2001,
+        "header plus one line per row"
+    );
 }
 
 #[test]
@@ -47,53 +88,115 @@ fn train_evaluate_and_score_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("h.parquet");
     let model = dir.path().join("model");
-    ok(run(&["generate", "--rows", "6000", "--seed", "4", "--out", s(&history)]));
-    let out = ok(run(&["train", "--history", s(&history), "--valid-from", "2024-04-01", "--out", s(&model), "--quiet"]));
+    ok(run(&[
+        "generate",
+        "--rows",
+        "6000",
+        "--seed",
+        "4",
+        "--out",
+        s(&history),
+    ]));
+    let out = ok(run(&[
+        "train",
+        "--history",
+        s(&history),
+        "--valid-from",
+        "2024-04-01",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("booster (validation)"), "{summary}");
 
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
     let valid = &manifest["metrics"]["delay_risk"]["valid"];
     assert!(valid["auc"].as_f64().unwrap() > 0.6, "{valid}");
     assert!(valid["n"].as_u64().unwrap() > 500);
-    assert!(manifest["data"]["source"]["fingerprint"].as_str().unwrap().starts_with("sha256:"));
-    assert!(manifest["feature_schema"]["names"].as_array().unwrap().len() > 20);
+    assert!(manifest["data"]["source"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(
+        manifest["feature_schema"]["names"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 20
+    );
 
-    let eval = ok(run(&["evaluate", "--model", s(&model), "--history", s(&history), "--json"]));
+    let eval = ok(run(&[
+        "evaluate",
+        "--model",
+        s(&model),
+        "--history",
+        s(&history),
+        "--json",
+    ]));
     let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
     let auc = eval["metrics"]["delay_risk"]["auc"].as_f64().unwrap();
     assert!(auc > 0.6 && auc <= 1.0, "{eval}");
     assert_eq!(eval["model_version"], manifest["version"]);
 
     let scores = dir.path().join("scores.csv");
-    ok(run(&["score", "--model", s(&model), "--input", s(&history), "--output", s(&scores)]));
+    ok(run(&[
+        "score",
+        "--model",
+        s(&model),
+        "--input",
+        s(&history),
+        "--output",
+        s(&scores),
+    ]));
     let text = std::fs::read_to_string(&scores).unwrap();
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().starts_with("shipment_id,delay_risk,risk_band,top_factors"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("shipment_id,delay_risk,risk_band,top_factors"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 6000);
     let bands = ["low", "medium", "high", "critical"];
-    assert!(rows.iter().all(|r| bands.iter().any(|b| r.contains(&format!(",{b},")))));
+    assert!(rows
+        .iter()
+        .all(|r| bands.iter().any(|b| r.contains(&format!(",{b},")))));
 }
 
 #[test]
 fn the_committed_default_model_scores_the_committed_sample_and_an_odoo_export() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.csv");
-    ok(run(&["score", "--model", s(&repo("models/default")), "--input", s(&repo("data/samples/history_sample.csv")), "--output", s(&out)]));
+    ok(run(&[
+        "score",
+        "--model",
+        s(&repo("models/default")),
+        "--input",
+        s(&repo("data/samples/history_sample.csv")),
+        "--output",
+        s(&out),
+    ]));
     assert!(std::fs::read_to_string(&out).unwrap().lines().count() > 1000);
 
     let odoo = dir.path().join("odoo.csv");
     ok(run(&[
         "score",
-        "--model", s(&repo("models/default")),
-        "--input", s(&repo("data/samples/odoo_stock_picking_export.csv")),
-        "--profile", s(&repo("data/profiles/odoo_stock_picking.toml")),
-        "--output", s(&odoo),
+        "--model",
+        s(&repo("models/default")),
+        "--input",
+        s(&repo("data/samples/odoo_stock_picking_export.csv")),
+        "--profile",
+        s(&repo("data/profiles/odoo_stock_picking.toml")),
+        "--output",
+        s(&odoo),
     ]));
     let text = std::fs::read_to_string(&odoo).unwrap();
     assert_eq!(text.lines().count(), 6, "{text}");
-    assert!(text.contains("WH/OUT/00104"), "the open shipment is scored too");
+    assert!(
+        text.contains("WH/OUT/00104"),
+        "the open shipment is scored too"
+    );
 }
 
 #[test]
@@ -107,35 +210,98 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
     };
     let expect_2 = |o: Output, needle: &str| {
         assert_eq!(o.status.code(), Some(2), "expected exit 2: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "expected `{needle}` in: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "expected `{needle}` in: {}",
+            stderr(&o)
+        );
     };
 
     let missing = write("missing.csv", "shipment_id,scheduled_date,delivered_at,carrier,warehouse,destination\nA,2024-01-01,2024-01-02,X,W,D\n");
-    expect_2(run(&["train", "--history", s(&missing), "--out", s(&model)]), "missing required column `date_deadline`");
+    expect_2(
+        run(&["train", "--history", s(&missing), "--out", s(&model)]),
+        "missing required column `date_deadline`",
+    );
 
     let bad_date = write(
         "bad_date.csv",
         "shipment_id,scheduled_date,date_deadline,delivered_at,carrier,warehouse,destination\nA,2024-01-01,2024-01-03,2024-01-02,X,W,D\nB,2024-01-01,tomorrow,2024-01-02,X,W,D\n",
     );
-    expect_2(run(&["train", "--history", s(&bad_date), "--out", s(&model)]), "row 2, column `date_deadline`");
+    expect_2(
+        run(&["train", "--history", s(&bad_date), "--out", s(&model)]),
+        "row 2, column `date_deadline`",
+    );
 
     let empty = write("empty.csv", "");
-    expect_2(run(&["train", "--history", s(&empty), "--out", s(&model)]), "empty");
+    expect_2(
+        run(&["train", "--history", s(&empty), "--out", s(&model)]),
+        "empty",
+    );
 
-    expect_2(run(&["train", "--history", s(&dir.path().join("nope.csv")), "--out", s(&model)]), "nope.csv");
+    expect_2(
+        run(&[
+            "train",
+            "--history",
+            s(&dir.path().join("nope.csv")),
+            "--out",
+            s(&model),
+        ]),
+        "nope.csv",
+    );
 
     let config = write("bad.toml", "[booster]\nlearning_rate = 2.0\n");
     expect_2(
-        run(&["train", "--history", s(&repo("data/samples/history_sample.csv")), "--config", s(&config), "--out", s(&model)]),
+        run(&[
+            "train",
+            "--history",
+            s(&repo("data/samples/history_sample.csv")),
+            "--config",
+            s(&config),
+            "--out",
+            s(&model),
+        ]),
         "learning_rate",
     );
     let unknown = write("unknown.toml", "[booster]\nleaves = 3\n");
     expect_2(
-        run(&["train", "--history", s(&repo("data/samples/history_sample.csv")), "--config", s(&unknown), "--out", s(&model)]),
+        run(&[
+            "train",
+            "--history",
+            s(&repo("data/samples/history_sample.csv")),
+            "--config",
+            s(&unknown),
+            "--out",
+            s(&model),
+        ]),
         "leaves",
     );
-    expect_2(run(&["train", "--history", s(&bad_date), "--valid-from", "soon", "--out", s(&model)]), "soon");
-    expect_2(run(&["score", "--model", s(dir.path()), "--input", s(&bad_date), "--output", s(&model)]), "manifest.json");
-    expect_2(run(&["generate", "--rows", "0", "--out", s(&model)]), "rows");
+    expect_2(
+        run(&[
+            "train",
+            "--history",
+            s(&bad_date),
+            "--valid-from",
+            "soon",
+            "--out",
+            s(&model),
+        ]),
+        "soon",
+    );
+    expect_2(
+        run(&[
+            "score",
+            "--model",
+            s(dir.path()),
+            "--input",
+            s(&bad_date),
+            "--output",
+            s(&model),
+        ]),
+        "manifest.json",
+    );
+    expect_2(
+        run(&["generate", "--rows", "0", "--out", s(&model)]),
+        "rows",
+    );
     assert!(!model.exists(), "failed commands leave no artifact behind");
 }

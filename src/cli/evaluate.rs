@@ -41,10 +41,15 @@ pub fn run(args: Args) -> CliResult {
             args.history.display()
         )));
     }
-    let labels: Vec<bool> = rows.iter().map(|&i| table.is_late(i) == Some(true)).collect();
+    let labels: Vec<bool> = rows
+        .iter()
+        .map(|&i| table.is_late(i) == Some(true))
+        .collect();
     let x = model.features(&table, &rows);
     let probs = model.predict(&x)?;
-    let fallback: Vec<f64> = (0..x.n_rows).map(|i| model.fallback(x.row(i)).delay_risk).collect();
+    let fallback: Vec<f64> = (0..x.n_rows)
+        .map(|i| model.fallback(x.row(i)).delay_risk)
+        .collect();
     let delay = BinaryMetrics::compute(&labels, &probs);
     let rules = BinaryMetrics::compute(&labels, &fallback);
     if args.json {
@@ -52,7 +57,10 @@ pub fn run(args: Args) -> CliResult {
             "model_version": model.version(),
             "metrics": { "delay_risk": delay, "fallback": rules },
         });
-        println!("{}", serde_json::to_string_pretty(&out).context("serialising metrics")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("serialising metrics")?
+        );
     } else {
         let mut t = TextTable::new(&["model", "rows", "AUC", "log loss", "Brier"]);
         for (name, m) in [("booster", delay), ("fallback rules", rules)] {

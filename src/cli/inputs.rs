@@ -37,7 +37,11 @@ impl ProfileArgs {
     }
 
     /// Loads a file, printing what was rejected.
-    pub fn load(&self, path: &Path, outcomes_required: bool) -> CliResult<(ShipmentTable, LoadReport)> {
+    pub fn load(
+        &self,
+        path: &Path,
+        outcomes_required: bool,
+    ) -> CliResult<(ShipmentTable, LoadReport)> {
         let (profile, _) = self.load_profile()?;
         let (table, report) = if outcomes_required {
             data::load_history(path, &profile, self.max_bad_rows)?

@@ -43,7 +43,10 @@ pub struct CliError {
 impl CliError {
     /// The caller's input is at fault: exit code 2.
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
-        CliError { code: 2, error: error.into() }
+        CliError {
+            code: 2,
+            error: error.into(),
+        }
     }
 }
 
@@ -56,7 +59,10 @@ impl From<anyhow::Error> for CliError {
 impl From<dispatch_risk_training::Error> for CliError {
     fn from(e: dispatch_risk_training::Error) -> Self {
         let code = if e.is_input() { 2 } else { 1 };
-        CliError { code, error: e.into() }
+        CliError {
+            code,
+            error: e.into(),
+        }
     }
 }
 

@@ -13,7 +13,10 @@ pub struct Spinners {
 
 impl Spinners {
     pub fn new(quiet: bool) -> Self {
-        Spinners { current: None, quiet }
+        Spinners {
+            current: None,
+            quiet,
+        }
     }
 }
 

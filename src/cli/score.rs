@@ -44,7 +44,11 @@ pub fn run(args: Args) -> CliResult {
         table.len(),
         elapsed,
         table.len() as f64 / elapsed.max(1e-9),
-        if args.top_factors > 0 { " + factors" } else { "" },
+        if args.top_factors > 0 {
+            " + factors"
+        } else {
+            ""
+        },
         args.output.display()
     );
     Ok(())
@@ -57,7 +61,11 @@ mod polars_frame {
     use polars::prelude::*;
 
     /// One output row per input row, in input order.
-    pub fn score_frame(table: &ShipmentTable, scores: &[RiskScore], version: &str) -> Result<DataFrame, Error> {
+    pub fn score_frame(
+        table: &ShipmentTable,
+        scores: &[RiskScore],
+        version: &str,
+    ) -> Result<DataFrame, Error> {
         let factors: Vec<String> = scores
             .iter()
             .map(|s| serde_json::to_string(&s.top_factors).unwrap_or_default())
@@ -66,12 +74,27 @@ mod polars_frame {
             scores.len(),
             vec![
                 Column::new("shipment_id".into(), table.shipment_id.clone()),
-                Column::new("delay_risk".into(), scores.iter().map(|s| (s.delay_risk * 1e6).round() / 1e6).collect::<Vec<f64>>()),
-                Column::new("risk_band".into(), scores.iter().map(|s| s.risk_band.as_str()).collect::<Vec<_>>()),
+                Column::new(
+                    "delay_risk".into(),
+                    scores
+                        .iter()
+                        .map(|s| (s.delay_risk * 1e6).round() / 1e6)
+                        .collect::<Vec<f64>>(),
+                ),
+                Column::new(
+                    "risk_band".into(),
+                    scores
+                        .iter()
+                        .map(|s| s.risk_band.as_str())
+                        .collect::<Vec<_>>(),
+                ),
                 Column::new("top_factors".into(), factors),
                 Column::new("model_version".into(), vec![version; scores.len()]),
             ],
         )
-        .map_err(|source| Error::Polars { context: "building the score table".into(), source })
+        .map_err(|source| Error::Polars {
+            context: "building the score table".into(),
+            source,
+        })
     }
 }

@@ -39,7 +39,13 @@ impl TextTable {
             parts.join("  ").trim_end().to_string()
         };
         let mut out = vec![line(&self.header)];
-        out.push(width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        out.push(
+            width
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  "),
+        );
         out.extend(self.rows.iter().map(|r| line(r)));
         out.join("\n")
     }

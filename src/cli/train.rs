@@ -74,9 +74,11 @@ pub fn run(args: Args) -> CliResult {
         &report,
         &source,
         &config,
-        &created_at,
-        &args.out,
-        args.export_features.as_deref(),
+        train::Output {
+            dir: &args.out,
+            created_at: &created_at,
+            export_features: args.export_features.as_deref(),
+        },
         &mut progress,
     )?;
     if args.json {

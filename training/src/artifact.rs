@@ -80,7 +80,12 @@ impl ArtifactWriter {
         self.write(name, &bytes)
     }
 
-    pub fn finish(self, version: String, created_at: String, extra: serde_json::Map<String, serde_json::Value>) -> Result<Manifest> {
+    pub fn finish(
+        self,
+        version: String,
+        created_at: String,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Manifest> {
         let manifest = Manifest {
             format: FORMAT.to_string(),
             format_version: FORMAT_VERSION,
@@ -90,7 +95,8 @@ impl ArtifactWriter {
             extra,
         };
         let path = self.dir.join(MANIFEST);
-        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Model(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Model(e.to_string()))?;
         std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
         Ok(manifest)
     }
@@ -106,13 +112,19 @@ impl ArtifactReader {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::artifact(dir, "no manifest.json: not a model directory (train one with `dispatch-risk train`)"),
+            std::io::ErrorKind::NotFound => Error::artifact(
+                dir,
+                "no manifest.json: not a model directory (train one with `dispatch-risk train`)",
+            ),
             _ => Error::io(&path, e),
         })?;
         let manifest: Manifest = serde_json::from_slice(&text)
             .map_err(|e| Error::artifact(&path, format!("unreadable manifest: {e}")))?;
         if manifest.format != FORMAT {
-            return Err(Error::artifact(&path, format!("format `{}` is not `{FORMAT}`", manifest.format)));
+            return Err(Error::artifact(
+                &path,
+                format!("format `{}` is not `{FORMAT}`", manifest.format),
+            ));
         }
         if manifest.format_version != FORMAT_VERSION {
             return Err(Error::artifact(
@@ -135,16 +147,17 @@ impl ArtifactReader {
 
     /// Reads a listed file and checks its checksum.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let expected = self
-            .manifest
-            .files
-            .0
-            .get(name)
-            .ok_or_else(|| Error::artifact(&self.dir, format!("the manifest lists no `{name}`")))?;
+        let expected =
+            self.manifest.files.0.get(name).ok_or_else(|| {
+                Error::artifact(&self.dir, format!("the manifest lists no `{name}`"))
+            })?;
         let path = self.dir.join(name);
         let bytes = std::fs::read(&path).map_err(|e| Error::artifact(&path, e.to_string()))?;
         if sha256_hex(&bytes) != *expected {
-            return Err(Error::artifact(&path, "checksum mismatch: the file is corrupt or was changed after training"));
+            return Err(Error::artifact(
+                &path,
+                "checksum mismatch: the file is corrupt or was changed after training",
+            ));
         }
         Ok(bytes)
     }

@@ -19,14 +19,13 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
-        #[source]
+        // Not `#[source]`: the message already includes it, and error chains would repeat it.
         source: std::io::Error,
     },
     /// A failure inside polars while reading or writing tabular files.
     #[error("{context}: {source}")]
     Polars {
         context: String,
-        #[source]
         source: polars::error::PolarsError,
     },
     /// A failure inside LightGBM or linfa.
@@ -37,7 +36,10 @@ pub enum Error {
 impl Error {
     /// Whether the error is the caller's input (exit code 2) rather than an internal failure.
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Input(_) | Error::Param { .. } | Error::Artifact { .. })
+        matches!(
+            self,
+            Error::Input(_) | Error::Param { .. } | Error::Artifact { .. }
+        )
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

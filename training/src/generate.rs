@@ -51,42 +51,216 @@ struct Carrier {
 }
 
 const WAREHOUSES: [Warehouse; 4] = [
-    Warehouse { name: "WH-EAST", x: 8.0, y: 5.0, weekday_load: [0.6, 0.3, 0.1, 0.1, 0.4, 0.0, 0.0] },
-    Warehouse { name: "WH-WEST", x: 0.0, y: 4.0, weekday_load: [0.3, 0.2, 0.1, 0.2, 0.5, 0.0, 0.0] },
-    Warehouse { name: "WH-NORTH", x: 5.0, y: 9.0, weekday_load: [0.8, 0.4, 0.2, 0.1, 0.2, 0.0, 0.0] },
-    Warehouse { name: "WH-SOUTH", x: 4.0, y: 0.0, weekday_load: [0.2, 0.1, 0.1, 0.1, 0.3, 0.0, 0.0] },
+    Warehouse {
+        name: "WH-EAST",
+        x: 8.0,
+        y: 5.0,
+        weekday_load: [0.6, 0.3, 0.1, 0.1, 0.4, 0.0, 0.0],
+    },
+    Warehouse {
+        name: "WH-WEST",
+        x: 0.0,
+        y: 4.0,
+        weekday_load: [0.3, 0.2, 0.1, 0.2, 0.5, 0.0, 0.0],
+    },
+    Warehouse {
+        name: "WH-NORTH",
+        x: 5.0,
+        y: 9.0,
+        weekday_load: [0.8, 0.4, 0.2, 0.1, 0.2, 0.0, 0.0],
+    },
+    Warehouse {
+        name: "WH-SOUTH",
+        x: 4.0,
+        y: 0.0,
+        weekday_load: [0.2, 0.1, 0.1, 0.1, 0.3, 0.0, 0.0],
+    },
 ];
 
 const REGIONS: [Region; 20] = [
-    Region { name: "FR-75 Paris", x: 4.0, y: 6.0, climate: 0 },
-    Region { name: "FR-69 Lyon", x: 5.0, y: 3.0, climate: 1 },
-    Region { name: "FR-13 Marseille", x: 5.5, y: 0.5, climate: 2 },
-    Region { name: "FR-33 Bordeaux", x: 1.0, y: 2.0, climate: 2 },
-    Region { name: "FR-59 Lille", x: 4.5, y: 8.5, climate: 0 },
-    Region { name: "FR-67 Strasbourg", x: 8.5, y: 6.0, climate: 1 },
-    Region { name: "FR-44 Nantes", x: 0.5, y: 4.5, climate: 3 },
-    Region { name: "FR-31 Toulouse", x: 2.5, y: 1.0, climate: 2 },
-    Region { name: "FR-74 Annecy", x: 7.0, y: 3.5, climate: 1 },
-    Region { name: "FR-29 Brest", x: -2.0, y: 5.5, climate: 3 },
-    Region { name: "BE-BRU Brussels", x: 5.5, y: 9.5, climate: 0 },
-    Region { name: "DE-BW Stuttgart", x: 10.0, y: 5.5, climate: 1 },
-    Region { name: "CH-GE Geneva", x: 6.8, y: 3.0, climate: 1 },
-    Region { name: "ES-CT Barcelona", x: 4.0, y: -2.5, climate: 2 },
-    Region { name: "IT-TO Turin", x: 8.5, y: 2.0, climate: 1 },
-    Region { name: "FR-76 Rouen", x: 3.0, y: 7.5, climate: 3 },
-    Region { name: "FR-35 Rennes", x: 0.5, y: 5.8, climate: 3 },
-    Region { name: "FR-21 Dijon", x: 6.0, y: 4.8, climate: 0 },
-    Region { name: "FR-06 Nice", x: 7.5, y: 0.8, climate: 2 },
-    Region { name: "LU-LU Luxembourg", x: 7.5, y: 7.8, climate: 0 },
+    Region {
+        name: "FR-75 Paris",
+        x: 4.0,
+        y: 6.0,
+        climate: 0,
+    },
+    Region {
+        name: "FR-69 Lyon",
+        x: 5.0,
+        y: 3.0,
+        climate: 1,
+    },
+    Region {
+        name: "FR-13 Marseille",
+        x: 5.5,
+        y: 0.5,
+        climate: 2,
+    },
+    Region {
+        name: "FR-33 Bordeaux",
+        x: 1.0,
+        y: 2.0,
+        climate: 2,
+    },
+    Region {
+        name: "FR-59 Lille",
+        x: 4.5,
+        y: 8.5,
+        climate: 0,
+    },
+    Region {
+        name: "FR-67 Strasbourg",
+        x: 8.5,
+        y: 6.0,
+        climate: 1,
+    },
+    Region {
+        name: "FR-44 Nantes",
+        x: 0.5,
+        y: 4.5,
+        climate: 3,
+    },
+    Region {
+        name: "FR-31 Toulouse",
+        x: 2.5,
+        y: 1.0,
+        climate: 2,
+    },
+    Region {
+        name: "FR-74 Annecy",
+        x: 7.0,
+        y: 3.5,
+        climate: 1,
+    },
+    Region {
+        name: "FR-29 Brest",
+        x: -2.0,
+        y: 5.5,
+        climate: 3,
+    },
+    Region {
+        name: "BE-BRU Brussels",
+        x: 5.5,
+        y: 9.5,
+        climate: 0,
+    },
+    Region {
+        name: "DE-BW Stuttgart",
+        x: 10.0,
+        y: 5.5,
+        climate: 1,
+    },
+    Region {
+        name: "CH-GE Geneva",
+        x: 6.8,
+        y: 3.0,
+        climate: 1,
+    },
+    Region {
+        name: "ES-CT Barcelona",
+        x: 4.0,
+        y: -2.5,
+        climate: 2,
+    },
+    Region {
+        name: "IT-TO Turin",
+        x: 8.5,
+        y: 2.0,
+        climate: 1,
+    },
+    Region {
+        name: "FR-76 Rouen",
+        x: 3.0,
+        y: 7.5,
+        climate: 3,
+    },
+    Region {
+        name: "FR-35 Rennes",
+        x: 0.5,
+        y: 5.8,
+        climate: 3,
+    },
+    Region {
+        name: "FR-21 Dijon",
+        x: 6.0,
+        y: 4.8,
+        climate: 0,
+    },
+    Region {
+        name: "FR-06 Nice",
+        x: 7.5,
+        y: 0.8,
+        climate: 2,
+    },
+    Region {
+        name: "LU-LU Luxembourg",
+        x: 7.5,
+        y: 7.8,
+        climate: 0,
+    },
 ];
 
 const CARRIERS: [Carrier; 6] = [
-    Carrier { name: "SwiftHaul", sloppiness: 0.35, climate_skill: [0.8, 1.4, 0.9, 1.0], peak_sensitivity: 1.6, km_per_day: 520.0, cost_per_kg_km: 0.00055, habit: 3.0, mode: "road" },
-    Carrier { name: "NordFreight", sloppiness: 0.25, climate_skill: [0.7, 0.8, 1.5, 1.2], peak_sensitivity: 0.8, km_per_day: 450.0, cost_per_kg_km: 0.00062, habit: 2.0, mode: "road" },
-    Carrier { name: "BlueLine Express", sloppiness: 0.15, climate_skill: [0.9, 0.9, 0.9, 0.9], peak_sensitivity: 0.6, km_per_day: 750.0, cost_per_kg_km: 0.00110, habit: 1.0, mode: "express" },
-    Carrier { name: "Castor Logistics", sloppiness: 0.45, climate_skill: [1.2, 1.0, 0.7, 0.8], peak_sensitivity: 1.2, km_per_day: 400.0, cost_per_kg_km: 0.00040, habit: 2.5, mode: "road" },
-    Carrier { name: "Rapid Parcel", sloppiness: 0.30, climate_skill: [0.8, 1.1, 1.0, 1.3], peak_sensitivity: 2.2, km_per_day: 600.0, cost_per_kg_km: 0.00075, habit: 2.0, mode: "parcel" },
-    Carrier { name: "Alpine Carriers", sloppiness: 0.28, climate_skill: [1.3, 0.5, 1.1, 1.2], peak_sensitivity: 1.0, km_per_day: 420.0, cost_per_kg_km: 0.00058, habit: 1.0, mode: "road" },
+    Carrier {
+        name: "SwiftHaul",
+        sloppiness: 0.35,
+        climate_skill: [0.8, 1.4, 0.9, 1.0],
+        peak_sensitivity: 1.6,
+        km_per_day: 520.0,
+        cost_per_kg_km: 0.00055,
+        habit: 3.0,
+        mode: "road",
+    },
+    Carrier {
+        name: "NordFreight",
+        sloppiness: 0.25,
+        climate_skill: [0.7, 0.8, 1.5, 1.2],
+        peak_sensitivity: 0.8,
+        km_per_day: 450.0,
+        cost_per_kg_km: 0.00062,
+        habit: 2.0,
+        mode: "road",
+    },
+    Carrier {
+        name: "BlueLine Express",
+        sloppiness: 0.15,
+        climate_skill: [0.9, 0.9, 0.9, 0.9],
+        peak_sensitivity: 0.6,
+        km_per_day: 750.0,
+        cost_per_kg_km: 0.00110,
+        habit: 1.0,
+        mode: "express",
+    },
+    Carrier {
+        name: "Castor Logistics",
+        sloppiness: 0.45,
+        climate_skill: [1.2, 1.0, 0.7, 0.8],
+        peak_sensitivity: 1.2,
+        km_per_day: 400.0,
+        cost_per_kg_km: 0.00040,
+        habit: 2.5,
+        mode: "road",
+    },
+    Carrier {
+        name: "Rapid Parcel",
+        sloppiness: 0.30,
+        climate_skill: [0.8, 1.1, 1.0, 1.3],
+        peak_sensitivity: 2.2,
+        km_per_day: 600.0,
+        cost_per_kg_km: 0.00075,
+        habit: 2.0,
+        mode: "parcel",
+    },
+    Carrier {
+        name: "Alpine Carriers",
+        sloppiness: 0.28,
+        climate_skill: [1.3, 0.5, 1.1, 1.2],
+        peak_sensitivity: 1.0,
+        km_per_day: 420.0,
+        cost_per_kg_km: 0.00058,
+        habit: 1.0,
+        mode: "road",
+    },
 ];
 
 /// Checked generator parameters.
@@ -170,7 +344,12 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     // About 400 shipments a day, so small samples still cover a season or more.
     let days = ((config.rows as f64 / 400.0).ceil() as i64).max(120);
-    let start = config.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
+    let start = config
+        .start
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp();
 
     // Warehouse backlog: a slowly drifting AR(1) process per warehouse and day.
     let backlog: Vec<Vec<f64>> = WAREHOUSES
@@ -208,7 +387,11 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
     let customers: Vec<(String, usize, f64)> = (0..400)
         .map(|i| {
             let tier = pick_weighted(&mut rng, &[0.15, 0.6, 0.25]);
-            (format!("CUST-{:04}", i + 1), tier, 0.5 + rng.gen::<f64>() * 2.0)
+            (
+                format!("CUST-{:04}", i + 1),
+                tier,
+                0.5 + rng.gen::<f64>() * 2.0,
+            )
         })
         .collect();
     let customer_weights: Vec<f64> = customers.iter().map(|c| c.2).collect();
@@ -231,7 +414,8 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
         let w = pick_weighted(&mut rng, &[0.35, 0.25, 0.2, 0.2]);
         let r = pick_weighted(&mut rng, &region_weights);
         let (wh, region) = (&WAREHOUSES[w], &REGIONS[r]);
-        let distance = (((wh.x - region.x).powi(2) + (wh.y - region.y).powi(2)).sqrt() * 95.0 + 15.0)
+        let distance = (((wh.x - region.x).powi(2) + (wh.y - region.y).powi(2)).sqrt() * 95.0
+            + 15.0)
             * (1.0 + 0.1 * rng.gen::<f64>());
         let cust = pick_weighted(&mut rng, &customer_weights);
         let tier = customers[cust].1;
@@ -251,9 +435,20 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
         let carrier_weights: Vec<f64> = CARRIERS
             .iter()
             .map(|k| {
-                let express_fit = if service == 0 && k.mode != "road" { 2.0 } else { 1.0 };
+                let express_fit = if service == 0 && k.mode != "road" {
+                    2.0
+                } else {
+                    1.0
+                };
                 let lane_habit = 1.0 + ((w * 7 + r * 3 + k.name.len()) % 4) as f64 * 0.4;
-                k.habit * express_fit * lane_habit * if hazardous && k.mode == "parcel" { 0.1 } else { 1.0 }
+                k.habit
+                    * express_fit
+                    * lane_habit
+                    * if hazardous && k.mode == "parcel" {
+                        0.1
+                    } else {
+                        1.0
+                    }
             })
             .collect();
         let k = pick_weighted(&mut rng, &carrier_weights);
@@ -267,7 +462,11 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
         };
         // Some promises are made tight by sales: a day shaved off.
         let tight = rng.gen::<f64>() < 0.15;
-        let promise_days = if tight { (promise_days - 1.0).max(1.0) } else { promise_days };
+        let promise_days = if tight {
+            (promise_days - 1.0).max(1.0)
+        } else {
+            promise_days
+        };
         let deadline_day = (decided / DAY) + promise_days as i64;
         let deadline = deadline_day * DAY + 18 * HOUR;
 
@@ -285,23 +484,34 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
             + if cold { 0.15 } else { 0.0 }
             + peak * 0.4
             - if urgent { 0.2 } else { 0.0 };
-        let shipped = decided + ((handling_days.max(0.0) + exponential(&mut rng, 0.15)) * DAY as f64) as i64;
+        let shipped =
+            decided + ((handling_days.max(0.0) + exponential(&mut rng, 0.15)) * DAY as f64) as i64;
         let ship_day = (shipped - start).div_euclid(DAY).clamp(0, days + 39) as usize;
-        let storm = weather[region.climate][ship_day] + 0.5 * weather[region.climate][(ship_day + 1).min(days as usize + 39)];
-        let disruption = carrier.sloppiness * carrier.climate_skill[region.climate]
+        let storm = weather[region.climate][ship_day]
+            + 0.5 * weather[region.climate][(ship_day + 1).min(days as usize + 39)];
+        let disruption = carrier.sloppiness
+            * carrier.climate_skill[region.climate]
             * (1.0 + carrier.peak_sensitivity * peak)
             + 0.45 * storm * carrier.climate_skill[region.climate]
-            + if cold && carrier.mode == "parcel" { 0.4 } else { 0.0 };
-        let transit = transit_days * (0.9 + 0.2 * rng.gen::<f64>()) + exponential(&mut rng, disruption.max(0.05));
+            + if cold && carrier.mode == "parcel" {
+                0.4
+            } else {
+                0.0
+            };
+        let transit = transit_days * (0.9 + 0.2 * rng.gen::<f64>())
+            + exponential(&mut rng, disruption.max(0.05));
         let delivered = shipped + (transit * DAY as f64) as i64 + rng.gen_range(2 * HOUR..8 * HOUR);
 
         let open = i as f64 >= config.rows as f64 * (1.0 - config.open_fraction);
         counters[w] += 1;
-        c.shipment_id.push(format!("{}/OUT/{:06}", wh.name, counters[w]));
+        c.shipment_id
+            .push(format!("{}/OUT/{:06}", wh.name, counters[w]));
         c.scheduled_date.push(format_timestamp(decided));
         c.date_deadline.push(format_timestamp(deadline));
-        c.shipped_at.push((!open).then(|| format_timestamp(shipped)));
-        c.delivered_at.push((!open).then(|| format_timestamp(delivered)));
+        c.shipped_at
+            .push((!open).then(|| format_timestamp(shipped)));
+        c.delivered_at
+            .push((!open).then(|| format_timestamp(delivered)));
         c.carrier.push(carrier.name);
         c.warehouse.push(wh.name);
         c.destination.push(region.name);
@@ -313,19 +523,23 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
         c.volume_m3.push((volume * 1000.0).round() / 1000.0);
         c.package_count.push(packages);
         c.distance_km.push(distance.round());
-        let cost = (carrier.cost_per_kg_km * weight * distance + 12.0) * (1.0 + 0.08 * normal(&mut rng)).max(0.5)
+        let cost = (carrier.cost_per_kg_km * weight * distance + 12.0)
+            * (1.0 + 0.08 * normal(&mut rng)).max(0.5)
             * if service == 0 { 1.4 } else { 1.0 };
         c.shipping_cost.push((cost * 100.0).round() / 100.0);
         c.hazardous.push(hazardous);
         c.temperature_controlled.push(cold);
         c.transport_mode.push(carrier.mode);
-        c.service_level.push(["express", "standard", "economy"][service]);
+        c.service_level
+            .push(["express", "standard", "economy"][service]);
     }
     to_frame(c)
 }
 
 fn day_month(start: i64, day: i64) -> u32 {
-    DateTime::from_timestamp(start + day * DAY, 0).map(|d| d.month()).unwrap_or(1)
+    DateTime::from_timestamp(start + day * DAY, 0)
+        .map(|d| d.month())
+        .unwrap_or(1)
 }
 
 fn to_frame(c: Columns) -> Result<DataFrame> {
@@ -372,7 +586,9 @@ pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
     if is_parquet(path) {
         ParquetWriter::new(file).finish(df).map_err(err)?;
     } else {
-        CsvWriter::new(std::io::BufWriter::new(file)).finish(df).map_err(err)?;
+        CsvWriter::new(std::io::BufWriter::new(file))
+            .finish(df)
+            .map_err(err)?;
     }
     Ok(())
 }

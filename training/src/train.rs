@@ -28,7 +28,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Rows decided at or after this time are validation rows.
     pub valid_from: Option<Timestamp>,
-    /// The latest share of the training period held out for early stopping and calibration.
+    /// Share of the training rows held out for early stopping and calibration: three contiguous
+    /// blocks in time, the latest among them, so the slice spans the period instead of one
+    /// regime at its end.
     pub calibration_fraction: f64,
     pub schema: SchemaConfig,
     pub booster: BoosterConfig,
@@ -59,22 +61,34 @@ pub struct CheckedTrainConfig(TrainConfig);
 impl TrainConfig {
     pub fn check(self) -> Result<CheckedTrainConfig> {
         if !(self.calibration_fraction > 0.0 && self.calibration_fraction <= 0.5) {
-            return Err(Error::param("calibration_fraction", format!("{} is not in (0, 0.5]", self.calibration_fraction)));
+            return Err(Error::param(
+                "calibration_fraction",
+                format!("{} is not in (0, 0.5]", self.calibration_fraction),
+            ));
         }
         self.booster.check()?;
         self.risk_bands.check()?;
         let h = &self.schema.history;
         if h.windows_days.is_empty() || h.windows_days.contains(&0) {
-            return Err(Error::param("history.windows_days", "need at least one window of 1 day or more"));
+            return Err(Error::param(
+                "history.windows_days",
+                "need at least one window of 1 day or more",
+            ));
         }
-        if !(h.prior_strength >= 0.0) {
+        if h.prior_strength.is_nan() || h.prior_strength < 0.0 {
             return Err(Error::param("history.prior_strength", "must be >= 0"));
         }
         if !(1..=8).contains(&self.fallback.max_depth) {
-            return Err(Error::param("fallback.max_depth", "must be between 1 and 8 to stay readable"));
+            return Err(Error::param(
+                "fallback.max_depth",
+                "must be between 1 and 8 to stay readable",
+            ));
         }
         if self.schema.min_category_count == 0 {
-            return Err(Error::param("schema.min_category_count", "must be at least 1"));
+            return Err(Error::param(
+                "schema.min_category_count",
+                "must be at least 1",
+            ));
         }
         Ok(CheckedTrainConfig(self))
     }
@@ -111,7 +125,10 @@ impl DataSource {
             all.extend_from_slice(text.as_bytes());
         }
         Ok(DataSource {
-            file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            file_name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             fingerprint: format!("sha256:{}", sha256_hex(&all)),
             profile: profile.map(|(name, _)| name.to_string()),
         })
@@ -159,33 +176,74 @@ impl Stages<'_> {
     }
 }
 
-/// Runs the pipeline on a loaded table and writes the artifact to `out`.
+/// Where a run writes, and what it stamps on the artifact.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    /// The artifact directory.
+    pub dir: &'a Path,
+    /// The manifest's `created_at` (callers pass a fixed value for reproducible artifacts).
+    pub created_at: &'a str,
+    /// Also write the fit and validation feature matrices here, for outside tools.
+    pub export_features: Option<&'a Path>,
+}
+
+/// Runs the pipeline on a loaded table and writes the artifact.
 pub fn train(
     table: &ShipmentTable,
     report: &LoadReport,
     source: &DataSource,
     config: &CheckedTrainConfig,
-    created_at: &str,
-    out: &Path,
-    export_features: Option<&Path>,
+    output: Output<'_>,
     progress: &mut dyn Progress,
 ) -> Result<(Manifest, TrainSummary)> {
+    let Output {
+        dir: out,
+        created_at,
+        export_features,
+    } = output;
     let cfg = config.get();
-    let mut stages = Stages { progress, times: Vec::new() };
+    let mut stages = Stages {
+        progress,
+        times: Vec::new(),
+    };
 
     let order = table.order_by_decision_time();
-    let labelled: Vec<usize> = order.iter().copied().filter(|&i| table.delivered_at[i].is_some()).collect();
+    let labelled: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| table.delivered_at[i].is_some())
+        .collect();
     let (train_rows, valid_rows): (Vec<usize>, Vec<usize>) = match cfg.valid_from {
         Some(v) => labelled.iter().partition(|&&i| table.scheduled_date[i] < v),
         None => (labelled.clone(), Vec::new()),
     };
-    let cut = ((1.0 - cfg.calibration_fraction) * train_rows.len() as f64).round() as usize;
-    let (fit_rows, calib_rows) = train_rows.split_at(cut);
-    let labels: Vec<bool> = (0..table.len()).map(|i| table.is_late(i).unwrap_or(false)).collect();
+    // Contiguous blocks rather than single rows: shipments booked together are near-duplicates,
+    // and a neighbour in the fit set would make the slice look easier than the future.
+    let every = (1.0 / cfg.calibration_fraction).round().max(2.0) as usize;
+    let blocks = every * 3;
+    let (mut fit_rows, mut calib_rows) = (Vec::new(), Vec::new());
+    for (k, &r) in train_rows.iter().enumerate() {
+        if (k * blocks / train_rows.len().max(1)) % every == every - 1 {
+            calib_rows.push(r);
+        } else {
+            fit_rows.push(r);
+        }
+    }
+    let (fit_rows, calib_rows) = (fit_rows.as_slice(), calib_rows.as_slice());
+    let labels: Vec<bool> = (0..table.len())
+        .map(|i| table.is_late(i).unwrap_or(false))
+        .collect();
     check_rows("training", fit_rows, &labels, 50)?;
-    check_rows("calibration (the latest part of the training period)", calib_rows, &labels, 20)?;
+    check_rows(
+        "calibration (the latest part of the training period)",
+        calib_rows,
+        &labels,
+        20,
+    )?;
     if cfg.valid_from.is_some() && valid_rows.is_empty() {
-        return Err(Error::Input("no delivered rows are decided on or after --valid-from: nothing to validate on".into()));
+        return Err(Error::Input(
+            "no delivered rows are decided on or after --valid-from: nothing to validate on".into(),
+        ));
     }
 
     let (encoder, x) = stages.run("features", || {
@@ -197,7 +255,12 @@ pub fn train(
         Ok((encoder, x))
     })?;
     let names = encoder.schema().names();
-    let take = |rows: &[usize]| (x.select_rows(rows), rows.iter().map(|&r| labels[r]).collect::<Vec<bool>>());
+    let take = |rows: &[usize]| {
+        (
+            x.select_rows(rows),
+            rows.iter().map(|&r| labels[r]).collect::<Vec<bool>>(),
+        )
+    };
     let (x_fit, y_fit) = take(fit_rows);
     let (x_cal, y_cal) = take(calib_rows);
     let (x_val, y_val) = take(&valid_rows);
@@ -205,7 +268,12 @@ pub fn train(
     if let Some(dir) = export_features {
         let x_train = x.select_rows(&train_rows);
         let y_train: Vec<bool> = train_rows.iter().map(|&r| labels[r]).collect();
-        export_matrices(dir, &names, &encoder, &[("fit", &x_train, &y_train), ("valid", &x_val, &y_val)])?;
+        export_matrices(
+            dir,
+            &names,
+            &encoder,
+            &[("fit", &x_train, &y_train), ("valid", &x_val, &y_val)],
+        )?;
     }
 
     let booster = stages.run("booster", || {
@@ -219,11 +287,43 @@ pub fn train(
             &encoder.schema().categorical_indices(),
         )
     })?;
-    let calibration = stages.run("calibration", || Ok(Platt::fit(&booster.raw_scores(&x_cal)?, &y_cal)))?;
-    let predict = |m: &FeatureMatrix| -> Result<Vec<f64>> {
-        Ok(booster.raw_scores(m)?.into_iter().map(|r| calibration.apply(r)).collect())
+    let calibration = stages.run("calibration", || {
+        Ok(Platt::fit(&booster.raw_scores(&x_cal)?, &y_cal))
+    })?;
+    let holdout = BinaryMetrics::compute(
+        &y_cal,
+        &booster
+            .raw_scores(&x_cal)?
+            .into_iter()
+            .map(|r| calibration.apply(r))
+            .collect::<Vec<_>>(),
+    );
+    let booster = if cfg.booster.refit_on_all {
+        stages.run("refit", || {
+            let trees = (booster.num_trees() as f64 * train_rows.len() as f64
+                / fit_rows.len().max(1) as f64)
+                .round() as u32;
+            let (x_all, y_all) = take(&train_rows);
+            DelayBooster::fit_trees(
+                &cfg.booster,
+                cfg.seed,
+                &x_all,
+                &y_all,
+                trees,
+                &names,
+                &encoder.schema().categorical_indices(),
+            )
+        })?
+    } else {
+        booster
     };
-    let holdout = BinaryMetrics::compute(&y_cal, &predict(&x_cal)?);
+    let predict = |m: &FeatureMatrix| -> Result<Vec<f64>> {
+        Ok(booster
+            .raw_scores(m)?
+            .into_iter()
+            .map(|r| calibration.apply(r))
+            .collect())
+    };
 
     let linear_cols: Vec<usize> = encoder
         .schema()
@@ -236,7 +336,14 @@ pub fn train(
         LogisticBaseline::fit(&cfg.baseline, &x_fit, &y_fit, &fit_idx, &linear_cols)
     })?;
     let fallback = stages.run("fallback tree", || {
-        FallbackRules::fit(&cfg.fallback, &x_fit, &y_fit, &fit_idx, &encoder.schema().standalone_indices(), &names)
+        FallbackRules::fit(
+            &cfg.fallback,
+            &x_fit,
+            &y_fit,
+            &fit_idx,
+            &encoder.schema().standalone_indices(),
+            &names,
+        )
     })?;
 
     let standalone = encoder.schema().standalone_indices();
@@ -245,7 +352,9 @@ pub fn train(
     } else {
         let p = predict(&x_val)?;
         let b = baseline.predict(&x_val);
-        let f: Vec<f64> = (0..x_val.n_rows).map(|i| fallback.evaluate(&standalone, x_val.row(i)).delay_risk).collect();
+        let f: Vec<f64> = (0..x_val.n_rows)
+            .map(|i| fallback.evaluate(&standalone, x_val.row(i)).delay_risk)
+            .collect();
         let m = (
             Some(BinaryMetrics::compute(&y_val, &p)),
             Some(BinaryMetrics::compute(&y_val, &b)),
@@ -272,7 +381,14 @@ pub fn train(
     let model_text = booster.save_string()?;
     let version = format!(
         "dr-{}",
-        &sha256_hex(format!("{}{}", source.fingerprint, serde_json::to_string(cfg).unwrap_or_default()).as_bytes())[..12]
+        &sha256_hex(
+            format!(
+                "{}{}",
+                source.fingerprint,
+                serde_json::to_string(cfg).unwrap_or_default()
+            )
+            .as_bytes()
+        )[..12]
     );
     let rows = RowCounts {
         read: report.rows_read,
@@ -302,7 +418,10 @@ pub fn train(
         w.write_json(files::FALLBACK_RULES, &fallback)?;
         w.write(files::HISTORY, &write_history(table)?)?;
         if !valid_rows.is_empty() {
-            w.write(files::VALID_PREDICTIONS, &valid_predictions(table, &valid_rows, &labels, &valid_probs)?)?;
+            w.write(
+                files::VALID_PREDICTIONS,
+                &valid_predictions(table, &valid_rows, &labels, &valid_probs)?,
+            )?;
         }
         let extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
         w.finish(version.clone(), created_at.to_string(), extra)
@@ -314,23 +433,48 @@ pub fn train(
 
 /// Writes feature matrices as Parquet (plus the categorical names) so that an outside tool,
 /// such as the benchmark's Python peer, can fit on exactly the features training used.
-fn export_matrices(dir: &Path, names: &[String], encoder: &Encoder, sets: &[(&str, &FeatureMatrix, &[bool])]) -> Result<()> {
+fn export_matrices(
+    dir: &Path,
+    names: &[String],
+    encoder: &Encoder,
+    sets: &[(&str, &FeatureMatrix, &[bool])],
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for (name, m, y) in sets {
         let mut cols: Vec<Column> = (0..m.n_cols)
-            .map(|c| Column::new(names[c].as_str().into(), (0..m.n_rows).map(|r| m.row(r)[c]).collect::<Vec<f64>>()))
+            .map(|c| {
+                Column::new(
+                    names[c].as_str().into(),
+                    (0..m.n_rows).map(|r| m.row(r)[c]).collect::<Vec<f64>>(),
+                )
+            })
             .collect();
-        cols.push(Column::new("__late__".into(), y.iter().map(|&b| b as i32).collect::<Vec<_>>()));
-        let mut df = DataFrame::new(m.n_rows, cols).map_err(|source| Error::Polars { context: "exporting features".into(), source })?;
+        cols.push(Column::new(
+            "__late__".into(),
+            y.iter().map(|&b| b as i32).collect::<Vec<_>>(),
+        ));
+        let mut df = DataFrame::new(m.n_rows, cols).map_err(|source| Error::Polars {
+            context: "exporting features".into(),
+            source,
+        })?;
         let path = dir.join(format!("{name}.parquet"));
         let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
         ParquetWriter::new(file)
             .finish(&mut df)
-            .map_err(|source| Error::Polars { context: format!("writing {}", path.display()), source })?;
+            .map_err(|source| Error::Polars {
+                context: format!("writing {}", path.display()),
+                source,
+            })?;
     }
-    let cats: Vec<&String> = encoder.schema().categorical.iter().map(|v| &v.name).collect();
+    let cats: Vec<&String> = encoder
+        .schema()
+        .categorical
+        .iter()
+        .map(|v| &v.name)
+        .collect();
     let path = dir.join("categorical.json");
-    std::fs::write(&path, serde_json::to_vec(&cats).unwrap_or_default()).map_err(|e| Error::io(&path, e))?;
+    std::fs::write(&path, serde_json::to_vec(&cats).unwrap_or_default())
+        .map_err(|e| Error::io(&path, e))?;
     Ok(())
 }
 
@@ -351,28 +495,52 @@ fn check_rows(what: &str, rows: &[usize], labels: &[bool], min: usize) -> Result
     Ok(())
 }
 
-fn valid_predictions(table: &ShipmentTable, rows: &[usize], labels: &[bool], probs: &[Vec<f64>]) -> Result<Vec<u8>> {
+fn valid_predictions(
+    table: &ShipmentTable,
+    rows: &[usize],
+    labels: &[bool],
+    probs: &[Vec<f64>],
+) -> Result<Vec<u8>> {
     let s = |v: &[String]| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
     let mut df = DataFrame::new(
         rows.len(),
         vec![
             Column::new("shipment_id".into(), s(&table.shipment_id)),
-            Column::new("scheduled_date".into(), rows.iter().map(|&i| format_timestamp(table.scheduled_date[i])).collect::<Vec<_>>()),
-            Column::new("date_deadline".into(), rows.iter().map(|&i| format_timestamp(table.date_deadline[i])).collect::<Vec<_>>()),
+            Column::new(
+                "scheduled_date".into(),
+                rows.iter()
+                    .map(|&i| format_timestamp(table.scheduled_date[i]))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "date_deadline".into(),
+                rows.iter()
+                    .map(|&i| format_timestamp(table.date_deadline[i]))
+                    .collect::<Vec<_>>(),
+            ),
             Column::new("carrier".into(), s(&table.carrier)),
             Column::new("warehouse".into(), s(&table.warehouse)),
             Column::new("destination".into(), s(&table.destination)),
-            Column::new("late".into(), rows.iter().map(|&i| labels[i]).collect::<Vec<_>>()),
+            Column::new(
+                "late".into(),
+                rows.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
+            ),
             Column::new("delay_risk".into(), probs[0].clone()),
             Column::new("baseline_risk".into(), probs[1].clone()),
             Column::new("fallback_risk".into(), probs[2].clone()),
         ],
     )
-    .map_err(|source| Error::Polars { context: "validation predictions".into(), source })?;
+    .map_err(|source| Error::Polars {
+        context: "validation predictions".into(),
+        source,
+    })?;
     let mut out = Vec::new();
     ParquetWriter::new(&mut out)
         .finish(&mut df)
-        .map_err(|source| Error::Polars { context: "writing validation predictions".into(), source })?;
+        .map_err(|source| Error::Polars {
+            context: "writing validation predictions".into(),
+            source,
+        })?;
     Ok(out)
 }
 
@@ -385,14 +553,23 @@ fn manifest_sections(
     names: &[String],
     spec: &ModelSpec,
 ) -> serde_json::Map<String, serde_json::Value> {
-    let delivered: Vec<usize> = (0..table.len()).filter(|&i| table.delivered_at[i].is_some()).collect();
-    let late = delivered.iter().filter(|&&i| table.is_late(i) == Some(true)).count();
+    let delivered: Vec<usize> = (0..table.len())
+        .filter(|&i| table.delivered_at[i].is_some())
+        .collect();
+    let late = delivered
+        .iter()
+        .filter(|&&i| table.is_late(i) == Some(true))
+        .count();
     let first = table.scheduled_date.iter().min().copied().unwrap_or(0);
     let last = table.scheduled_date.iter().max().copied().unwrap_or(0);
     let mut metrics = serde_json::json!({
         "delay_risk": { "holdout": summary.delay_holdout },
     });
-    if let (Some(v), Some(b), Some(f)) = (summary.delay_valid, summary.baseline_valid, summary.fallback_valid) {
+    if let (Some(v), Some(b), Some(f)) = (
+        summary.delay_valid,
+        summary.baseline_valid,
+        summary.fallback_valid,
+    ) {
         metrics["delay_risk"]["valid"] = serde_json::json!(v);
         metrics["baseline"] = serde_json::json!({ "valid": b });
         metrics["fallback"] = serde_json::json!({ "valid": f });

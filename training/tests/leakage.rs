@@ -25,7 +25,11 @@ fn changing_a_later_outcome_never_changes_earlier_features() {
     let k = order[order.len() / 2];
     let old = table.delivered_at[k].expect("generated rows in the middle are delivered");
     let deadline = table.date_deadline[k];
-    let new = if old > deadline { deadline - 86_400 } else { deadline + 5 * 86_400 };
+    let new = if old > deadline {
+        deadline - 86_400
+    } else {
+        deadline + 5 * 86_400
+    };
     let mut changed = table.clone();
     changed.delivered_at[k] = Some(new);
     let after = encode(&changed);
@@ -33,15 +37,25 @@ fn changing_a_later_outcome_never_changes_earlier_features() {
     let cut = old.min(new);
     let (mut earlier, mut later_changed) = (0, 0);
     for i in 0..table.len() {
-        let same = before.row(i).iter().zip(after.row(i)).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+        let same = before
+            .row(i)
+            .iter()
+            .zip(after.row(i))
+            .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
         if table.scheduled_date[i] <= cut {
             earlier += 1;
-            assert!(same, "row {i}, decided before the changed outcome, changed its features");
+            assert!(
+                same,
+                "row {i}, decided before the changed outcome, changed its features"
+            );
         } else if !same {
             later_changed += 1;
         }
     }
-    assert!(earlier > 100, "the test needs rows before the change ({earlier})");
+    assert!(
+        earlier > 100,
+        "the test needs rows before the change ({earlier})"
+    );
     // The change must be visible afterwards, or the comparison above proves nothing.
     assert!(later_changed > 0, "no later row saw the changed outcome");
 }

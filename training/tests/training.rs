@@ -6,7 +6,15 @@ mod common;
 use dispatch_risk_training::artifact::{files, MANIFEST};
 use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::model::DelayModel;
-use dispatch_risk_training::train::{train, DataSource, TrainConfig};
+use dispatch_risk_training::train::{train, DataSource, Output, TrainConfig};
+
+fn output<'a>(dir: &'a std::path::Path, created_at: &'a str) -> Output<'a> {
+    Output {
+        dir,
+        created_at,
+        export_features: None,
+    }
+}
 
 fn config(valid_from: &str) -> TrainConfig {
     TrainConfig {
@@ -22,16 +30,31 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
     let out = dir.path().join("model");
     let source = DataSource::describe(&path, None).unwrap();
     let cfg = config("2024-04-01").check().unwrap();
-    let (manifest, summary) = train(&table, &report, &source, &cfg, "2026-01-01T00:00:00Z", &out, None, &mut ()).unwrap();
+    let (manifest, summary) = train(
+        &table,
+        &report,
+        &source,
+        &cfg,
+        output(&out, "2026-01-01T00:00:00Z"),
+        &mut (),
+    )
+    .unwrap();
 
     let valid = summary.delay_valid.expect("validation metrics");
     assert!(valid.n > 1_000, "validation rows {}", valid.n);
-    assert!(valid.auc > 0.65, "synthetic history has learnable structure, got AUC {}", valid.auc);
+    assert!(
+        valid.auc > 0.65,
+        "synthetic history has learnable structure, got AUC {}",
+        valid.auc
+    );
     let base = summary.baseline_valid.unwrap();
     assert!(base.auc > 0.5 && base.auc.is_finite());
     let m = &manifest.extra["metrics"]["delay_risk"]["valid"];
     for key in ["auc", "logloss", "brier", "n"] {
-        assert!(m[key].is_number(), "metrics.delay_risk.valid.{key} missing: {m}");
+        assert!(
+            m[key].is_number(),
+            "metrics.delay_risk.valid.{key} missing: {m}"
+        );
     }
 
     let model = DelayModel::load(&out).unwrap();
@@ -45,7 +68,11 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
     }
     // The fallback's rules cover every row with exactly one rule.
     let rules = model.fallback_rules();
-    let cols: Vec<usize> = rules.features.iter().map(|f| model.feature_names().iter().position(|n| n == f).unwrap()).collect();
+    let cols: Vec<usize> = rules
+        .features
+        .iter()
+        .map(|f| model.feature_names().iter().position(|n| n == f).unwrap())
+        .collect();
     for i in 0..x.n_rows {
         let row = x.row(i);
         let matching = rules
@@ -54,8 +81,16 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
             .filter(|r| {
                 r.conditions.iter().all(|c| {
                     let j = rules.features.iter().position(|f| *f == c.feature).unwrap();
-                    let v = if row[cols[j]].is_finite() { row[cols[j]] } else { rules.medians[j] };
-                    if c.op == "<=" { v <= c.threshold } else { v > c.threshold }
+                    let v = if row[cols[j]].is_finite() {
+                        row[cols[j]]
+                    } else {
+                        rules.medians[j]
+                    };
+                    if c.op == "<=" {
+                        v <= c.threshold
+                    } else {
+                        v > c.threshold
+                    }
                 })
             })
             .count();
@@ -70,13 +105,37 @@ fn same_data_and_seed_give_a_byte_identical_model() {
     let source = DataSource::describe(&path, None).unwrap();
     let run = |name: &str, seed: u64| {
         let out = dir.path().join(name);
-        let cfg = TrainConfig { seed, ..TrainConfig::default() }.check().unwrap();
-        train(&table, &report, &source, &cfg, "2026-01-01T00:00:00Z", &out, None, &mut ()).unwrap();
+        let cfg = TrainConfig {
+            seed,
+            ..TrainConfig::default()
+        }
+        .check()
+        .unwrap();
+        train(
+            &table,
+            &report,
+            &source,
+            &cfg,
+            output(&out, "2026-01-01T00:00:00Z"),
+            &mut (),
+        )
+        .unwrap();
         out
     };
     let (a, b, c) = (run("a", 5), run("b", 5), run("c", 6));
-    for f in [MANIFEST, files::DELAY_MODEL, files::FEATURES, files::FALLBACK_RULES, files::BASELINE, files::HISTORY] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs between identical runs");
+    for f in [
+        MANIFEST,
+        files::DELAY_MODEL,
+        files::FEATURES,
+        files::FALLBACK_RULES,
+        files::BASELINE,
+        files::HISTORY,
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between identical runs"
+        );
     }
     assert_ne!(
         std::fs::read(a.join(files::DELAY_MODEL)).unwrap(),
@@ -91,7 +150,15 @@ fn corrupt_or_foreign_artifacts_fail_with_a_clear_error() {
     let (path, table, report) = common::generated(&dir, 3_000, 2);
     let out = dir.path().join("model");
     let cfg = TrainConfig::default().check().unwrap();
-    train(&table, &report, &DataSource::describe(&path, None).unwrap(), &cfg, "t", &out, None, &mut ()).unwrap();
+    train(
+        &table,
+        &report,
+        &DataSource::describe(&path, None).unwrap(),
+        &cfg,
+        output(&out, "t"),
+        &mut (),
+    )
+    .unwrap();
 
     let model_file = out.join(files::DELAY_MODEL);
     let mut bytes = std::fs::read(&model_file).unwrap();
@@ -102,7 +169,9 @@ fn corrupt_or_foreign_artifacts_fail_with_a_clear_error() {
     assert!(err.contains("checksum mismatch"), "{err}");
 
     let manifest = out.join(MANIFEST);
-    let text = std::fs::read_to_string(&manifest).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
     std::fs::write(&manifest, text).unwrap();
     let err = DelayModel::load(&out).unwrap_err().to_string();
     assert!(err.contains("format version 99"), "{err}");
@@ -115,7 +184,10 @@ fn corrupt_or_foreign_artifacts_fail_with_a_clear_error() {
 fn bad_parameters_are_rejected_before_a_run() {
     let bad = |cfg: TrainConfig, name: &str| {
         let err = cfg.check().unwrap_err().to_string();
-        assert!(err.contains(name), "expected an error naming {name}, got {err}");
+        assert!(
+            err.contains(name),
+            "expected an error naming {name}, got {err}"
+        );
     };
     let mut c = TrainConfig::default();
     c.booster.learning_rate = 0.0;
@@ -123,7 +195,13 @@ fn bad_parameters_are_rejected_before_a_run() {
     let mut c = TrainConfig::default();
     c.booster.num_leaves = 1;
     bad(c, "num_leaves");
-    bad(TrainConfig { calibration_fraction: 0.9, ..TrainConfig::default() }, "calibration_fraction");
+    bad(
+        TrainConfig {
+            calibration_fraction: 0.9,
+            ..TrainConfig::default()
+        },
+        "calibration_fraction",
+    );
     let mut c = TrainConfig::default();
     c.risk_bands.high = 0.1;
     bad(c, "risk_bands");

@@ -44,9 +44,9 @@ impl std::str::FromStr for BadRowLimit {
             }
             Ok(BadRowLimit::Fraction(v / 100.0))
         } else {
-            s.parse()
-                .map(BadRowLimit::Count)
-                .map_err(|_| format!("`{s}` is neither a row count like `50` nor a percentage like `1%`"))
+            s.parse().map(BadRowLimit::Count).map_err(|_| {
+                format!("`{s}` is neither a row count like `50` nor a percentage like `1%`")
+            })
         }
     }
 }
@@ -71,7 +71,11 @@ pub struct RejectedRow {
 
 impl fmt::Display for RejectedRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "row {}, column `{}`: {}", self.row, self.column, self.reason)
+        write!(
+            f,
+            "row {}, column `{}`: {}",
+            self.row, self.column, self.reason
+        )
     }
 }
 
@@ -114,7 +118,10 @@ fn load(
     let df = read_frame(path)?;
     let (table, report) = frame_to_table(&df, profile, outcomes_required)?;
     if report.rows_read == 0 {
-        return Err(Error::Input(format!("{}: the file has no data rows", path.display())));
+        return Err(Error::Input(format!(
+            "{}: the file has no data rows",
+            path.display()
+        )));
     }
     if !limit.allows(report.rejected.len(), report.rows_read) {
         let mut msg = format!(
@@ -124,7 +131,8 @@ fn load(
             report.rows_read,
             match limit {
                 BadRowLimit::Count(n) => format!("{n} rows, set with --max-bad-rows"),
-                BadRowLimit::Fraction(f) => format!("{}% of rows, set with --max-bad-rows", f * 100.0),
+                BadRowLimit::Fraction(f) =>
+                    format!("{}% of rows, set with --max-bad-rows", f * 100.0),
             }
         );
         for r in report.rejected.iter().take(10) {
@@ -141,9 +149,15 @@ fn load(
 /// Reads a CSV or Parquet file into a frame whose columns are all strings, so that the profile
 /// decides how each cell is parsed.
 pub fn read_frame(path: &Path) -> Result<DataFrame> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Input(format!("{}: no such file", path.display())),
+        _ => Error::io(path, e),
+    })?;
     if meta.len() == 0 {
-        return Err(Error::Input(format!("{}: the file is empty", path.display())));
+        return Err(Error::Input(format!(
+            "{}: the file is empty",
+            path.display()
+        )));
     }
     let polars_err = |source| Error::Polars {
         context: format!("reading {}", path.display()),
@@ -167,7 +181,10 @@ pub fn read_frame(path: &Path) -> Result<DataFrame> {
             .map_err(polars_err)?
             .finish()
             .map_err(|source| {
-                Error::Input(format!("{}: not a readable CSV file: {source}", path.display()))
+                Error::Input(format!(
+                    "{}: not a readable CSV file: {source}",
+                    path.display()
+                ))
             })?
     };
     Ok(df)
@@ -175,7 +192,10 @@ pub fn read_frame(path: &Path) -> Result<DataFrame> {
 
 pub fn is_parquet(path: &Path) -> bool {
     matches!(
-        path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("parquet" | "pq")
     )
 }
@@ -190,7 +210,12 @@ struct Source<'a> {
 
 impl<'a> Source<'a> {
     fn source_name(&self, name: &str) -> Option<String> {
-        let wanted = self.profile.columns.get(name).map(String::as_str).unwrap_or(name);
+        let wanted = self
+            .profile
+            .columns
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or(name);
         self.df
             .columns()
             .iter()
@@ -248,7 +273,11 @@ pub fn frame_to_table(
     let src = Source {
         df,
         profile,
-        names: df.columns().iter().map(|c| c.name().to_ascii_lowercase()).collect(),
+        names: df
+            .columns()
+            .iter()
+            .map(|c| c.name().to_ascii_lowercase())
+            .collect(),
     };
     let dates = DateParser::new(&profile.dates.formats);
     let mut rej = Rejections {
@@ -264,7 +293,11 @@ pub fn frame_to_table(
             continue;
         }
         if src.source_name(required).is_none() {
-            let found: Vec<String> = df.columns().iter().map(|c| format!("`{}`", c.name())).collect();
+            let found: Vec<String> = df
+                .columns()
+                .iter()
+                .map(|c| format!("`{}`", c.name()))
+                .collect();
             let mapped = profile
                 .columns
                 .get(required)
@@ -298,7 +331,10 @@ pub fn frame_to_table(
     let warehouse = text_required("warehouse", &mut rej);
     let destination = text_required("destination", &mut rej);
 
-    let parse_dates = |name: &str, required: bool, rej: &mut Rejections| -> Option<Vec<Option<Timestamp>>> {
+    let parse_dates = |name: &str,
+                       required: bool,
+                       rej: &mut Rejections|
+     -> Option<Vec<Option<Timestamp>>> {
         let cells = src.cells(name)?;
         Some(
             cells
@@ -327,7 +363,8 @@ pub fn frame_to_table(
         )
     };
     let deadline = parse_dates("date_deadline", true, &mut rej).expect("checked above");
-    let delivered_at = parse_dates("delivered_at", false, &mut rej).unwrap_or_else(|| vec![None; n]);
+    let delivered_at =
+        parse_dates("delivered_at", false, &mut rej).unwrap_or_else(|| vec![None; n]);
     let deadline_or_zero: Vec<Timestamp> = deadline.iter().map(|d| d.unwrap_or(0)).collect();
 
     let scheduled: Vec<Option<Timestamp>> = if src.source_name(contract::DECISION_TIME).is_some()
@@ -368,7 +405,11 @@ pub fn frame_to_table(
         }
         for (i, o) in out.iter().enumerate() {
             if o.is_none() {
-                rej.reject(i, contract::DECISION_TIME, "no value to derive the decision time from".into());
+                rej.reject(
+                    i,
+                    contract::DECISION_TIME,
+                    "no value to derive the decision time from".into(),
+                );
             }
         }
         out
@@ -458,7 +499,11 @@ pub fn frame_to_table(
         .collect();
     for col in df.columns() {
         let source = col.name().to_string();
-        let name = renamed_from.get(source.as_str()).copied().unwrap_or(&source).to_string();
+        let name = renamed_from
+            .get(source.as_str())
+            .copied()
+            .unwrap_or(&source)
+            .to_string();
         if consumed.contains(&source)
             || contract::is_contract_column(&name)
             || profile.ignore.iter().any(|i| *i == source || *i == name)
@@ -467,7 +512,11 @@ pub fn frame_to_table(
         }
         let feature_name = sanitize(&name);
         let cells = src.cells(&name).unwrap_or_default();
-        if profile.extra_dates.iter().any(|d| *d == name || *d == source) {
+        if profile
+            .extra_dates
+            .iter()
+            .any(|d| *d == name || *d == source)
+        {
             let values = cells
                 .iter()
                 .zip(&scheduled)
@@ -501,7 +550,10 @@ pub fn frame_to_table(
         if distinct.len() > 50 && distinct.len() * 2 > present.len() {
             report.dropped_columns.push((
                 source,
-                format!("looks like an identifier or free text ({} distinct values)", distinct.len()),
+                format!(
+                    "looks like an identifier or free text ({} distinct values)",
+                    distinct.len()
+                ),
             ));
             continue;
         }
@@ -538,7 +590,11 @@ pub fn frame_to_table(
         categorical,
         source_row: (1..=n).collect(),
     };
-    let table = if keep.len() == n { full } else { full.select(&keep) };
+    let table = if keep.len() == n {
+        full
+    } else {
+        full.select(&keep)
+    };
     report.rows_accepted = table.len();
     report.open_shipments = table.delivered_at.iter().filter(|d| d.is_none()).count();
     Ok((table, report))
@@ -596,7 +652,11 @@ mod tests {
         let p = write(&dir, "h.csv", "shipment_id,scheduled_date,delivered_at,carrier,warehouse,destination\nA,2024-01-01,2024-01-02,X,W,D\n");
         let err = load_history(&p, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap_err();
         assert!(err.is_input());
-        assert!(err.to_string().contains("missing required column `date_deadline`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("missing required column `date_deadline`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -604,10 +664,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("{HEADER}\nA,2024-01-01,2024-01-03,2024-01-02,X,W,D,1,no,a\nB,2024-01-01,someday,2024-01-02,X,W,D,2,yes,b\n");
         let p = write(&dir, "h.csv", &text);
-        let err = load_history(&p, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap_err().to_string();
-        assert!(err.contains("row 2, column `date_deadline`: unparsable date `someday`"), "{err}");
+        let err = load_history(&p, &ImportProfile::default(), BadRowLimit::Count(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("row 2, column `date_deadline`: unparsable date `someday`"),
+            "{err}"
+        );
         // Within tolerance, the row is rejected and reported, the rest is kept.
-        let (table, report) = load_history(&p, &ImportProfile::default(), BadRowLimit::Count(1)).unwrap();
+        let (table, report) =
+            load_history(&p, &ImportProfile::default(), BadRowLimit::Count(1)).unwrap();
         assert_eq!(table.len(), 1);
         assert_eq!(report.rejected.len(), 1);
         assert_eq!(report.rejected[0].row, 2);
@@ -617,10 +683,14 @@ mod tests {
     fn empty_and_header_only_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let empty = write(&dir, "e.csv", "");
-        let err = load_history(&empty, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap_err().to_string();
+        let err = load_history(&empty, &ImportProfile::default(), BadRowLimit::Count(0))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty"), "{err}");
         let header = write(&dir, "h.csv", &format!("{HEADER}\n"));
-        let err = load_history(&header, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap_err().to_string();
+        let err = load_history(&header, &ImportProfile::default(), BadRowLimit::Count(0))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no data rows"), "{err}");
     }
 
@@ -634,19 +704,26 @@ mod tests {
              A,2024-01-02,2024-01-03,2024-01-02,X,W,D,1,maybe,red\n"
         );
         let p = write(&dir, "h.csv", &text);
-        let (t, report) = load_history(&p, &ImportProfile::default(), BadRowLimit::Fraction(0.5)).unwrap();
+        let (t, report) =
+            load_history(&p, &ImportProfile::default(), BadRowLimit::Fraction(0.5)).unwrap();
         assert_eq!(t.shipment_id, vec!["A", "B"]);
         assert_eq!(t.is_late(0), Some(true));
         assert_eq!(t.is_late(1), None, "an empty delivery is an open shipment");
         assert_eq!(report.open_shipments, 1);
         let reasons: Vec<String> = report.rejected.iter().map(|r| r.to_string()).collect();
-        assert_eq!(reasons, vec![
-            "row 3, column `weight_kg`: `heavy` is not a number".to_string(),
-            "row 4, column `hazardous`: `maybe` is not a yes/no value".to_string(),
-        ]);
+        assert_eq!(
+            reasons,
+            vec![
+                "row 3, column `weight_kg`: `heavy` is not a number".to_string(),
+                "row 4, column `hazardous`: `maybe` is not a yes/no value".to_string(),
+            ]
+        );
         assert_eq!(t.numeric("weight_kg").unwrap().values[0], 1.5);
         assert!(t.numeric("weight_kg").unwrap().values[1].is_nan());
-        assert_eq!(t.categorical("note").unwrap().values, vec![Some("red".into()), Some("blue".into())]);
+        assert_eq!(
+            t.categorical("note").unwrap().values,
+            vec![Some("red".into()), Some("blue".into())]
+        );
     }
 
     #[test]
@@ -654,9 +731,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("{HEADER}\nA,2024-01-01,2024-01-03,2024-01-02,X,W,D,1,no,a\nA,2024-01-02,2024-01-03,2024-01-02,X,W,D,1,no,a\n");
         let p = write(&dir, "h.csv", &text);
-        let (t, report) = load_history(&p, &ImportProfile::default(), BadRowLimit::Count(1)).unwrap();
+        let (t, report) =
+            load_history(&p, &ImportProfile::default(), BadRowLimit::Count(1)).unwrap();
         assert_eq!(t.len(), 1);
-        assert_eq!(report.rejected[0].to_string(), "row 2, column `shipment_id`: duplicate of row 1");
+        assert_eq!(
+            report.rejected[0].to_string(),
+            "row 2, column `shipment_id`: duplicate of row 1"
+        );
     }
 
     #[test]
@@ -668,6 +749,7 @@ mod tests {
         let p = write(&dir, "scms.csv", text);
         let profile = ImportProfile::from_toml(
             r#"
+            ignore = ["Recorded"]
             [columns]
             shipment_id = "ID"
             date_deadline = "Promised"
@@ -687,7 +769,6 @@ mod tests {
             [derive.scheduled_date]
             first_of = ["po_date"]
             fallback = { from = "date_deadline", offset_days = -10 }
-            ignore = ["Recorded"]
             "#,
         )
         .unwrap();
@@ -696,17 +777,29 @@ mod tests {
         let day = 86_400;
         let parser = crate::data::dates::DateParser::default();
         assert_eq!(t.scheduled_date[0], parser.parse("2006-05-01").unwrap());
-        assert_eq!(t.scheduled_date[1], parser.parse("2006-06-05").unwrap() - 10 * day);
+        assert_eq!(
+            t.scheduled_date[1],
+            parser.parse("2006-06-05").unwrap() - 10 * day
+        );
         assert_eq!(t.carrier, vec!["Air", "Unknown"]);
         assert!(t.numeric("weight_kg").unwrap().values[0].is_nan());
-        assert!(t.categorical("recorded").is_none() && t.numeric("recorded").is_none(), "ignored columns never become features");
-        assert!(t.categorical("po_date").is_none(), "columns consumed by a derivation are not extras");
+        assert!(
+            t.categorical("recorded").is_none() && t.numeric("recorded").is_none(),
+            "ignored columns never become features"
+        );
+        assert!(
+            t.categorical("po_date").is_none(),
+            "columns consumed by a derivation are not extras"
+        );
     }
 
     #[test]
     fn bad_row_limit_parses_counts_and_shares() {
         assert_eq!("50".parse::<BadRowLimit>().unwrap(), BadRowLimit::Count(50));
-        assert_eq!("1%".parse::<BadRowLimit>().unwrap(), BadRowLimit::Fraction(0.01));
+        assert_eq!(
+            "1%".parse::<BadRowLimit>().unwrap(),
+            BadRowLimit::Fraction(0.01)
+        );
         assert!("lots".parse::<BadRowLimit>().is_err());
         assert!("120%".parse::<BadRowLimit>().is_err());
     }

@@ -64,6 +64,15 @@ impl ShipmentTable {
         self.categorical.iter().find(|c| c.name == name)
     }
 
+    /// The carrier, warehouse and destination of a row.
+    pub fn lane(&self, row: usize) -> crate::features::history::Lane<'_> {
+        crate::features::history::Lane {
+            carrier: &self.carrier[row],
+            warehouse: &self.warehouse[row],
+            destination: &self.destination[row],
+        }
+    }
+
     /// Row indices ordered by decision time (ties by source order), the order of the replay.
     pub fn order_by_decision_time(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();

@@ -57,8 +57,23 @@ impl HistoryKey {
     }
 }
 
+/// The entities a shipment belongs to: its carrier, warehouse and destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane<'a> {
+    pub carrier: &'a str,
+    pub warehouse: &'a str,
+    pub destination: &'a str,
+}
+
+impl<'a> Lane<'a> {
+    fn key(&self, key: HistoryKey) -> String {
+        key.value(self.carrier, self.warehouse, self.destination)
+    }
+}
+
 /// Which windows and how much smoothing; stored in the artifact so serving matches training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
     /// Window lengths in days; an all-time rate is always added.
     pub windows_days: Vec<u32>,
@@ -87,12 +102,14 @@ impl HistoryConfig {
             }
             names.push(format!("hist_{}_late_rate_all", key.name()));
             names.push(format!("hist_{}_mean_lateness_days", key.name()));
+            names.push(format!("hist_{}_mean_transit_days", key.name()));
+            names.push(format!("hist_{}_slack_days", key.name()));
         }
         names
     }
 
     pub fn feature_count(&self) -> usize {
-        1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 2)
+        1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 4)
     }
 }
 
@@ -102,10 +119,13 @@ struct Series {
     times: Vec<Timestamp>,
     late: Vec<bool>,
     lateness_days: Vec<f64>,
+    transit_days: Vec<f64>,
     /// late_cum[i] = late outcomes among the first i entries (one longer than `times`).
     late_cum: Vec<u32>,
     /// lateness_cum[i] = sum of (delivered - deadline) in days over the first i entries.
     lateness_cum: Vec<f64>,
+    /// transit_cum[i] = sum of (delivered - decided) in days over the first i entries.
+    transit_cum: Vec<f64>,
 }
 
 impl Series {
@@ -114,36 +134,62 @@ impl Series {
             times: Vec::new(),
             late: Vec::new(),
             lateness_days: Vec::new(),
+            transit_days: Vec::new(),
             late_cum: vec![0],
             lateness_cum: vec![0.0],
+            transit_cum: vec![0.0],
         }
     }
 
-    fn insert(&mut self, at: Timestamp, late: bool, lateness_days: f64) {
+    fn insert(&mut self, at: Timestamp, late: bool, lateness_days: f64, transit_days: f64) {
         let pos = self.times.partition_point(|&t| t <= at);
         self.times.insert(pos, at);
         self.late.insert(pos, late);
         self.lateness_days.insert(pos, lateness_days);
+        self.transit_days.insert(pos, transit_days);
         // Outcomes mostly arrive in time order, so the rebuilt tail is usually one entry.
         self.late_cum.truncate(pos + 1);
         self.lateness_cum.truncate(pos + 1);
+        self.transit_cum.truncate(pos + 1);
         for i in pos..self.times.len() {
             let l = self.late_cum[i] + self.late[i] as u32;
             let s = self.lateness_cum[i] + self.lateness_days[i];
+            let t = self.transit_cum[i] + self.transit_days[i];
             self.late_cum.push(l);
             self.lateness_cum.push(s);
+            self.transit_cum.push(t);
         }
     }
 
-    /// (count, late count, lateness sum) of outcomes delivered in [from, to).
-    fn range(&self, from: Timestamp, to: Timestamp) -> (u32, u32, f64) {
+    /// Outcomes delivered in [from, to).
+    fn range(&self, from: Timestamp, to: Timestamp) -> Window {
         let hi = self.times.partition_point(|&t| t < to);
         let lo = self.times[..hi].partition_point(|&t| t < from);
-        (
-            (hi - lo) as u32,
-            self.late_cum[hi] - self.late_cum[lo],
-            self.lateness_cum[hi] - self.lateness_cum[lo],
-        )
+        Window {
+            n: (hi - lo) as u32,
+            late: self.late_cum[hi] - self.late_cum[lo],
+            lateness: self.lateness_cum[hi] - self.lateness_cum[lo],
+            transit: self.transit_cum[hi] - self.transit_cum[lo],
+        }
+    }
+}
+
+/// Sums over a window of outcomes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    n: u32,
+    late: u32,
+    lateness: f64,
+    transit: f64,
+}
+
+impl Window {
+    fn mean(&self, sum: f64) -> f64 {
+        if self.n > 0 {
+            sum / self.n as f64
+        } else {
+            f64::NAN
+        }
     }
 }
 
@@ -184,9 +230,8 @@ impl HistoryState {
     pub fn record(
         &mut self,
         shipment_id: &str,
-        carrier: &str,
-        warehouse: &str,
-        destination: &str,
+        lane: Lane<'_>,
+        decided: Timestamp,
         deadline: Timestamp,
         delivered_at: Timestamp,
     ) -> bool {
@@ -195,12 +240,13 @@ impl HistoryState {
         }
         let late = delivered_at > deadline;
         let lateness = (delivered_at - deadline) as f64 / SECONDS_PER_DAY;
-        self.overall.insert(delivered_at, late, lateness);
+        let transit = (delivered_at - decided) as f64 / SECONDS_PER_DAY;
+        self.overall.insert(delivered_at, late, lateness, transit);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
             self.series[k]
-                .entry(key.value(carrier, warehouse, destination))
+                .entry(lane.key(*key))
                 .or_insert_with(Series::new)
-                .insert(delivered_at, late, lateness);
+                .insert(delivered_at, late, lateness, transit);
         }
         true
     }
@@ -211,9 +257,8 @@ impl HistoryState {
             if let Some(d) = table.delivered_at[i] {
                 self.record(
                     &table.shipment_id[i],
-                    &table.carrier[i],
-                    &table.warehouse[i],
-                    &table.destination[i],
+                    table.lane(i),
+                    table.scheduled_date[i],
                     table.date_deadline[i],
                     d,
                 );
@@ -221,39 +266,37 @@ impl HistoryState {
         }
     }
 
-    /// Writes the history features of a shipment decided at `at` into `out`
-    /// (length [`HistoryConfig::feature_count`]).
-    pub fn features_at(
-        &self,
-        carrier: &str,
-        warehouse: &str,
-        destination: &str,
-        at: Timestamp,
-        out: &mut [f64],
-    ) {
+    /// Writes the history features of a shipment decided at `at` and promised for `deadline`
+    /// into `out` (length [`HistoryConfig::feature_count`]).
+    pub fn features_at(&self, lane: Lane<'_>, at: Timestamp, deadline: Timestamp, out: &mut [f64]) {
         let m = self.config.prior_strength;
-        let (n_all, late_all, _) = self.overall.range(Timestamp::MIN, at);
+        let all = self.overall.range(Timestamp::MIN, at);
         // Before any outcome is known the prior is uninformative: one half.
-        let prior = (late_all as f64 + 0.5 * m) / (n_all as f64 + m);
-        let smooth = |n: u32, late: u32| (late as f64 + m * prior) / (n as f64 + m);
+        let prior = (all.late as f64 + 0.5 * m) / (all.n as f64 + m);
+        let smooth = |w: &Window| (w.late as f64 + m * prior) / (w.n as f64 + m);
+        let lead_days = (deadline - at) as f64 / SECONDS_PER_DAY;
         out[0] = prior;
         let mut j = 1;
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
-            let series = self.series[k].get(&key.value(carrier, warehouse, destination));
+            let series = self.series[k].get(&lane.key(*key));
             for &w in &self.config.windows_days {
-                let (n, late, _) = series
+                let win = series
                     .map(|s| s.range(at - w as i64 * SECONDS_PER_DAY as i64, at))
-                    .unwrap_or((0, 0, 0.0));
-                out[j] = smooth(n, late);
-                out[j + 1] = n as f64;
+                    .unwrap_or_default();
+                out[j] = smooth(&win);
+                out[j + 1] = win.n as f64;
                 j += 2;
             }
-            let (n, late, lateness) = series
+            let win = series
                 .map(|s| s.range(Timestamp::MIN, at))
-                .unwrap_or((0, 0, 0.0));
-            out[j] = smooth(n, late);
-            out[j + 1] = if n > 0 { lateness / n as f64 } else { f64::NAN };
-            j += 2;
+                .unwrap_or_default();
+            let transit = win.mean(win.transit);
+            out[j] = smooth(&win);
+            out[j + 1] = win.mean(win.lateness);
+            out[j + 2] = transit;
+            // The promise's slack over what this entity has typically needed.
+            out[j + 3] = lead_days - transit;
+            j += 4;
         }
     }
 }
@@ -264,39 +307,61 @@ mod tests {
 
     const DAY: i64 = 86_400;
 
+    fn lane(carrier: &'static str) -> Lane<'static> {
+        Lane {
+            carrier,
+            warehouse: "W",
+            destination: "D",
+        }
+    }
+
     #[test]
     fn only_outcomes_before_the_query_time_count() {
         let mut h = HistoryState::new(HistoryConfig::default());
         // Inserted out of order on purpose: the cut is by time, not by insertion.
-        h.record("s1", "A", "W", "D", 10 * DAY, 12 * DAY); // late
-        h.record("s2", "A", "W", "D", 10 * DAY, 5 * DAY); // on time
-        assert!(!h.record("s2", "A", "W", "D", 10 * DAY, 5 * DAY), "a repeated outcome counts once");
+        h.record("s1", lane("A"), 9 * DAY, 10 * DAY, 12 * DAY); // late
+        h.record("s2", lane("A"), 4 * DAY, 10 * DAY, 5 * DAY); // on time
+        assert!(
+            !h.record("s2", lane("A"), 4 * DAY, 10 * DAY, 5 * DAY),
+            "a repeated outcome counts once"
+        );
         let names = h.config().feature_names();
         let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
         let mut out = vec![0.0; h.config().feature_count()];
-        h.features_at("A", "W", "D", 6 * DAY, &mut out);
+        h.features_at(lane("A"), 6 * DAY, 9 * DAY, &mut out);
         assert_eq!(out[idx("hist_carrier_volume_30d")], 1.0);
         let before_late = out[idx("hist_carrier_late_rate_30d")];
-        h.features_at("A", "W", "D", 12 * DAY, &mut out);
-        assert_eq!(out[idx("hist_carrier_volume_30d")], 1.0, "delivered exactly at t is not before t");
-        h.features_at("A", "W", "D", 13 * DAY, &mut out);
+        h.features_at(lane("A"), 12 * DAY, 14 * DAY, &mut out);
+        assert_eq!(
+            out[idx("hist_carrier_volume_30d")],
+            1.0,
+            "delivered exactly at t is not before t"
+        );
+        h.features_at(lane("A"), 13 * DAY, 16 * DAY, &mut out);
         assert_eq!(out[idx("hist_carrier_volume_30d")], 2.0);
+        // Transit was 3 days (s1) and 1 day (s2): mean 2, and a 3-day promise has 1 day of slack.
+        assert!((out[idx("hist_lane_mean_transit_days")] - 2.0).abs() < 1e-9);
+        assert!((out[idx("hist_lane_slack_days")] - 1.0).abs() < 1e-9);
         assert!(out[idx("hist_carrier_late_rate_30d")] > before_late);
         assert_eq!(out[idx("hist_carrier_dest_volume_30d")], 2.0);
-        h.features_at("B", "W", "D", 13 * DAY, &mut out);
+        h.features_at(lane("B"), 13 * DAY, 16 * DAY, &mut out);
         assert_eq!(out[idx("hist_carrier_volume_30d")], 0.0);
-        assert_eq!(out[idx("hist_lane_volume_30d")], 2.0, "the lane does not depend on the carrier");
+        assert_eq!(
+            out[idx("hist_lane_volume_30d")],
+            2.0,
+            "the lane does not depend on the carrier"
+        );
         assert!(out[idx("hist_carrier_mean_lateness_days")].is_nan());
     }
 
     #[test]
     fn windows_forget_old_outcomes() {
         let mut h = HistoryState::new(HistoryConfig::default());
-        h.record("s1", "A", "W", "D", 0, DAY);
+        h.record("s1", lane("A"), 0, 0, DAY);
         let names = h.config().feature_names();
         let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
         let mut out = vec![0.0; h.config().feature_count()];
-        h.features_at("A", "W", "D", 100 * DAY, &mut out);
+        h.features_at(lane("A"), 100 * DAY, 101 * DAY, &mut out);
         assert_eq!(out[idx("hist_carrier_volume_30d")], 0.0);
         assert_eq!(out[idx("hist_carrier_volume_180d")], 1.0);
         assert!((out[idx("hist_carrier_mean_lateness_days")] - 1.0).abs() < 1e-9);

@@ -12,8 +12,9 @@ use super::history::{HistoryConfig, HistoryState};
 use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
 
 /// Features computed from the shipment's own dates.
-pub const CALENDAR_FEATURES: [&str; 6] = [
+pub const CALENDAR_FEATURES: [&str; 7] = [
     "lead_time_days",
+    "required_km_per_day",
     "decision_weekday",
     "decision_hour",
     "decision_month",
@@ -34,6 +35,7 @@ pub struct Vocabulary {
 
 /// How the schema is fitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SchemaConfig {
     /// A category needs this many training rows to get its own code.
     pub min_category_count: usize,
@@ -200,7 +202,12 @@ impl Encoder {
     }
 
     /// Encodes rows of a table, their history features cut at each row's decision time.
-    pub fn encode(&self, table: &ShipmentTable, rows: &[usize], history: &HistoryState) -> FeatureMatrix {
+    pub fn encode(
+        &self,
+        table: &ShipmentTable,
+        rows: &[usize],
+        history: &HistoryState,
+    ) -> FeatureMatrix {
         let n_cols = self.schema.n_features();
         let mut data = vec![f64::NAN; rows.len() * n_cols];
         let numeric: Vec<Option<&[f64]>> = self
@@ -217,15 +224,25 @@ impl Encoder {
             .map(|v| table.categorical(&v.name).map(|c| c.values.as_slice()))
             .collect();
         let hist_start = n_cols - self.schema.history.feature_count();
+        let distance = table.numeric("distance_km").map(|c| c.values.as_slice());
         for (r, &i) in rows.iter().enumerate() {
             let out = &mut data[r * n_cols..(r + 1) * n_cols];
-            calendar(table.scheduled_date[i], table.date_deadline[i], out);
+            calendar(
+                table.scheduled_date[i],
+                table.date_deadline[i],
+                distance.map(|d| d[i]),
+                out,
+            );
             let mut j = CALENDAR_FEATURES.len();
             for col in &numeric {
                 out[j] = col.map_or(f64::NAN, |c| c[i]);
                 j += 1;
             }
-            let core = [&table.carrier[i], &table.warehouse[i], &table.destination[i]];
+            let core = [
+                &table.carrier[i],
+                &table.warehouse[i],
+                &table.destination[i],
+            ];
             for (k, value) in core.iter().enumerate() {
                 out[j] = self.code(k, Some(value.as_str()));
                 j += 1;
@@ -236,10 +253,9 @@ impl Encoder {
                 j += 1;
             }
             history.features_at(
-                &table.carrier[i],
-                &table.warehouse[i],
-                &table.destination[i],
+                table.lane(i),
                 table.scheduled_date[i],
+                table.date_deadline[i],
                 &mut out[hist_start..],
             );
         }
@@ -256,7 +272,8 @@ impl Encoder {
             Some(v) => self.codes[feature]
                 .get(v)
                 .copied()
-                .unwrap_or(self.schema.categorical[feature].values.len() as u32) as f64,
+                .unwrap_or(self.schema.categorical[feature].values.len() as u32)
+                as f64,
         }
     }
 
@@ -281,15 +298,21 @@ impl Encoder {
     }
 }
 
-fn calendar(decision: Timestamp, deadline: Timestamp, out: &mut [f64]) {
-    out[0] = (deadline - decision) as f64 / SECONDS_PER_DAY;
+fn calendar(decision: Timestamp, deadline: Timestamp, distance_km: Option<f64>, out: &mut [f64]) {
+    let lead = (deadline - decision) as f64 / SECONDS_PER_DAY;
+    out[0] = lead;
+    // The pace the promise demands; trees approximate a ratio of two features poorly.
+    out[1] = match distance_km {
+        Some(d) if d.is_finite() => d / lead.max(1.0 / 24.0),
+        _ => f64::NAN,
+    };
     if let Some(d) = DateTime::from_timestamp(decision, 0) {
-        out[1] = d.weekday().num_days_from_monday() as f64;
-        out[2] = d.hour() as f64 + d.minute() as f64 / 60.0;
-        out[3] = d.month() as f64;
-        out[4] = d.ordinal() as f64;
+        out[2] = d.weekday().num_days_from_monday() as f64;
+        out[3] = d.hour() as f64 + d.minute() as f64 / 60.0;
+        out[4] = d.month() as f64;
+        out[5] = d.ordinal() as f64;
     }
     if let Some(d) = DateTime::from_timestamp(deadline, 0) {
-        out[5] = d.weekday().num_days_from_monday() as f64;
+        out[6] = d.weekday().num_days_from_monday() as f64;
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::features::FeatureMatrix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// L2 penalty.
     pub alpha: f64,
@@ -63,7 +64,11 @@ impl LogisticBaseline {
             .fit(&dataset)
             .map_err(|e| Error::Model(format!("logistic baseline: {e}")))?;
         // linfa calls the more frequent class "positive"; the baseline predicts lateness.
-        let sign = if fitted.labels().pos.class == 1 { 1.0 } else { -1.0 };
+        let sign = if fitted.labels().pos.class == 1 {
+            1.0
+        } else {
+            -1.0
+        };
         Ok(LogisticBaseline {
             imputer,
             weights: fitted.params().iter().map(|w| sign * w).collect(),

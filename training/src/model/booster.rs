@@ -26,8 +26,14 @@ pub struct BoosterConfig {
     pub cat_smooth: f64,
     pub min_data_per_group: u32,
     pub early_stopping_rounds: u32,
+    /// The held-out metric early stopping watches: `auc` (ranking; calibration fixes the
+    /// scale afterwards) or `binary_logloss`.
+    pub early_stopping_metric: String,
     /// 0 lets LightGBM use every core.
     pub num_threads: u32,
+    /// After early stopping on the held-out slice, refit on all training rows with the number
+    /// of trees found (scaled to the larger set), so no training row is wasted.
+    pub refit_on_all: bool,
 }
 
 impl Default for BoosterConfig {
@@ -45,7 +51,9 @@ impl Default for BoosterConfig {
             cat_smooth: 20.0,
             min_data_per_group: 50,
             early_stopping_rounds: 60,
+            early_stopping_metric: "auc".into(),
             num_threads: 0,
+            refit_on_all: true,
         }
     }
 }
@@ -72,18 +80,40 @@ impl BoosterConfig {
         if self.max_bin < 2 {
             return Err(Error::param("max_bin", "must be at least 2"));
         }
-        if !(self.lambda_l2 >= 0.0) || !(self.cat_smooth >= 0.0) {
+        if !matches!(
+            self.early_stopping_metric.as_str(),
+            "auc" | "binary_logloss"
+        ) {
+            return Err(Error::param(
+                "early_stopping_metric",
+                format!(
+                    "`{}` is not `auc` or `binary_logloss`",
+                    self.early_stopping_metric
+                ),
+            ));
+        }
+        if self.lambda_l2.is_nan()
+            || self.lambda_l2 < 0.0
+            || self.cat_smooth.is_nan()
+            || self.cat_smooth < 0.0
+        {
             return Err(Error::param("lambda_l2", "regularisation must be >= 0"));
         }
         Ok(())
     }
 
-    fn lightgbm_params(&self, seed: u64, categorical: &[usize], early_stopping: bool) -> serde_json::Value {
+    fn lightgbm_params(
+        &self,
+        seed: u64,
+        categorical: &[usize],
+        early_stopping: bool,
+        iterations: u32,
+    ) -> serde_json::Value {
         let cats: Vec<String> = categorical.iter().map(|c| c.to_string()).collect();
         let mut p = json!({
             "objective": "binary",
-            "metric": "binary_logloss",
-            "num_iterations": self.num_iterations,
+            "metric": self.early_stopping_metric,
+            "num_iterations": iterations,
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_data_in_leaf": self.min_data_in_leaf,
@@ -140,20 +170,45 @@ impl DelayBooster {
         names: &[String],
         categorical: &[usize],
     ) -> Result<Self> {
-        let mut train = lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
+        let mut train =
+            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
         train.set_feature_names(names)?;
         let valid = match held_out {
-            Some((hx, hy)) if !hy.is_empty() => Some(lightgbm3::Dataset::from_slice_with_reference(
-                &hx.data,
-                &labels_f32(hy),
-                hx.n_cols as i32,
-                true,
-                Some(&train),
-            )?),
+            Some((hx, hy)) if !hy.is_empty() => {
+                Some(lightgbm3::Dataset::from_slice_with_reference(
+                    &hx.data,
+                    &labels_f32(hy),
+                    hx.n_cols as i32,
+                    true,
+                    Some(&train),
+                )?)
+            }
             _ => None,
         };
-        let params = config.lightgbm_params(seed, categorical, valid.is_some());
+        let params =
+            config.lightgbm_params(seed, categorical, valid.is_some(), config.num_iterations);
         let booster = lightgbm3::Booster::train_with_valid(train, valid, &params)?;
+        Ok(DelayBooster {
+            booster,
+            n_features: x.n_cols,
+        })
+    }
+
+    /// Fits a fixed number of trees without early stopping.
+    pub fn fit_trees(
+        config: &BoosterConfig,
+        seed: u64,
+        x: &FeatureMatrix,
+        y: &[bool],
+        trees: u32,
+        names: &[String],
+        categorical: &[usize],
+    ) -> Result<Self> {
+        let mut train =
+            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
+        train.set_feature_names(names)?;
+        let params = config.lightgbm_params(seed, categorical, false, trees.max(1));
+        let booster = lightgbm3::Booster::train(train, &params)?;
         Ok(DelayBooster {
             booster,
             n_features: x.n_cols,
@@ -169,7 +224,10 @@ impl DelayBooster {
                 "the booster expects {found} features, the schema has {n_features}"
             )));
         }
-        Ok(DelayBooster { booster, n_features })
+        Ok(DelayBooster {
+            booster,
+            n_features,
+        })
     }
 
     pub fn save_string(&self) -> Result<String> {
@@ -185,7 +243,9 @@ impl DelayBooster {
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
-        Ok(self.booster.raw_scores(&x.data, self.n_features as i32, true)?)
+        Ok(self
+            .booster
+            .raw_scores(&x.data, self.n_features as i32, true)?)
     }
 
     /// SHAP contributions in log-odds: `n_features + 1` values per row, the last being the bias.
@@ -193,11 +253,15 @@ impl DelayBooster {
         if x.n_rows == 0 {
             return Ok(Vec::new());
         }
-        Ok(self.booster.predict_contrib(&x.data, self.n_features as i32, true)?)
+        Ok(self
+            .booster
+            .predict_contrib(&x.data, self.n_features as i32, true)?)
     }
 
     /// Total gain per feature.
     pub fn importance(&self) -> Result<Vec<f64>> {
-        Ok(self.booster.feature_importance(lightgbm3::ImportanceType::Gain)?)
+        Ok(self
+            .booster
+            .feature_importance(lightgbm3::ImportanceType::Gain)?)
     }
 }

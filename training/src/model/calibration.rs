@@ -23,7 +23,8 @@ pub fn sigmoid(x: f64) -> f64 {
 
 impl Platt {
     /// Fits by Newton's method on the log loss, with Platt's target smoothing so that a
-    /// perfectly separated slice does not drive the slope to infinity.
+    /// perfectly separated slice does not drive the slope to infinity, and step halving so that
+    /// every step lowers the loss (plain Newton diverges on overconfident raw scores).
     pub fn fit(raw: &[f64], labels: &[bool]) -> Platt {
         let pos = labels.iter().filter(|&&y| y).count() as f64;
         let neg = labels.len() as f64 - pos;
@@ -33,7 +34,18 @@ impl Platt {
         let hi = (pos + 1.0) / (pos + 2.0);
         let lo = 1.0 / (neg + 2.0);
         let targets: Vec<f64> = labels.iter().map(|&y| if y { hi } else { lo }).collect();
+        let loss = |a: f64, b: f64| -> f64 {
+            raw.iter()
+                .zip(&targets)
+                .map(|(&x, &t)| {
+                    let z = a * x + b;
+                    // log(1 + e^z) - t z, computed without overflow
+                    z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z
+                })
+                .sum()
+        };
         let (mut a, mut b) = (1.0, 0.0);
+        let mut current = loss(a, b);
         for _ in 0..100 {
             let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
             for (&x, &t) in raw.iter().zip(&targets) {
@@ -52,13 +64,27 @@ impl Platt {
             }
             let da = (hbb * ga - hab * gb) / det;
             let db = (haa * gb - hab * ga) / det;
-            a -= da;
-            b -= db;
-            if da.abs() < 1e-10 && db.abs() < 1e-10 {
+            let mut step = 1.0;
+            let mut improved = false;
+            while step > 1e-6 {
+                let (na, nb) = (a - step * da, b - step * db);
+                let l = loss(na, nb);
+                if l.is_finite() && l <= current {
+                    a = na;
+                    b = nb;
+                    improved = current - l > 1e-12 * current.abs().max(1.0);
+                    current = l;
+                    break;
+                }
+                step *= 0.5;
+            }
+            if !improved {
                 break;
             }
         }
-        if a.is_finite() && b.is_finite() {
+        // A slope at or below zero means the slice contradicts the model's ranking; inverting
+        // the ranking on the strength of one slice would be worse than not calibrating.
+        if a.is_finite() && b.is_finite() && a > 0.0 {
             Platt { a, b }
         } else {
             Platt::default()
@@ -82,7 +108,9 @@ mod tests {
         let mut state = 12345u64;
         for i in 0..20_000 {
             let true_logit = (i % 200) as f64 / 25.0 - 4.0;
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let u = (state >> 11) as f64 / (1u64 << 53) as f64;
             labels.push(u < sigmoid(true_logit));
             raw.push(2.0 * true_logit);
@@ -90,5 +118,27 @@ mod tests {
         let p = Platt::fit(&raw, &labels);
         assert!((p.a - 0.5).abs() < 0.05, "slope {}", p.a);
         assert!(p.b.abs() < 0.1, "intercept {}", p.b);
+    }
+
+    #[test]
+    fn stays_finite_on_a_separable_overconfident_slice() {
+        // Raw scores far apart and perfectly separated: plain Newton overflows here.
+        let raw: Vec<f64> = (0..500)
+            .map(|i| {
+                if i % 5 == 0 {
+                    30.0 + i as f64
+                } else {
+                    -40.0 - i as f64
+                }
+            })
+            .collect();
+        let labels: Vec<bool> = (0..500).map(|i| i % 5 == 0).collect();
+        let p = Platt::fit(&raw, &labels);
+        assert!(p.a.is_finite() && p.b.is_finite());
+        let (low, high) = (p.apply(-40.0), p.apply(30.0));
+        assert!(
+            high > 0.9 && low < 0.1 && high < 1.0 && low > 0.0,
+            "{low} {high}"
+        );
     }
 }

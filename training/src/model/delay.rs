@@ -67,10 +67,17 @@ impl RiskBands {
     }
 
     pub fn check(&self) -> Result<()> {
-        if 0.0 < self.medium && self.medium < self.high && self.high < self.critical && self.critical < 1.0 {
+        if 0.0 < self.medium
+            && self.medium < self.high
+            && self.high < self.critical
+            && self.critical < 1.0
+        {
             Ok(())
         } else {
-            Err(Error::param("risk_bands", "need 0 < medium < high < critical < 1"))
+            Err(Error::param(
+                "risk_bands",
+                "need 0 < medium < high < critical < 1",
+            ))
         }
     }
 }
@@ -120,6 +127,16 @@ pub struct DelayModel {
     pub history: HistoryState,
 }
 
+impl std::fmt::Debug for DelayModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DelayModel")
+            .field("version", &self.manifest.version)
+            .field("booster", &self.booster)
+            .field("history_outcomes", &self.history.len())
+            .finish()
+    }
+}
+
 impl DelayModel {
     /// Loads and verifies an artifact directory.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -136,7 +153,10 @@ impl DelayModel {
             .iter()
             .map(|f| {
                 names.iter().position(|n| n == f).ok_or_else(|| {
-                    Error::artifact(reader.path(files::FALLBACK_RULES), format!("unknown feature `{f}`"))
+                    Error::artifact(
+                        reader.path(files::FALLBACK_RULES),
+                        format!("unknown feature `{f}`"),
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -188,7 +208,11 @@ impl DelayModel {
     /// Risks with the `top_k` strongest factors of each row.
     pub fn score(&self, x: &FeatureMatrix, top_k: usize) -> Result<Vec<RiskScore>> {
         let probs = self.predict(x)?;
-        let contrib = if top_k > 0 { self.booster.contributions(x)? } else { Vec::new() };
+        let contrib = if top_k > 0 {
+            self.booster.contributions(x)?
+        } else {
+            Vec::new()
+        };
         let width = x.n_cols + 1;
         Ok(probs
             .into_iter()
@@ -212,7 +236,12 @@ impl DelayModel {
 
     fn top_factors(&self, row: &[f64], contrib: &[f64], k: usize) -> Vec<Factor> {
         let mut idx: Vec<usize> = (0..contrib.len()).filter(|&j| contrib[j] != 0.0).collect();
-        idx.sort_by(|&a, &b| contrib[b].abs().total_cmp(&contrib[a].abs()).then(a.cmp(&b)));
+        idx.sort_by(|&a, &b| {
+            contrib[b]
+                .abs()
+                .total_cmp(&contrib[a].abs())
+                .then(a.cmp(&b))
+        });
         idx.truncate(k);
         idx.into_iter()
             .map(|j| Factor {
@@ -243,9 +272,14 @@ impl DelayModel {
 
 /// The delivered shipments a model's history features start from, as Parquet.
 pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
-    let rows: Vec<usize> = (0..table.len()).filter(|&i| table.delivered_at[i].is_some()).collect();
+    let rows: Vec<usize> = (0..table.len())
+        .filter(|&i| table.delivered_at[i].is_some())
+        .collect();
     let col_str = |name: &str, v: &[String]| {
-        Column::new(name.into(), rows.iter().map(|&i| v[i].as_str()).collect::<Vec<_>>())
+        Column::new(
+            name.into(),
+            rows.iter().map(|&i| v[i].as_str()).collect::<Vec<_>>(),
+        )
     };
     let mut df = DataFrame::new(
         rows.len(),
@@ -254,33 +288,81 @@ pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
             col_str("carrier", &table.carrier),
             col_str("warehouse", &table.warehouse),
             col_str("destination", &table.destination),
-            Column::new("date_deadline".into(), rows.iter().map(|&i| table.date_deadline[i]).collect::<Vec<i64>>()),
+            Column::new(
+                "scheduled_date".into(),
+                rows.iter()
+                    .map(|&i| table.scheduled_date[i])
+                    .collect::<Vec<i64>>(),
+            ),
+            Column::new(
+                "date_deadline".into(),
+                rows.iter()
+                    .map(|&i| table.date_deadline[i])
+                    .collect::<Vec<i64>>(),
+            ),
             Column::new(
                 "delivered_at".into(),
-                rows.iter().map(|&i| table.delivered_at[i].expect("filtered")).collect::<Vec<i64>>(),
+                rows.iter()
+                    .map(|&i| table.delivered_at[i].expect("filtered"))
+                    .collect::<Vec<i64>>(),
             ),
         ],
     )
-    .map_err(|source| Error::Polars { context: "building history".into(), source })?;
+    .map_err(|source| Error::Polars {
+        context: "building history".into(),
+        source,
+    })?;
     let mut out = Vec::new();
     ParquetWriter::new(&mut out)
         .finish(&mut df)
-        .map_err(|source| Error::Polars { context: "writing history".into(), source })?;
+        .map_err(|source| Error::Polars {
+            context: "writing history".into(),
+            source,
+        })?;
     Ok(out)
 }
 
 fn read_history(bytes: &[u8], history: &mut HistoryState) -> PolarsResult<()> {
     let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
     let s = |n: &str| -> PolarsResult<Vec<String>> {
-        Ok(df.column(n)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        Ok(df
+            .column(n)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
     };
     let t = |n: &str| -> PolarsResult<Vec<i64>> {
-        Ok(df.column(n)?.i64()?.iter().map(|v| v.unwrap_or_default()).collect())
+        Ok(df
+            .column(n)?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or_default())
+            .collect())
     };
-    let (ids, carriers, warehouses, dests) = (s("shipment_id")?, s("carrier")?, s("warehouse")?, s("destination")?);
-    let (deadlines, delivered) = (t("date_deadline")?, t("delivered_at")?);
+    let (ids, carriers, warehouses, dests) = (
+        s("shipment_id")?,
+        s("carrier")?,
+        s("warehouse")?,
+        s("destination")?,
+    );
+    let (decided, deadlines, delivered) = (
+        t("scheduled_date")?,
+        t("date_deadline")?,
+        t("delivered_at")?,
+    );
     for i in 0..ids.len() {
-        history.record(&ids[i], &carriers[i], &warehouses[i], &dests[i], deadlines[i], delivered[i]);
+        history.record(
+            &ids[i],
+            crate::features::history::Lane {
+                carrier: &carriers[i],
+                warehouse: &warehouses[i],
+                destination: &dests[i],
+            },
+            decided[i],
+            deadlines[i],
+            delivered[i],
+        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::features::FeatureMatrix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FallbackConfig {
     pub max_depth: usize,
     /// Each leaf holds at least this share of the training rows.
@@ -79,7 +80,22 @@ impl FallbackRules {
         let records = Array2::from_shape_vec((rows.len(), columns.len()), data)
             .map_err(|e| Error::Model(e.to_string()))?;
         let targets: Array1<usize> = rows.iter().map(|&r| y[r] as usize).collect();
-        let dataset = Dataset::new(records, targets);
+        // linfa-trees prunes every subtree whose leaves predict the same class; with late
+        // deliveries a minority everywhere, that would leave a single leaf. Balanced class
+        // weights make splits that separate risk also change the predicted class.
+        let late = rows.iter().filter(|&&r| y[r]).count().max(1) as f32;
+        let on_time = (rows.len() as f32 - late).max(1.0);
+        let weights: Array1<f32> = rows
+            .iter()
+            .map(|&r| {
+                if y[r] {
+                    rows.len() as f32 / (2.0 * late)
+                } else {
+                    rows.len() as f32 / (2.0 * on_time)
+                }
+            })
+            .collect();
+        let dataset = Dataset::new(records, targets).with_weights(weights);
         let min_leaf = (config.min_leaf_fraction * rows.len() as f64).max(5.0) as f32;
         let tree = DecisionTree::params()
             .max_depth(Some(config.max_depth))
@@ -116,7 +132,11 @@ impl FallbackRules {
             .iter()
             .position(|rule| {
                 rule.conditions.iter().all(|c| {
-                    let f = self.features.iter().position(|n| *n == c.feature).expect("own feature");
+                    let f = self
+                        .features
+                        .iter()
+                        .position(|n| *n == c.feature)
+                        .expect("own feature");
                     let v = value(f);
                     if c.op == "<=" {
                         v <= c.threshold

@@ -46,7 +46,12 @@ impl Imputer {
     /// Imputed (not standardised) values of one feature row, in `columns` order.
     pub fn imputed(&self, row: &[f64], out: &mut Vec<f64>) {
         out.clear();
-        out.extend(self.columns.iter().zip(&self.medians).map(|(&c, &m)| fill(row[c], m)));
+        out.extend(
+            self.columns
+                .iter()
+                .zip(&self.medians)
+                .map(|(&c, &m)| fill(row[c], m)),
+        );
     }
 
     /// Imputed and standardised values of one feature row.

@@ -75,8 +75,11 @@ mod tests {
         assert_eq!(auc(&[true, false], &[0.1, 0.9]), 0.0);
         assert_eq!(auc(&[true, false], &[0.5, 0.5]), 0.5);
         // 3 positives, 2 negatives: pairs ordered correctly = 5 of 6.
-        let a = auc(&[false, true, false, true, true], &[0.1, 0.4, 0.35, 0.8, 0.2]);
-        assert!((a - 4.0 / 6.0).abs() < 1e-12, "{a}");
+        let a = auc(
+            &[false, true, false, true, true],
+            &[0.1, 0.4, 0.35, 0.8, 0.2],
+        );
+        assert!((a - 5.0 / 6.0).abs() < 1e-12, "{a}");
     }
 
     #[test]
