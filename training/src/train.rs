@@ -276,9 +276,10 @@ pub fn train(
         )?;
     }
 
+    let booster_cfg = cfg.booster.resolve(train_rows.len());
     let booster = stages.run("booster", || {
         DelayBooster::fit(
-            &cfg.booster,
+            &booster_cfg,
             cfg.seed,
             &x_fit,
             &y_fit,
@@ -298,14 +299,14 @@ pub fn train(
             .map(|r| calibration.apply(r))
             .collect::<Vec<_>>(),
     );
-    let booster = if cfg.booster.refit_on_all {
+    let booster = if booster_cfg.refit_on_all == Some(true) {
         stages.run("refit", || {
             let trees = (booster.num_trees() as f64 * train_rows.len() as f64
                 / fit_rows.len().max(1) as f64)
                 .round() as u32;
             let (x_all, y_all) = take(&train_rows);
             DelayBooster::fit_trees(
-                &cfg.booster,
+                &booster_cfg,
                 cfg.seed,
                 &x_all,
                 &y_all,
@@ -423,7 +424,8 @@ pub fn train(
                 &valid_predictions(table, &valid_rows, &labels, &valid_probs)?,
             )?;
         }
-        let extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
+        let mut extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
+        extra.insert("booster_resolved".into(), serde_json::json!(booster_cfg));
         w.finish(version.clone(), created_at.to_string(), extra)
     })?;
     let mut summary = summary;

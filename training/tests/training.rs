@@ -190,7 +190,7 @@ fn bad_parameters_are_rejected_before_a_run() {
         );
     };
     let mut c = TrainConfig::default();
-    c.booster.learning_rate = 0.0;
+    c.booster.learning_rate = Some(0.0);
     bad(c, "learning_rate");
     let mut c = TrainConfig::default();
     c.booster.num_leaves = 1;

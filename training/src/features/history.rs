@@ -104,12 +104,15 @@ impl HistoryConfig {
             names.push(format!("hist_{}_mean_lateness_days", key.name()));
             names.push(format!("hist_{}_mean_transit_days", key.name()));
             names.push(format!("hist_{}_slack_days", key.name()));
+            names.push(format!("hist_{}_late_rate_last10", key.name()));
+            names.push(format!("load_{}_decided_7d", key.name()));
+            names.push(format!("load_{}_open_now", key.name()));
         }
         names
     }
 
     pub fn feature_count(&self) -> usize {
-        1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 4)
+        1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 7)
     }
 }
 
@@ -161,6 +164,18 @@ impl Series {
         }
     }
 
+    /// The last `n` outcomes delivered before `to`.
+    fn last(&self, n: usize, to: Timestamp) -> Window {
+        let hi = self.times.partition_point(|&t| t < to);
+        let lo = hi.saturating_sub(n);
+        Window {
+            n: (hi - lo) as u32,
+            late: self.late_cum[hi] - self.late_cum[lo],
+            lateness: self.lateness_cum[hi] - self.lateness_cum[lo],
+            transit: self.transit_cum[hi] - self.transit_cum[lo],
+        }
+    }
+
     /// Outcomes delivered in [from, to).
     fn range(&self, from: Timestamp, to: Timestamp) -> Window {
         let hi = self.times.partition_point(|&t| t < to);
@@ -199,8 +214,11 @@ pub struct HistoryState {
     config: HistoryConfig,
     overall: Series,
     series: [HashMap<String, Series>; 5],
+    /// Decision times per entity, sorted: the workload known at any moment, outcomes or not.
+    decisions: [HashMap<String, Vec<Timestamp>>; 5],
     /// Shipments already recorded: an outcome reported twice counts once.
     recorded: HashSet<String>,
+    decided: HashSet<String>,
 }
 
 impl HistoryState {
@@ -209,7 +227,9 @@ impl HistoryState {
             config,
             overall: Series::new(),
             series: Default::default(),
+            decisions: Default::default(),
             recorded: HashSet::new(),
+            decided: HashSet::new(),
         }
     }
 
@@ -251,8 +271,34 @@ impl HistoryState {
         true
     }
 
-    /// Records every delivered shipment of a table.
+    /// Records that a shipment was decided (released for dispatch); returns false when it was
+    /// already recorded.
+    pub fn record_decision(
+        &mut self,
+        shipment_id: &str,
+        lane: Lane<'_>,
+        decided: Timestamp,
+    ) -> bool {
+        if !self.decided.insert(shipment_id.to_string()) {
+            return false;
+        }
+        for (k, key) in HistoryKey::ALL.iter().enumerate() {
+            let times = self.decisions[k].entry(lane.key(*key)).or_default();
+            let pos = times.partition_point(|&t| t <= decided);
+            times.insert(pos, decided);
+        }
+        true
+    }
+
+    /// Records every shipment of a table as decided, and every delivered one's outcome.
     pub fn record_table(&mut self, table: &ShipmentTable) {
+        for i in 0..table.len() {
+            self.record_decision(
+                &table.shipment_id[i],
+                table.lane(i),
+                table.scheduled_date[i],
+            );
+        }
         for i in 0..table.len() {
             if let Some(d) = table.delivered_at[i] {
                 self.record(
@@ -296,7 +342,18 @@ impl HistoryState {
             out[j + 2] = transit;
             // The promise's slack over what this entity has typically needed.
             out[j + 3] = lead_days - transit;
-            j += 4;
+            out[j + 4] = smooth(&series.map(|s| s.last(10, at)).unwrap_or_default());
+            let decided = self.decisions[k].get(&lane.key(*key));
+            let count = |from: Timestamp| {
+                decided.map_or(0, |d| {
+                    let hi = d.partition_point(|&t| t < at);
+                    hi - d[..hi].partition_point(|&t| t < from)
+                })
+            };
+            out[j + 5] = count(at - 7 * SECONDS_PER_DAY as i64) as f64;
+            // Decided before now and not delivered before now: still on the road or in the yard.
+            out[j + 6] = (count(Timestamp::MIN) as f64 - win.n as f64).max(0.0);
+            j += 7;
         }
     }
 }
@@ -352,6 +409,35 @@ mod tests {
             "the lane does not depend on the carrier"
         );
         assert!(out[idx("hist_carrier_mean_lateness_days")].is_nan());
+    }
+
+    #[test]
+    fn workload_counts_decisions_not_yet_delivered() {
+        let mut h = HistoryState::new(HistoryConfig::default());
+        for (id, decided) in [("a", 1), ("b", 2), ("c", 3)] {
+            h.record_decision(id, lane("A"), decided * DAY);
+        }
+        assert!(
+            !h.record_decision("a", lane("A"), DAY),
+            "a decision recorded twice counts once"
+        );
+        h.record("a", lane("A"), DAY, 5 * DAY, 4 * DAY);
+        let names = h.config().feature_names();
+        let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let mut out = vec![0.0; h.config().feature_count()];
+        h.features_at(lane("A"), 3 * DAY, 6 * DAY, &mut out);
+        assert_eq!(
+            out[idx("load_carrier_decided_7d")],
+            2.0,
+            "b and a; c is decided at the query time itself"
+        );
+        assert_eq!(out[idx("load_carrier_open_now")], 2.0);
+        h.features_at(lane("A"), 5 * DAY, 8 * DAY, &mut out);
+        assert_eq!(
+            out[idx("load_carrier_open_now")],
+            2.0,
+            "a was delivered, c joined"
+        );
     }
 
     #[test]
