@@ -162,6 +162,45 @@ impl BoosterConfig {
     }
 }
 
+/// One fitting job: the data and how to fit it.
+struct Fit<'a> {
+    config: &'a BoosterConfig,
+    seed: u64,
+    x: &'a FeatureMatrix,
+    y: &'a [bool],
+    names: &'a [String],
+    categorical: &'a [usize],
+}
+
+impl Fit<'_> {
+    fn run(&self, held_out: Option<(&FeatureMatrix, &[bool])>, trees: u32) -> Result<DelayBooster> {
+        let x = self.x;
+        let mut train =
+            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(self.y), x.n_cols as i32, true)?;
+        train.set_feature_names(self.names)?;
+        let valid = match held_out {
+            Some((hx, hy)) if !hy.is_empty() => {
+                Some(lightgbm3::Dataset::from_slice_with_reference(
+                    &hx.data,
+                    &labels_f32(hy),
+                    hx.n_cols as i32,
+                    true,
+                    Some(&train),
+                )?)
+            }
+            _ => None,
+        };
+        let params =
+            self.config
+                .lightgbm_params(self.seed, self.categorical, valid.is_some(), trees);
+        let booster = lightgbm3::Booster::train_with_valid(train, valid, &params)?;
+        Ok(DelayBooster {
+            booster,
+            n_features: x.n_cols,
+        })
+    }
+}
+
 /// A fitted LightGBM binary classifier over a [`FeatureMatrix`].
 pub struct DelayBooster {
     booster: lightgbm3::Booster,
@@ -192,28 +231,15 @@ impl DelayBooster {
         names: &[String],
         categorical: &[usize],
     ) -> Result<Self> {
-        let mut train =
-            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
-        train.set_feature_names(names)?;
-        let valid = match held_out {
-            Some((hx, hy)) if !hy.is_empty() => {
-                Some(lightgbm3::Dataset::from_slice_with_reference(
-                    &hx.data,
-                    &labels_f32(hy),
-                    hx.n_cols as i32,
-                    true,
-                    Some(&train),
-                )?)
-            }
-            _ => None,
+        let fit = Fit {
+            config,
+            seed,
+            x,
+            y,
+            names,
+            categorical,
         };
-        let params =
-            config.lightgbm_params(seed, categorical, valid.is_some(), config.num_iterations);
-        let booster = lightgbm3::Booster::train_with_valid(train, valid, &params)?;
-        Ok(DelayBooster {
-            booster,
-            n_features: x.n_cols,
-        })
+        fit.run(held_out, config.num_iterations)
     }
 
     /// Fits a fixed number of trees without early stopping.
@@ -226,15 +252,15 @@ impl DelayBooster {
         names: &[String],
         categorical: &[usize],
     ) -> Result<Self> {
-        let mut train =
-            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
-        train.set_feature_names(names)?;
-        let params = config.lightgbm_params(seed, categorical, false, trees.max(1));
-        let booster = lightgbm3::Booster::train(train, &params)?;
-        Ok(DelayBooster {
-            booster,
-            n_features: x.n_cols,
-        })
+        let fit = Fit {
+            config,
+            seed,
+            x,
+            y,
+            names,
+            categorical,
+        };
+        fit.run(None, trees.max(1))
     }
 
     /// Loads a model saved by [`DelayBooster::save_string`], checking its width.
