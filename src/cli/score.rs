@@ -35,20 +35,23 @@ pub fn run(args: Args) -> CliResult {
     let started = Instant::now();
     let rows: Vec<usize> = (0..table.len()).collect();
     let x = model.features(&table, &rows);
+    let features_s = started.elapsed().as_secs_f64();
     let scores = model.score(&x, args.top_factors)?;
     let elapsed = started.elapsed().as_secs_f64();
     let mut df = score_frame(&table, &scores, model.version())?;
     write_frame(&mut df, &args.output)?;
     eprintln!(
-        "scored {} shipments in {:.3}s ({:.0} rows/s, features + model{}) -> {}",
+        "scored {} shipments in {:.3}s ({:.0} rows/s; features {:.3}s, model{} {:.3}s) -> {}",
         table.len(),
         elapsed,
         table.len() as f64 / elapsed.max(1e-9),
+        features_s,
         if args.top_factors > 0 {
-            " + factors"
+            " and factors"
         } else {
             ""
         },
+        elapsed - features_s,
         args.output.display()
     );
     Ok(())

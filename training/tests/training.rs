@@ -66,6 +66,28 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
         assert!((0.0..=1.0).contains(&s.delay_risk));
         assert_eq!(s.top_factors.len(), 3);
     }
+    // Categories never seen in training and missing numbers still score.
+    let mut odd = table.select(&[0, 1]);
+    odd.carrier[0] = "Carrier Nobody Has Heard Of".into();
+    odd.destination[0] = "XX-00 Nowhere".into();
+    for col in odd.numeric.iter_mut() {
+        col.values[0] = f64::NAN;
+    }
+    for col in odd.categorical.iter_mut() {
+        col.values[1] = Some("a value outside the vocabulary".into());
+    }
+    let odd_scores = model.score(&model.features(&odd, &[0, 1]), 3).unwrap();
+    for s in &odd_scores {
+        assert!(s.delay_risk.is_finite() && (0.0..=1.0).contains(&s.delay_risk));
+    }
+    let carrier_factor = odd_scores[0]
+        .top_factors
+        .iter()
+        .find(|f| f.feature == "carrier");
+    if let Some(f) = carrier_factor {
+        assert_eq!(f.value, serde_json::json!("(rare or unseen)"));
+    }
+
     // The fallback's rules cover every row with exactly one rule.
     let rules = model.fallback_rules();
     let cols: Vec<usize> = rules

@@ -6,7 +6,9 @@
 //! and because every query cuts at the asked time, an outcome delivered later can never reach an
 //! earlier row: there is no leakage whatever the insertion order.
 
-use std::collections::{HashMap, HashSet};
+// Fx hashing: keys are short strings hashed millions of times per training run, and HashDoS
+// does not apply to a model's own history.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,8 +68,22 @@ pub struct Lane<'a> {
 }
 
 impl<'a> Lane<'a> {
-    fn key(&self, key: HistoryKey) -> String {
-        key.value(self.carrier, self.warehouse, self.destination)
+    /// The key written into a reused buffer: lookups on the scoring path allocate nothing.
+    fn key_into<'b>(&self, key: HistoryKey, buf: &'b mut String) -> &'b str {
+        buf.clear();
+        let (a, b) = match key {
+            HistoryKey::Carrier => (self.carrier, None),
+            HistoryKey::Lane => (self.warehouse, Some(self.destination)),
+            HistoryKey::CarrierDestination => (self.carrier, Some(self.destination)),
+            HistoryKey::Warehouse => (self.warehouse, None),
+            HistoryKey::Destination => (self.destination, None),
+        };
+        buf.push_str(a);
+        if let Some(b) = b {
+            buf.push('\u{1f}');
+            buf.push_str(b);
+        }
+        buf.as_str()
     }
 }
 
@@ -164,10 +180,13 @@ impl Series {
         }
     }
 
-    /// The last `n` outcomes delivered before `to`.
-    fn last(&self, n: usize, to: Timestamp) -> Window {
-        let hi = self.times.partition_point(|&t| t < to);
-        let lo = hi.saturating_sub(n);
+    /// How many outcomes were delivered strictly before `to`: the cut every query starts from.
+    fn upto(&self, to: Timestamp) -> usize {
+        self.times.partition_point(|&t| t < to)
+    }
+
+    /// Outcomes `lo..hi` (positions in delivery order).
+    fn between(&self, lo: usize, hi: usize) -> Window {
         Window {
             n: (hi - lo) as u32,
             late: self.late_cum[hi] - self.late_cum[lo],
@@ -176,16 +195,9 @@ impl Series {
         }
     }
 
-    /// Outcomes delivered in [from, to).
-    fn range(&self, from: Timestamp, to: Timestamp) -> Window {
-        let hi = self.times.partition_point(|&t| t < to);
-        let lo = self.times[..hi].partition_point(|&t| t < from);
-        Window {
-            n: (hi - lo) as u32,
-            late: self.late_cum[hi] - self.late_cum[lo],
-            lateness: self.lateness_cum[hi] - self.lateness_cum[lo],
-            transit: self.transit_cum[hi] - self.transit_cum[lo],
-        }
+    /// Outcomes delivered in [from, to), where `hi = upto(to)`.
+    fn since(&self, from: Timestamp, hi: usize) -> Window {
+        self.between(self.times[..hi].partition_point(|&t| t < from), hi)
     }
 }
 
@@ -228,8 +240,8 @@ impl HistoryState {
             overall: Series::new(),
             series: Default::default(),
             decisions: Default::default(),
-            recorded: HashSet::new(),
-            decided: HashSet::new(),
+            recorded: HashSet::default(),
+            decided: HashSet::default(),
         }
     }
 
@@ -262,11 +274,16 @@ impl HistoryState {
         let lateness = (delivered_at - deadline) as f64 / SECONDS_PER_DAY;
         let transit = (delivered_at - decided) as f64 / SECONDS_PER_DAY;
         self.overall.insert(delivered_at, late, lateness, transit);
+        let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
-            self.series[k]
-                .entry(lane.key(*key))
-                .or_insert_with(Series::new)
-                .insert(delivered_at, late, lateness, transit);
+            let name = lane.key_into(*key, &mut buf);
+            if let Some(series) = self.series[k].get_mut(name) {
+                series.insert(delivered_at, late, lateness, transit);
+            } else {
+                let mut series = Series::new();
+                series.insert(delivered_at, late, lateness, transit);
+                self.series[k].insert(name.to_string(), series);
+            }
         }
         true
     }
@@ -282,8 +299,13 @@ impl HistoryState {
         if !self.decided.insert(shipment_id.to_string()) {
             return false;
         }
+        let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
-            let times = self.decisions[k].entry(lane.key(*key)).or_default();
+            let name = lane.key_into(*key, &mut buf);
+            if !self.decisions[k].contains_key(name) {
+                self.decisions[k].insert(name.to_string(), Vec::new());
+            }
+            let times = self.decisions[k].get_mut(name).expect("inserted above");
             let pos = times.partition_point(|&t| t <= decided);
             times.insert(pos, decided);
         }
@@ -316,43 +338,50 @@ impl HistoryState {
     /// into `out` (length [`HistoryConfig::feature_count`]).
     pub fn features_at(&self, lane: Lane<'_>, at: Timestamp, deadline: Timestamp, out: &mut [f64]) {
         let m = self.config.prior_strength;
-        let all = self.overall.range(Timestamp::MIN, at);
+        let all = self.overall.between(0, self.overall.upto(at));
         // Before any outcome is known the prior is uninformative: one half.
         let prior = (all.late as f64 + 0.5 * m) / (all.n as f64 + m);
         let smooth = |w: &Window| (w.late as f64 + m * prior) / (w.n as f64 + m);
         let lead_days = (deadline - at) as f64 / SECONDS_PER_DAY;
         out[0] = prior;
         let mut j = 1;
+        let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
-            let series = self.series[k].get(&lane.key(*key));
+            let name = lane.key_into(*key, &mut buf);
+            let series = self.series[k].get(name);
+            let decided = self.decisions[k].get(name);
+            let hi = series.map_or(0, |s| s.upto(at));
             for &w in &self.config.windows_days {
                 let win = series
-                    .map(|s| s.range(at - w as i64 * SECONDS_PER_DAY as i64, at))
+                    .map(|s| s.since(at - w as i64 * SECONDS_PER_DAY as i64, hi))
                     .unwrap_or_default();
                 out[j] = smooth(&win);
                 out[j + 1] = win.n as f64;
                 j += 2;
             }
-            let win = series
-                .map(|s| s.range(Timestamp::MIN, at))
-                .unwrap_or_default();
+            let win = series.map(|s| s.between(0, hi)).unwrap_or_default();
             let transit = win.mean(win.transit);
             out[j] = smooth(&win);
             out[j + 1] = win.mean(win.lateness);
             out[j + 2] = transit;
             // The promise's slack over what this entity has typically needed.
             out[j + 3] = lead_days - transit;
-            out[j + 4] = smooth(&series.map(|s| s.last(10, at)).unwrap_or_default());
-            let decided = self.decisions[k].get(&lane.key(*key));
-            let count = |from: Timestamp| {
-                decided.map_or(0, |d| {
-                    let hi = d.partition_point(|&t| t < at);
-                    hi - d[..hi].partition_point(|&t| t < from)
-                })
-            };
-            out[j + 5] = count(at - 7 * SECONDS_PER_DAY as i64) as f64;
+            out[j + 4] = smooth(
+                &series
+                    .map(|s| s.between(hi.saturating_sub(10), hi))
+                    .unwrap_or_default(),
+            );
+            let (recent, before) = decided.map_or((0, 0), |d| {
+                let before = d.partition_point(|&t| t < at);
+                let week_ago = at - 7 * SECONDS_PER_DAY as i64;
+                (
+                    before - d[..before].partition_point(|&t| t < week_ago),
+                    before,
+                )
+            });
+            out[j + 5] = recent as f64;
             // Decided before now and not delivered before now: still on the road or in the yard.
-            out[j + 6] = (count(Timestamp::MIN) as f64 - win.n as f64).max(0.0);
+            out[j + 6] = (before as f64 - win.n as f64).max(0.0);
             j += 7;
         }
     }

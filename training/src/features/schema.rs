@@ -3,7 +3,7 @@
 //! [`Encoder`] wherever features are computed, in training, evaluation, batch scoring and the
 //! service alike.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use chrono::{DateTime, Datelike, Timelike};
 use serde::{Deserialize, Serialize};
@@ -106,32 +106,17 @@ impl FeatureMatrix {
 
 impl FeatureSchema {
     /// Fits the schema on the given training rows.
-    pub fn fit(table: &ShipmentTable, rows: &[usize], config: &SchemaConfig) -> Self {
-        let vocab = |name: &str, values: &dyn Fn(usize) -> Option<String>| {
-            let mut counts: HashMap<String, usize> = HashMap::new();
-            for &i in rows {
-                if let Some(v) = values(i) {
-                    *counts.entry(v).or_default() += 1;
-                }
-            }
-            let mut kept: Vec<(String, usize)> = counts
-                .into_iter()
-                .filter(|(_, c)| *c >= config.min_category_count)
-                .collect();
-            kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            kept.truncate(config.max_categories);
-            Vocabulary {
-                name: name.to_string(),
-                values: kept.into_iter().map(|(v, _)| v).collect(),
-            }
+    pub fn fit<'t>(table: &'t ShipmentTable, rows: &[usize], config: &SchemaConfig) -> Self {
+        let vocab = |name: &str, values: &dyn Fn(usize) -> Option<&'t str>| {
+            vocabulary(name, rows, config, values)
         };
         let mut categorical = vec![
-            vocab("carrier", &|i| Some(table.carrier[i].clone())),
-            vocab("warehouse", &|i| Some(table.warehouse[i].clone())),
-            vocab("destination", &|i| Some(table.destination[i].clone())),
+            vocab("carrier", &|i| Some(table.carrier[i].as_str())),
+            vocab("warehouse", &|i| Some(table.warehouse[i].as_str())),
+            vocab("destination", &|i| Some(table.destination[i].as_str())),
         ];
         for col in &table.categorical {
-            categorical.push(vocab(&col.name, &|i| col.values[i].clone()));
+            categorical.push(vocab(&col.name, &|i| col.values[i].as_deref()));
         }
         FeatureSchema {
             numeric: table.numeric.iter().map(|c| c.name.clone()).collect(),
@@ -174,6 +159,31 @@ impl FeatureSchema {
     }
 }
 
+/// The most frequent values of a column among `rows` (deterministic order on ties).
+fn vocabulary<'t>(
+    name: &str,
+    rows: &[usize],
+    config: &SchemaConfig,
+    values: &dyn Fn(usize) -> Option<&'t str>,
+) -> Vocabulary {
+    let mut counts: HashMap<&str, usize> = HashMap::default();
+    for &i in rows {
+        if let Some(v) = values(i) {
+            *counts.entry(v).or_default() += 1;
+        }
+    }
+    let mut kept: Vec<(&str, usize)> = counts
+        .into_iter()
+        .filter(|(_, c)| *c >= config.min_category_count)
+        .collect();
+    kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    kept.truncate(config.max_categories);
+    Vocabulary {
+        name: name.to_string(),
+        values: kept.into_iter().map(|(v, _)| v.to_string()).collect(),
+    }
+}
+
 /// Computes feature rows for a schema; built once per loaded model.
 #[derive(Debug, Clone)]
 pub struct Encoder {
@@ -202,6 +212,7 @@ impl Encoder {
     }
 
     /// Encodes rows of a table, their history features cut at each row's decision time.
+    /// Large batches are split across the available cores.
     pub fn encode(
         &self,
         table: &ShipmentTable,
@@ -210,6 +221,32 @@ impl Encoder {
     ) -> FeatureMatrix {
         let n_cols = self.schema.n_features();
         let mut data = vec![f64::NAN; rows.len() * n_cols];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = rows.len().div_ceil(threads).max(4096);
+        if rows.len() <= chunk {
+            self.encode_into(table, rows, history, &mut data);
+        } else {
+            std::thread::scope(|scope| {
+                for (rows, out) in rows.chunks(chunk).zip(data.chunks_mut(chunk * n_cols)) {
+                    scope.spawn(move || self.encode_into(table, rows, history, out));
+                }
+            });
+        }
+        FeatureMatrix {
+            data,
+            n_rows: rows.len(),
+            n_cols,
+        }
+    }
+
+    fn encode_into(
+        &self,
+        table: &ShipmentTable,
+        rows: &[usize],
+        history: &HistoryState,
+        data: &mut [f64],
+    ) {
+        let n_cols = self.schema.n_features();
         let numeric: Vec<Option<&[f64]>> = self
             .schema
             .numeric
@@ -258,11 +295,6 @@ impl Encoder {
                 table.date_deadline[i],
                 &mut out[hist_start..],
             );
-        }
-        FeatureMatrix {
-            data,
-            n_rows: rows.len(),
-            n_cols,
         }
     }
 

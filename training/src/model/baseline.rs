@@ -25,8 +25,8 @@ impl Default for BaselineConfig {
     fn default() -> Self {
         BaselineConfig {
             alpha: 1.0,
-            max_iterations: 200,
-            max_rows: 50_000,
+            max_iterations: 100,
+            max_rows: 10_000,
         }
     }
 }

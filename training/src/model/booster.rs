@@ -29,7 +29,9 @@ pub struct BoosterConfig {
     pub max_bin: u32,
     pub cat_smooth: f64,
     pub min_data_per_group: u32,
-    pub early_stopping_rounds: u32,
+    /// `None` chooses by size: 150 rounds of patience up to 50k training rows (noisy held-out
+    /// metrics), 50 above.
+    pub early_stopping_rounds: Option<u32>,
     /// The held-out metric early stopping watches: `auc` (ranking; calibration fixes the
     /// scale afterwards) or `binary_logloss`.
     pub early_stopping_metric: String,
@@ -55,7 +57,7 @@ impl Default for BoosterConfig {
             max_bin: 255,
             cat_smooth: 20.0,
             min_data_per_group: 50,
-            early_stopping_rounds: 150,
+            early_stopping_rounds: None,
             early_stopping_metric: "auc".into(),
             num_threads: 0,
             refit_on_all: None,
@@ -121,6 +123,11 @@ impl BoosterConfig {
                 .unwrap_or((0.8 * 100_000.0 / rows.max(1) as f64).clamp(0.3, 0.8)),
         );
         c.refit_on_all = Some(self.refit_on_all.unwrap_or(rows < 100_000));
+        c.early_stopping_rounds =
+            Some(
+                self.early_stopping_rounds
+                    .unwrap_or(if rows <= 50_000 { 150 } else { 50 }),
+            );
         c
     }
 
@@ -156,7 +163,7 @@ impl BoosterConfig {
             p["categorical_feature"] = json!(cats.join(","));
         }
         if early_stopping {
-            p["early_stopping_rounds"] = json!(self.early_stopping_rounds);
+            p["early_stopping_rounds"] = json!(self.early_stopping_rounds.unwrap_or(150));
         }
         p
     }
