@@ -45,18 +45,6 @@ impl HistoryKey {
             HistoryKey::Destination => "destination",
         }
     }
-
-    /// The key's value for a shipment. Separators cannot collide with real names' content
-    /// because they are control characters.
-    pub fn value(self, carrier: &str, warehouse: &str, destination: &str) -> String {
-        match self {
-            HistoryKey::Carrier => carrier.to_string(),
-            HistoryKey::Lane => format!("{warehouse}\u{1f}{destination}"),
-            HistoryKey::CarrierDestination => format!("{carrier}\u{1f}{destination}"),
-            HistoryKey::Warehouse => warehouse.to_string(),
-            HistoryKey::Destination => destination.to_string(),
-        }
-    }
 }
 
 /// The entities a shipment belongs to: its carrier, warehouse and destination.
@@ -220,14 +208,30 @@ impl Window {
     }
 }
 
+/// One carrier's (lane's, warehouse's...) outcomes and decision times.
+#[derive(Debug, Clone)]
+struct Entity {
+    outcomes: Series,
+    /// Decision times, sorted: the workload known at any moment, outcomes or not.
+    decisions: Vec<Timestamp>,
+}
+
+impl Default for Entity {
+    fn default() -> Self {
+        Entity {
+            outcomes: Series::new(),
+            decisions: Vec::new(),
+        }
+    }
+}
+
 /// All entities' outcome series.
 #[derive(Debug, Clone)]
 pub struct HistoryState {
     config: HistoryConfig,
     overall: Series,
-    series: [HashMap<String, Series>; 5],
-    /// Decision times per entity, sorted: the workload known at any moment, outcomes or not.
-    decisions: [HashMap<String, Vec<Timestamp>>; 5],
+    /// Per key kind, each entity's outcomes and decisions: one lookup serves both.
+    entities: [HashMap<String, Entity>; 5],
     /// Shipments already recorded: an outcome reported twice counts once.
     recorded: HashSet<String>,
     decided: HashSet<String>,
@@ -238,8 +242,7 @@ impl HistoryState {
         HistoryState {
             config,
             overall: Series::new(),
-            series: Default::default(),
-            decisions: Default::default(),
+            entities: Default::default(),
             recorded: HashSet::default(),
             decided: HashSet::default(),
         }
@@ -277,13 +280,9 @@ impl HistoryState {
         let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
             let name = lane.key_into(*key, &mut buf);
-            if let Some(series) = self.series[k].get_mut(name) {
-                series.insert(delivered_at, late, lateness, transit);
-            } else {
-                let mut series = Series::new();
-                series.insert(delivered_at, late, lateness, transit);
-                self.series[k].insert(name.to_string(), series);
-            }
+            self.entity(k, name)
+                .outcomes
+                .insert(delivered_at, late, lateness, transit);
         }
         true
     }
@@ -302,14 +301,19 @@ impl HistoryState {
         let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
             let name = lane.key_into(*key, &mut buf);
-            if !self.decisions[k].contains_key(name) {
-                self.decisions[k].insert(name.to_string(), Vec::new());
-            }
-            let times = self.decisions[k].get_mut(name).expect("inserted above");
+            let times = &mut self.entity(k, name).decisions;
             let pos = times.partition_point(|&t| t <= decided);
             times.insert(pos, decided);
         }
         true
+    }
+
+    /// The entity's entry, created on first sight (allocating its name only then).
+    fn entity(&mut self, kind: usize, name: &str) -> &mut Entity {
+        if !self.entities[kind].contains_key(name) {
+            self.entities[kind].insert(name.to_string(), Entity::default());
+        }
+        self.entities[kind].get_mut(name).expect("inserted above")
     }
 
     /// Records every shipment of a table as decided, and every delivered one's outcome.
@@ -348,8 +352,9 @@ impl HistoryState {
         let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
             let name = lane.key_into(*key, &mut buf);
-            let series = self.series[k].get(name);
-            let decided = self.decisions[k].get(name);
+            let entity = self.entities[k].get(name);
+            let series = entity.map(|e| &e.outcomes);
+            let decided = entity.map(|e| &e.decisions);
             let hi = series.map_or(0, |s| s.upto(at));
             for &w in &self.config.windows_days {
                 let win = series

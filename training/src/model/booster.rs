@@ -16,7 +16,7 @@ pub struct BoosterConfig {
     /// Upper bound on trees; early stopping on the held-out slice usually stops sooner.
     pub num_iterations: u32,
     /// `None` chooses by size: 0.02 up to 50k training rows (small histories are noisy and
-    /// reward slow, averaged learning), rising with the square root of the rows to 0.1.
+    /// reward slow, averaged learning), rising in proportion to the rows to 0.1 at 250k.
     pub learning_rate: Option<f64>,
     pub num_leaves: u32,
     pub min_data_in_leaf: u32,
@@ -115,7 +115,7 @@ impl BoosterConfig {
 
     /// The configuration with every automatic choice made for `rows` training rows.
     pub fn resolve(&self, rows: usize) -> BoosterConfig {
-        let scale = (rows as f64 / 50_000.0).max(1.0).sqrt();
+        let scale = (rows as f64 / 50_000.0).max(1.0);
         let mut c = self.clone();
         c.learning_rate = Some(self.learning_rate.unwrap_or((0.02 * scale).min(0.1)));
         c.bagging_fraction = Some(

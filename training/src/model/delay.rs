@@ -148,6 +148,9 @@ impl DelayModel {
         let booster = DelayBooster::load(&text, spec.schema.n_features())
             .map_err(|e| Error::artifact(reader.path(files::DELAY_MODEL), e.to_string()))?;
         let fallback: FallbackRules = reader.read_json(files::FALLBACK_RULES)?;
+        fallback
+            .validate()
+            .map_err(|e| Error::artifact(reader.path(files::FALLBACK_RULES), e))?;
         let fallback_columns = fallback
             .features
             .iter()

@@ -127,16 +127,49 @@ impl FallbackRules {
         Ok(table)
     }
 
+    /// Checks a table read from disk (analysts may edit it): every condition names a listed
+    /// feature and a known operator, and there is at least one rule.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.rules.is_empty() {
+            return Err("no rules".into());
+        }
+        if self.medians.len() != self.features.len() {
+            return Err("`medians` and `features` differ in length".into());
+        }
+        for rule in &self.rules {
+            for c in &rule.conditions {
+                if !self.features.contains(&c.feature) {
+                    return Err(format!(
+                        "rule {} uses `{}`, which `features` does not list",
+                        rule.id, c.feature
+                    ));
+                }
+                if c.op != "<=" && c.op != ">" {
+                    return Err(format!(
+                        "rule {} has operator `{}`; expected `<=` or `>`",
+                        rule.id, c.op
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(&rule.delay_risk) {
+                return Err(format!(
+                    "rule {} has delay_risk {} outside [0, 1]",
+                    rule.id, rule.delay_risk
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn leaf_of(&self, value: impl Fn(usize) -> f64) -> usize {
         self.rules
             .iter()
             .position(|rule| {
                 rule.conditions.iter().all(|c| {
-                    let f = self
-                        .features
-                        .iter()
-                        .position(|n| *n == c.feature)
-                        .expect("own feature");
+                    // `validate` guarantees the feature is listed; a missing one never matches.
+                    let Some(f) = self.features.iter().position(|n| *n == c.feature) else {
+                        return false;
+                    };
                     let v = value(f);
                     if c.op == "<=" {
                         v <= c.threshold
@@ -189,5 +222,60 @@ fn collect_rules(
             delay_risk: 0.0,
             support: 0,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(feature: &str, op: &str) -> FallbackRules {
+        FallbackRules {
+            features: vec!["lead_time_days".into()],
+            medians: vec![2.0],
+            rules: vec![
+                Rule {
+                    id: "r1".into(),
+                    conditions: vec![Condition {
+                        feature: feature.into(),
+                        op: op.into(),
+                        threshold: 1.0,
+                    }],
+                    delay_risk: 0.6,
+                    support: 10,
+                },
+                Rule {
+                    id: "r2".into(),
+                    conditions: vec![Condition {
+                        feature: "lead_time_days".into(),
+                        op: ">".into(),
+                        threshold: 1.0,
+                    }],
+                    delay_risk: 0.1,
+                    support: 30,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn evaluates_and_imputes_missing_values_with_the_median() {
+        let t = table("lead_time_days", "<=");
+        assert!(t.validate().is_ok());
+        assert_eq!(t.evaluate(&[0], &[0.5]).id, "r1");
+        assert_eq!(t.evaluate(&[0], &[3.0]).id, "r2");
+        assert_eq!(
+            t.evaluate(&[0], &[f64::NAN]).id,
+            "r2",
+            "the median 2.0 is above the threshold"
+        );
+    }
+
+    #[test]
+    fn edited_tables_with_unknown_features_or_operators_are_refused() {
+        let err = table("weight", "<=").validate().unwrap_err();
+        assert!(err.contains("`weight`"), "{err}");
+        let err = table("lead_time_days", "<").validate().unwrap_err();
+        assert!(err.contains("operator `<`"), "{err}");
     }
 }
