@@ -22,7 +22,7 @@ DEFAULTS = dict(objective="binary", learning_rate=0.05, num_leaves=63, verbose=-
 
 def speed(history: str) -> dict:
     t0 = time.perf_counter()
-    df = pd.read_csv(history)
+    df = pd.read_csv(history, low_memory=False)
     for c in ("scheduled_date", "date_deadline", "delivered_at"):
         df[c] = pd.to_datetime(df[c], format="ISO8601")
     df = df[df["delivered_at"].notna()]
@@ -30,7 +30,7 @@ def speed(history: str) -> dict:
     X = pd.DataFrame(
         {
             "lead_time_days": (df["date_deadline"] - df["scheduled_date"]).dt.total_seconds() / 86400,
-            "weekday": df["scheduled_date"].dt.weekday,
+            "weekday": df["scheduled_date"].dt.day_of_week,
             "month": df["scheduled_date"].dt.month,
         }
     )

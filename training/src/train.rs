@@ -14,7 +14,7 @@ use crate::data::{LoadReport, ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
 use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState, SchemaConfig};
 use crate::model::baseline::{BaselineConfig, LogisticBaseline};
-use crate::model::booster::{BoosterConfig, DelayBooster};
+use crate::model::booster::{BoosterConfig, DelayBooster, FitData};
 use crate::model::calibration::Platt;
 use crate::model::delay::{write_history, ModelSpec, RiskBands};
 use crate::model::fallback::{FallbackConfig, FallbackRules};
@@ -277,16 +277,15 @@ pub fn train(
     }
 
     let booster_cfg = cfg.booster.resolve(train_rows.len());
+    let categorical = encoder.schema().categorical_indices();
     let booster = stages.run("booster", || {
-        DelayBooster::fit(
-            &booster_cfg,
-            cfg.seed,
-            &x_fit,
-            &y_fit,
-            Some((&x_cal, &y_cal)),
-            &names,
-            &encoder.schema().categorical_indices(),
-        )
+        let data = FitData {
+            x: &x_fit,
+            y: &y_fit,
+            names: &names,
+            categorical: &categorical,
+        };
+        DelayBooster::fit(&booster_cfg, cfg.seed, data, Some((&x_cal, &y_cal)))
     })?;
     let calibration = stages.run("calibration", || {
         Ok(Platt::fit(&booster.raw_scores(&x_cal)?, &y_cal))
@@ -305,15 +304,13 @@ pub fn train(
                 / fit_rows.len().max(1) as f64)
                 .round() as u32;
             let (x_all, y_all) = take(&train_rows);
-            DelayBooster::fit_trees(
-                &booster_cfg,
-                cfg.seed,
-                &x_all,
-                &y_all,
-                trees,
-                &names,
-                &encoder.schema().categorical_indices(),
-            )
+            let data = FitData {
+                x: &x_all,
+                y: &y_all,
+                names: &names,
+                categorical: &categorical,
+            };
+            DelayBooster::fit_trees(&booster_cfg, cfg.seed, data, trees)
         })?
     } else {
         booster

@@ -169,22 +169,33 @@ impl BoosterConfig {
     }
 }
 
+/// Training rows for a fit: features, labels, feature names and categorical positions.
+#[derive(Debug, Clone, Copy)]
+pub struct FitData<'a> {
+    pub x: &'a FeatureMatrix,
+    pub y: &'a [bool],
+    pub names: &'a [String],
+    pub categorical: &'a [usize],
+}
+
 /// One fitting job: the data and how to fit it.
 struct Fit<'a> {
     config: &'a BoosterConfig,
     seed: u64,
-    x: &'a FeatureMatrix,
-    y: &'a [bool],
-    names: &'a [String],
-    categorical: &'a [usize],
+    data: FitData<'a>,
 }
 
 impl Fit<'_> {
     fn run(&self, held_out: Option<(&FeatureMatrix, &[bool])>, trees: u32) -> Result<DelayBooster> {
-        let x = self.x;
+        let FitData {
+            x,
+            y,
+            names,
+            categorical,
+        } = self.data;
         let mut train =
-            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(self.y), x.n_cols as i32, true)?;
-        train.set_feature_names(self.names)?;
+            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
+        train.set_feature_names(names)?;
         let valid = match held_out {
             Some((hx, hy)) if !hy.is_empty() => {
                 Some(lightgbm3::Dataset::from_slice_with_reference(
@@ -197,9 +208,9 @@ impl Fit<'_> {
             }
             _ => None,
         };
-        let params =
-            self.config
-                .lightgbm_params(self.seed, self.categorical, valid.is_some(), trees);
+        let params = self
+            .config
+            .lightgbm_params(self.seed, categorical, valid.is_some(), trees);
         let booster = lightgbm3::Booster::train_with_valid(train, valid, &params)?;
         Ok(DelayBooster {
             booster,
@@ -228,46 +239,24 @@ fn labels_f32(y: &[bool]) -> Vec<f32> {
 }
 
 impl DelayBooster {
-    /// Fits on `x`/`y`, stopping early on the held-out slice when one is given.
+    /// Fits on `data`, stopping early on the held-out slice when one is given.
     pub fn fit(
         config: &BoosterConfig,
         seed: u64,
-        x: &FeatureMatrix,
-        y: &[bool],
+        data: FitData<'_>,
         held_out: Option<(&FeatureMatrix, &[bool])>,
-        names: &[String],
-        categorical: &[usize],
     ) -> Result<Self> {
-        let fit = Fit {
-            config,
-            seed,
-            x,
-            y,
-            names,
-            categorical,
-        };
-        fit.run(held_out, config.num_iterations)
+        Fit { config, seed, data }.run(held_out, config.num_iterations)
     }
 
     /// Fits a fixed number of trees without early stopping.
     pub fn fit_trees(
         config: &BoosterConfig,
         seed: u64,
-        x: &FeatureMatrix,
-        y: &[bool],
+        data: FitData<'_>,
         trees: u32,
-        names: &[String],
-        categorical: &[usize],
     ) -> Result<Self> {
-        let fit = Fit {
-            config,
-            seed,
-            x,
-            y,
-            names,
-            categorical,
-        };
-        fit.run(None, trees.max(1))
+        Fit { config, seed, data }.run(None, trees.max(1))
     }
 
     /// Loads a model saved by [`DelayBooster::save_string`], checking its width.
