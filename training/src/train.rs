@@ -287,17 +287,12 @@ pub fn train(
         };
         DelayBooster::fit(&booster_cfg, cfg.seed, data, Some((&x_cal, &y_cal)))
     })?;
-    let calibration = stages.run("calibration", || {
-        Ok(Platt::fit(&booster.raw_scores(&x_cal)?, &y_cal))
+    let (calibration, holdout) = stages.run("calibration", || {
+        let raw = booster.raw_scores(&x_cal)?;
+        let platt = Platt::fit(&raw, &y_cal);
+        let probs: Vec<f64> = raw.iter().map(|&r| platt.apply(r)).collect();
+        Ok((platt, BinaryMetrics::compute(&y_cal, &probs)))
     })?;
-    let holdout = BinaryMetrics::compute(
-        &y_cal,
-        &booster
-            .raw_scores(&x_cal)?
-            .into_iter()
-            .map(|r| calibration.apply(r))
-            .collect::<Vec<_>>(),
-    );
     let booster = if booster_cfg.refit_on_all == Some(true) {
         stages.run("refit", || {
             let trees = (booster.num_trees() as f64 * train_rows.len() as f64

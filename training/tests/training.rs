@@ -62,8 +62,14 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
     let rows: Vec<usize> = (0..50).collect();
     let x = model.features(&table, &rows);
     let scores = model.score(&x, 3).unwrap();
-    for s in &scores {
+    let plain = model.predict(&x).unwrap();
+    for (s, p) in scores.iter().zip(&plain) {
         assert!((0.0..=1.0).contains(&s.delay_risk));
+        assert!(
+            (s.delay_risk - p).abs() < 1e-9,
+            "risk from SHAP sums {} vs prediction {p}",
+            s.delay_risk
+        );
         assert_eq!(s.top_factors.len(), 3);
     }
     // Categories never seen in training and missing numbers still score.

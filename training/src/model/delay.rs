@@ -210,29 +210,29 @@ impl DelayModel {
 
     /// Risks with the `top_k` strongest factors of each row.
     pub fn score(&self, x: &FeatureMatrix, top_k: usize) -> Result<Vec<RiskScore>> {
-        let probs = self.predict(x)?;
-        let contrib = if top_k > 0 {
-            self.booster.contributions(x)?
-        } else {
-            Vec::new()
+        let score = |p: f64, top_factors: Vec<Factor>| RiskScore {
+            delay_risk: p,
+            risk_band: self.spec.risk_bands.band(p),
+            top_factors,
+            source: RiskSource::Model,
+            matched_rule: None,
         };
+        if top_k == 0 {
+            return Ok(self
+                .predict(x)?
+                .into_iter()
+                .map(|p| score(p, Vec::new()))
+                .collect());
+        }
+        // SHAP values sum to the raw score (the last one is the bias), so one pass gives both.
+        let contrib = self.booster.contributions(x)?;
         let width = x.n_cols + 1;
-        Ok(probs
-            .into_iter()
+        Ok(contrib
+            .chunks_exact(width)
             .enumerate()
-            .map(|(i, p)| {
-                let top_factors = if top_k > 0 {
-                    self.top_factors(x.row(i), &contrib[i * width..i * width + x.n_cols], top_k)
-                } else {
-                    Vec::new()
-                };
-                RiskScore {
-                    delay_risk: p,
-                    risk_band: self.spec.risk_bands.band(p),
-                    top_factors,
-                    source: RiskSource::Model,
-                    matched_rule: None,
-                }
+            .map(|(i, c)| {
+                let p = self.spec.calibration.apply(c.iter().sum());
+                score(p, self.top_factors(x.row(i), &c[..x.n_cols], top_k))
             })
             .collect())
     }
