@@ -36,20 +36,30 @@ impl ProfileArgs {
         }
     }
 
-    /// Loads a file, printing what was rejected.
+    /// Loads a file with the given profile, printing what was rejected.
+    pub fn load_with(
+        &self,
+        profile: &ImportProfile,
+        path: &Path,
+        outcomes_required: bool,
+    ) -> CliResult<(ShipmentTable, LoadReport)> {
+        let (table, report) = if outcomes_required {
+            data::load_history(path, profile, self.max_bad_rows)?
+        } else {
+            data::load::load_shipments(path, profile, self.max_bad_rows)?
+        };
+        print_rejections(&report);
+        Ok((table, report))
+    }
+
+    /// Loads a file with the `--profile` given on the command line.
     pub fn load(
         &self,
         path: &Path,
         outcomes_required: bool,
     ) -> CliResult<(ShipmentTable, LoadReport)> {
         let (profile, _) = self.load_profile()?;
-        let (table, report) = if outcomes_required {
-            data::load_history(path, &profile, self.max_bad_rows)?
-        } else {
-            data::load::load_shipments(path, &profile, self.max_bad_rows)?
-        };
-        print_rejections(&report);
-        Ok((table, report))
+        self.load_with(&profile, path, outcomes_required)
     }
 }
 

@@ -61,8 +61,7 @@ pub fn run(args: Args) -> CliResult {
     let config = config.check()?;
 
     let (profile, profile_text) = args.input.load_profile()?;
-    let (table, report) = args.input.load(&args.history, true)?;
-    let _ = profile;
+    let (table, report) = args.input.load_with(&profile, &args.history, true)?;
     let source = DataSource::describe(
         &args.history,
         profile_text.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),

@@ -223,6 +223,9 @@ fn bad_parameters_are_rejected_before_a_run() {
     let mut c = TrainConfig::default();
     c.booster.num_leaves = 1;
     bad(c, "num_leaves");
+    let mut c = TrainConfig::default();
+    c.booster.cat_smooth = -1.0;
+    bad(c, "cat_smooth");
     bad(
         TrainConfig {
             calibration_fraction: 0.9,

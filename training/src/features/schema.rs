@@ -88,20 +88,6 @@ impl FeatureMatrix {
             n_cols: self.n_cols,
         }
     }
-
-    /// The matrix restricted to some columns, for models that use a subset.
-    pub fn columns(&self, cols: &[usize]) -> FeatureMatrix {
-        let mut data = Vec::with_capacity(self.n_rows * cols.len());
-        for i in 0..self.n_rows {
-            let row = self.row(i);
-            data.extend(cols.iter().map(|&c| row[c]));
-        }
-        FeatureMatrix {
-            data,
-            n_rows: self.n_rows,
-            n_cols: cols.len(),
-        }
-    }
 }
 
 impl FeatureSchema {

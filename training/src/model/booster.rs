@@ -103,12 +103,13 @@ impl BoosterConfig {
                 ),
             ));
         }
-        if self.lambda_l2.is_nan()
-            || self.lambda_l2 < 0.0
-            || self.cat_smooth.is_nan()
-            || self.cat_smooth < 0.0
-        {
-            return Err(Error::param("lambda_l2", "regularisation must be >= 0"));
+        for (name, v) in [
+            ("lambda_l2", self.lambda_l2),
+            ("cat_smooth", self.cat_smooth),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return Err(Error::param(name, format!("{v} is not >= 0")));
+            }
         }
         Ok(())
     }
