@@ -177,7 +177,9 @@ fn the_committed_default_model_scores_the_committed_sample_and_an_odoo_export() 
         "--output",
         s(&out),
     ]));
-    assert!(std::fs::read_to_string(&out).unwrap().lines().count() > 1000);
+    let path_scores = std::fs::read_to_string(&out).unwrap();
+    assert!(path_scores.lines().count() > 1000);
+    assert!(path_scores.lines().nth(1).unwrap().contains("contribution"));
 
     let odoo = dir.path().join("odoo.csv");
     ok(run(&[
@@ -196,6 +198,30 @@ fn the_committed_default_model_scores_the_committed_sample_and_an_odoo_export() 
     assert!(
         text.contains("WH/OUT/00104"),
         "the open shipment is scored too"
+    );
+    // Exact SHAP attributes differently but must give the same risks, row for row.
+    let shap = dir.path().join("shap.csv");
+    ok(run(&[
+        "score",
+        "--model",
+        s(&repo("models/default")),
+        "--input",
+        s(&repo("data/samples/odoo_stock_picking_export.csv")),
+        "--profile",
+        s(&repo("data/profiles/odoo_stock_picking.toml")),
+        "--output",
+        s(&shap),
+        "--factors",
+        "shap",
+    ]));
+    let id_and_risk = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.splitn(3, ',').take(2).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(
+        id_and_risk(&text),
+        id_and_risk(&std::fs::read_to_string(&shap).unwrap())
     );
 }
 

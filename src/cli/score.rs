@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dispatch_risk_training::generate::write_frame;
-use dispatch_risk_training::model::DelayModel;
+use dispatch_risk_training::model::{DelayModel, FactorMethod};
 use polars_frame::score_frame;
 
 use super::inputs::ProfileArgs;
@@ -26,6 +26,25 @@ pub struct Args {
     /// How many contributing factors to report per row (0 for none, which is faster).
     #[arg(long, default_value_t = 3)]
     top_factors: usize,
+    /// How factors are attributed: `path` follows each tree's decision path (as fast as a
+    /// prediction); `shap` is LightGBM's exact TreeSHAP (about a millisecond a row).
+    #[arg(long, value_enum, default_value = "path")]
+    factors: Factors,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Factors {
+    Path,
+    Shap,
+}
+
+impl From<Factors> for FactorMethod {
+    fn from(f: Factors) -> Self {
+        match f {
+            Factors::Path => FactorMethod::Path,
+            Factors::Shap => FactorMethod::Shap,
+        }
+    }
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -36,7 +55,7 @@ pub fn run(args: Args) -> CliResult {
     let rows: Vec<usize> = (0..table.len()).collect();
     let x = model.features(&table, &rows);
     let features_s = started.elapsed().as_secs_f64();
-    let scores = model.score(&x, args.top_factors)?;
+    let scores = model.score(&x, args.top_factors, args.factors.into())?;
     let elapsed = started.elapsed().as_secs_f64();
     let mut df = score_frame(&table, &scores, model.version())?;
     write_frame(&mut df, &args.output)?;
@@ -46,10 +65,10 @@ pub fn run(args: Args) -> CliResult {
         elapsed,
         table.len() as f64 / elapsed.max(1e-9),
         features_s,
-        if args.top_factors > 0 {
-            " and factors"
-        } else {
-            ""
+        match (args.top_factors, args.factors) {
+            (0, _) => "",
+            (_, Factors::Path) => " and path factors",
+            (_, Factors::Shap) => " and SHAP factors",
         },
         elapsed - features_s,
         args.output.display()

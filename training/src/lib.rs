@@ -10,6 +10,7 @@ pub mod error;
 pub mod features;
 pub mod generate;
 pub mod model;
+pub mod parallel;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -5,7 +5,7 @@ mod common;
 
 use dispatch_risk_training::artifact::{files, MANIFEST};
 use dispatch_risk_training::data::dates::DateParser;
-use dispatch_risk_training::model::DelayModel;
+use dispatch_risk_training::model::{DelayModel, FactorMethod};
 use dispatch_risk_training::train::{train, DataSource, Output, TrainConfig};
 
 fn output<'a>(dir: &'a std::path::Path, created_at: &'a str) -> Output<'a> {
@@ -57,20 +57,31 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
         );
     }
 
+    // Category codes are split as categories (LightGBM was once handed them as plain numbers).
+    let trees = std::fs::read_to_string(out.join(files::DELAY_MODEL)).unwrap();
+    assert!(
+        trees
+            .lines()
+            .any(|l| l.starts_with("num_cat=") && l != "num_cat=0"),
+        "no tree splits on a categorical feature"
+    );
+
     let model = DelayModel::load(&out).unwrap();
     assert_eq!(model.version(), manifest.version);
     let rows: Vec<usize> = (0..50).collect();
     let x = model.features(&table, &rows);
-    let scores = model.score(&x, 3).unwrap();
     let plain = model.predict(&x).unwrap();
-    for (s, p) in scores.iter().zip(&plain) {
-        assert!((0.0..=1.0).contains(&s.delay_risk));
-        assert!(
-            (s.delay_risk - p).abs() < 1e-9,
-            "risk from SHAP sums {} vs prediction {p}",
-            s.delay_risk
-        );
-        assert_eq!(s.top_factors.len(), 3);
+    for method in [FactorMethod::Path, FactorMethod::Shap] {
+        let scores = model.score(&x, 3, method).unwrap();
+        for (s, p) in scores.iter().zip(&plain) {
+            assert!((0.0..=1.0).contains(&s.delay_risk));
+            assert!(
+                (s.delay_risk - p).abs() < 1e-9,
+                "{method:?}: risk from contribution sums {} vs prediction {p}",
+                s.delay_risk
+            );
+            assert_eq!(s.top_factors.len(), 3);
+        }
     }
     // Categories never seen in training and missing numbers still score.
     let mut odd = table.select(&[0, 1]);
@@ -82,7 +93,9 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
     for col in odd.categorical.iter_mut() {
         col.values[1] = Some("a value outside the vocabulary".into());
     }
-    let odd_scores = model.score(&model.features(&odd, &[0, 1]), 3).unwrap();
+    let odd_scores = model
+        .score(&model.features(&odd, &[0, 1]), 3, FactorMethod::Path)
+        .unwrap();
     for s in &odd_scores {
         assert!(s.delay_risk.is_finite() && (0.0..=1.0).contains(&s.delay_risk));
     }

@@ -207,17 +207,9 @@ impl Encoder {
     ) -> FeatureMatrix {
         let n_cols = self.schema.n_features();
         let mut data = vec![f64::NAN; rows.len() * n_cols];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = rows.len().div_ceil(threads).max(4096);
-        if rows.len() <= chunk {
-            self.encode_into(table, rows, history, &mut data);
-        } else {
-            std::thread::scope(|scope| {
-                for (rows, out) in rows.chunks(chunk).zip(data.chunks_mut(chunk * n_cols)) {
-                    scope.spawn(move || self.encode_into(table, rows, history, out));
-                }
-            });
-        }
+        crate::parallel::for_row_blocks(rows.len(), n_cols, &mut data, 4096, |block, out| {
+            self.encode_into(table, &rows[block], history, out)
+        });
         FeatureMatrix {
             data,
             n_rows: rows.len(),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::lightgbm_fit::{self, FitInput, Schedule};
 use crate::error::{Error, Result};
 use crate::features::FeatureMatrix;
 
@@ -136,7 +137,6 @@ impl BoosterConfig {
         &self,
         seed: u64,
         categorical: &[usize],
-        early_stopping: bool,
         iterations: u32,
     ) -> serde_json::Value {
         let cats: Vec<String> = categorical.iter().map(|c| c.to_string()).collect();
@@ -162,9 +162,6 @@ impl BoosterConfig {
         });
         if !cats.is_empty() {
             p["categorical_feature"] = json!(cats.join(","));
-        }
-        if early_stopping {
-            p["early_stopping_rounds"] = json!(self.early_stopping_rounds.unwrap_or(150));
         }
         p
     }
@@ -194,25 +191,25 @@ impl Fit<'_> {
             names,
             categorical,
         } = self.data;
-        let mut train =
-            lightgbm3::Dataset::from_slice(&x.data, &labels_f32(y), x.n_cols as i32, true)?;
-        train.set_feature_names(names)?;
-        let valid = match held_out {
-            Some((hx, hy)) if !hy.is_empty() => {
-                Some(lightgbm3::Dataset::from_slice_with_reference(
-                    &hx.data,
-                    &labels_f32(hy),
-                    hx.n_cols as i32,
-                    true,
-                    Some(&train),
-                )?)
-            }
-            _ => None,
+        let y = labels_f32(y);
+        let held_out = held_out
+            .filter(|(_, hy)| !hy.is_empty())
+            .map(|(hx, hy)| (&hx.data[..], labels_f32(hy)));
+        let input = FitInput {
+            x: &x.data,
+            y: &y,
+            n_cols: x.n_cols,
+            names,
+            held_out: held_out.as_ref().map(|(hx, hy)| (*hx, &hy[..])),
         };
-        let params = self
-            .config
-            .lightgbm_params(self.seed, categorical, valid.is_some(), trees);
-        let booster = lightgbm3::Booster::train_with_valid(train, valid, &params)?;
+        let params = self.config.lightgbm_params(self.seed, categorical, trees);
+        let schedule = Schedule {
+            iterations: trees,
+            patience: self.config.early_stopping_rounds.or(Some(150)),
+            higher_is_better: self.config.early_stopping_metric == "auc",
+        };
+        let text = lightgbm_fit::fit(&input, &params, &schedule)?;
+        let booster = lightgbm3::Booster::from_string(&text)?;
         Ok(DelayBooster {
             booster,
             n_features: x.n_cols,
@@ -225,6 +222,11 @@ pub struct DelayBooster {
     booster: lightgbm3::Booster,
     n_features: usize,
 }
+
+// SAFETY: the booster is a heap handle owned by LightGBM with no thread affinity, so moving it
+// to another thread is sound. It is deliberately not `Sync`: concurrent predictions mutate the
+// booster's prediction settings, so shared use goes through a `Mutex` (see `DelayModel`).
+unsafe impl Send for DelayBooster {}
 
 impl std::fmt::Debug for DelayBooster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -6,8 +6,10 @@ pub mod booster;
 pub mod calibration;
 pub mod delay;
 pub mod fallback;
+pub mod forest;
 pub mod impute;
+pub mod lightgbm_fit;
 pub mod metrics;
 
-pub use delay::{DelayModel, Factor, RiskBand, RiskBands, RiskScore, RiskSource};
+pub use delay::{DelayModel, Factor, FactorMethod, RiskBand, RiskBands, RiskScore, RiskSource};
 pub use metrics::BinaryMetrics;

@@ -1,0 +1,47 @@
+//! Row-wise work split across the cores: encoding and scoring fill one output buffer, each
+//! thread its own contiguous block of rows, so results come back in input order.
+
+use std::ops::Range;
+
+/// Calls `work(rows, out_block)` on blocks of at least `min_rows` rows, one per core, where
+/// `out_block` is the part of `out` (`width` values per row) that belongs to `rows`.
+pub fn for_row_blocks<T: Send>(
+    n_rows: usize,
+    width: usize,
+    out: &mut [T],
+    min_rows: usize,
+    work: impl Fn(Range<usize>, &mut [T]) + Sync,
+) {
+    debug_assert_eq!(out.len(), n_rows * width);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let block = n_rows.div_ceil(threads).max(min_rows).max(1);
+    if n_rows <= block || width == 0 {
+        work(0..n_rows, out);
+        return;
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        for (i, out) in out.chunks_mut(block * width).enumerate() {
+            let start = i * block;
+            scope.spawn(move || work(start..start + out.len() / width, out));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_is_written_once_in_order() {
+        let n = 10_001;
+        let mut out = vec![0usize; n * 2];
+        for_row_blocks(n, 2, &mut out, 7, |rows, block| {
+            for (k, r) in rows.enumerate() {
+                block[2 * k] += r;
+                block[2 * k + 1] += 1;
+            }
+        });
+        assert!(out.chunks(2).enumerate().all(|(r, v)| v == [r, 1]));
+    }
+}
