@@ -179,6 +179,18 @@ fn the_committed_default_model_scores_the_committed_sample_and_an_odoo_export() 
     ]));
     let path_scores = std::fs::read_to_string(&out).unwrap();
     assert!(path_scores.lines().count() > 1000);
+    let header = path_scores.lines().next().unwrap();
+    assert!(header.contains("recommended_carrier") && header.contains("runner_up_carrier"));
+    let with_carrier = path_scores
+        .lines()
+        .skip(1)
+        // Without a recommendation the four carrier columns are empty.
+        .filter(|l| !l.ends_with(",,,,"))
+        .count();
+    assert!(
+        with_carrier > 1000,
+        "rows with a recommendation: {with_carrier}"
+    );
     assert!(path_scores.lines().nth(1).unwrap().contains("contribution"));
 
     let odoo = dir.path().join("odoo.csv");

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use dispatch_risk_training::carrier::RankingPolicy;
 use dispatch_risk_training::generate::write_frame;
 use dispatch_risk_training::model::{DelayModel, FactorMethod};
 use polars_frame::score_frame;
@@ -30,6 +31,13 @@ pub struct Args {
     /// prediction); `shap` is LightGBM's exact TreeSHAP (about a millisecond a row).
     #[arg(long, value_enum, default_value = "path")]
     factors: Factors,
+    /// Carrier ranking policy (TOML); the built-in default is policies/carrier_ranking.toml.
+    #[arg(long, value_name = "FILE")]
+    carrier_policy: Option<PathBuf>,
+    /// Skip carrier recommendation (it scores every lane's carriers, so it costs a few times
+    /// the risk scoring).
+    #[arg(long)]
+    no_carriers: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -48,6 +56,15 @@ impl From<Factors> for FactorMethod {
 }
 
 pub fn run(args: Args) -> CliResult {
+    let policy = match &args.carrier_policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                super::CliError::input(anyhow::anyhow!("cannot read {}: {e}", path.display()))
+            })?;
+            RankingPolicy::from_toml(&text)?
+        }
+        None => RankingPolicy::default(),
+    };
     let mut model = DelayModel::load(&args.model)?;
     let (table, _) = args.profile.load(&args.input, false)?;
     model.history.record_table(&table);
@@ -57,7 +74,12 @@ pub fn run(args: Args) -> CliResult {
     let features_s = started.elapsed().as_secs_f64();
     let scores = model.score(&x, args.top_factors, args.factors.into())?;
     let elapsed = started.elapsed().as_secs_f64();
-    let mut df = score_frame(&table, &scores, model.version())?;
+    let recommendations = if args.no_carriers {
+        Vec::new()
+    } else {
+        model.recommend(&table, &rows, None, &policy)?
+    };
+    let mut df = score_frame(&table, &scores, &recommendations, model.version())?;
     write_frame(&mut df, &args.output)?;
     eprintln!(
         "scored {} shipments in {:.3}s ({:.0} rows/s; features {:.3}s, model{} {:.3}s) -> {}",
@@ -77,6 +99,7 @@ pub fn run(args: Args) -> CliResult {
 }
 
 mod polars_frame {
+    use dispatch_risk_training::carrier::Recommendation;
     use dispatch_risk_training::data::ShipmentTable;
     use dispatch_risk_training::model::RiskScore;
     use dispatch_risk_training::Error;
@@ -86,6 +109,7 @@ mod polars_frame {
     pub fn score_frame(
         table: &ShipmentTable,
         scores: &[RiskScore],
+        recommendations: &[Option<Recommendation>],
         version: &str,
     ) -> Result<DataFrame, Error> {
         let factors: Vec<String> = scores
@@ -112,7 +136,47 @@ mod polars_frame {
                 ),
                 Column::new("top_factors".into(), factors),
                 Column::new("model_version".into(), vec![version; scores.len()]),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                (!recommendations.is_empty())
+                    .then(|| {
+                        let pick = |f: &dyn Fn(&Recommendation) -> Option<String>| {
+                            recommendations
+                                .iter()
+                                .map(|r| r.as_ref().and_then(f))
+                                .collect::<Vec<Option<String>>>()
+                        };
+                        [
+                            Column::new(
+                                "recommended_carrier".into(),
+                                pick(&|r| Some(r.recommended.carrier.clone())),
+                            ),
+                            Column::new(
+                                "recommended_on_time".into(),
+                                recommendations
+                                    .iter()
+                                    .map(|r| {
+                                        r.as_ref().map(|r| {
+                                            (r.recommended.on_time_probability * 1e4).round() / 1e4
+                                        })
+                                    })
+                                    .collect::<Vec<Option<f64>>>(),
+                            ),
+                            Column::new(
+                                "runner_up_carrier".into(),
+                                pick(&|r| r.alternatives.first().map(|a| a.carrier.clone())),
+                            ),
+                            Column::new(
+                                "recommendation_reasons".into(),
+                                pick(&|r| Some(r.recommended.reasons.join("; "))),
+                            ),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect(),
         )
         .map_err(|source| Error::Polars {
             context: "building the score table".into(),

@@ -21,6 +21,8 @@ pub mod files {
     pub const FEATURES: &str = "features.json";
     pub const BASELINE: &str = "baseline.json";
     pub const FALLBACK_RULES: &str = "fallback_rules.json";
+    /// Carrier scorecards and the cost model (absent in artifacts from before carriers).
+    pub const CARRIERS: &str = "carriers.json";
     pub const HISTORY: &str = "history.parquet";
     pub const VALID_PREDICTIONS: &str = "valid_predictions.parquet";
 }

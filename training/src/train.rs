@@ -9,6 +9,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{files, sha256_hex, ArtifactWriter, Manifest};
+use crate::carrier::replay::{replay, ReplayMetrics};
+use crate::carrier::{CarrierArtifact, CostModel, RankingPolicy, ScorecardConfig, Scorecards};
 use crate::data::dates::format_timestamp;
 use crate::data::{LoadReport, ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
@@ -37,6 +39,9 @@ pub struct TrainConfig {
     pub baseline: BaselineConfig,
     pub fallback: FallbackConfig,
     pub risk_bands: RiskBands,
+    pub scorecards: ScorecardConfig,
+    /// The ranking the carrier replay evaluates (normally `policies/carrier_ranking.toml`).
+    pub carrier_ranking: RankingPolicy,
 }
 
 impl Default for TrainConfig {
@@ -50,6 +55,8 @@ impl Default for TrainConfig {
             baseline: BaselineConfig::default(),
             fallback: FallbackConfig::default(),
             risk_bands: RiskBands::default(),
+            scorecards: ScorecardConfig::default(),
+            carrier_ranking: RankingPolicy::default(),
         }
     }
 }
@@ -68,6 +75,8 @@ impl TrainConfig {
         }
         self.booster.check()?;
         self.risk_bands.check()?;
+        self.scorecards.check()?;
+        self.carrier_ranking.check()?;
         let h = &self.schema.history;
         if h.windows_days.is_empty() || h.windows_days.contains(&0) {
             return Err(Error::param(
@@ -145,6 +154,7 @@ pub struct TrainSummary {
     pub delay_holdout: BinaryMetrics,
     pub baseline_valid: Option<BinaryMetrics>,
     pub fallback_valid: Option<BinaryMetrics>,
+    pub carrier_valid: Option<ReplayMetrics>,
     pub top_features: Vec<(String, f64)>,
     pub stage_seconds: Vec<(String, f64)>,
 }
@@ -246,13 +256,13 @@ pub fn train(
         ));
     }
 
-    let (encoder, x) = stages.run("features", || {
+    let (encoder, x, history) = stages.run("features", || {
         let schema = FeatureSchema::fit(table, &train_rows, &cfg.schema);
         let encoder = Encoder::new(schema);
         let mut history = HistoryState::new(cfg.schema.history.clone());
         history.record_table(table);
         let x = encoder.encode(table, &(0..table.len()).collect::<Vec<_>>(), &history);
-        Ok((encoder, x))
+        Ok((encoder, x, history))
     })?;
     let names = encoder.schema().names();
     let take = |rows: &[usize]| {
@@ -356,6 +366,33 @@ pub fn train(
         (vec![p, b, f], m.0, m.1, m.2)
     };
 
+    let carriers = stages.run("carriers", || {
+        let cost = CostModel::fit(table, &train_rows);
+        let replayed = (!valid_rows.is_empty()).then(|| {
+            let mut on_time = |r: usize, carriers: &[String]| -> Vec<f64> {
+                let mut swapped = table.select(&vec![r; carriers.len()]);
+                swapped.carrier = carriers.to_vec();
+                let rows: Vec<usize> = (0..carriers.len()).collect();
+                let x = encoder.encode(&swapped, &rows, &history);
+                predict(&x)
+                    .map(|p| p.into_iter().map(|p| 1.0 - p).collect())
+                    .unwrap_or_else(|_| vec![0.5; carriers.len()])
+            };
+            replay(
+                table,
+                &train_rows,
+                &valid_rows,
+                &cfg.scorecards,
+                &cfg.carrier_ranking,
+                cost.as_ref(),
+                &mut on_time,
+            )
+        });
+        let scorecards = Scorecards::build(cfg.scorecards.clone(), table, &train_rows);
+        Ok((CarrierArtifact { scorecards, cost }, replayed))
+    })?;
+    let (carriers, carrier_valid) = carriers;
+
     let importance = booster.importance()?;
     let total: f64 = importance.iter().sum::<f64>().max(1e-12);
     let mut top_features: Vec<(String, f64)> = names
@@ -399,6 +436,7 @@ pub fn train(
         delay_holdout: holdout,
         baseline_valid,
         fallback_valid,
+        carrier_valid,
         top_features,
         stage_seconds: Vec::new(),
     };
@@ -409,6 +447,7 @@ pub fn train(
         w.write_json(files::FEATURES, &spec)?;
         w.write_json(files::BASELINE, &baseline)?;
         w.write_json(files::FALLBACK_RULES, &fallback)?;
+        w.write_json(files::CARRIERS, &carriers)?;
         w.write(files::HISTORY, &write_history(table)?)?;
         if !valid_rows.is_empty() {
             w.write(
@@ -567,6 +606,9 @@ fn manifest_sections(
         metrics["delay_risk"]["valid"] = serde_json::json!(v);
         metrics["baseline"] = serde_json::json!({ "valid": b });
         metrics["fallback"] = serde_json::json!({ "valid": f });
+    }
+    if let Some(c) = summary.carrier_valid {
+        metrics["carrier"] = serde_json::json!({ "valid": c });
     }
     let value = serde_json::json!({
         "data": {

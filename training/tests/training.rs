@@ -4,6 +4,7 @@
 mod common;
 
 use dispatch_risk_training::artifact::{files, MANIFEST};
+use dispatch_risk_training::carrier::RankingPolicy;
 use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::model::{DelayModel, FactorMethod};
 use dispatch_risk_training::train::{train, DataSource, Output, TrainConfig};
@@ -57,6 +58,18 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
         );
     }
 
+    // The carrier replay: generated carriers differ by lane, so following the recommendation
+    // must beat the carriers actually used.
+    let c = &manifest.extra["metrics"]["carrier"]["valid"];
+    for key in ["late_rate_followed", "late_rate_all", "reduction", "n"] {
+        assert!(
+            c[key].is_number(),
+            "metrics.carrier.valid.{key} missing: {c}"
+        );
+    }
+    assert!(c["n"].as_u64().unwrap() > 500, "{c}");
+    assert!(c["reduction"].as_f64().unwrap() > 0.1, "{c}");
+
     // Category codes are split as categories (LightGBM was once handed them as plain numbers).
     let trees = std::fs::read_to_string(out.join(files::DELAY_MODEL)).unwrap();
     assert!(
@@ -68,6 +81,25 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
 
     let model = DelayModel::load(&out).unwrap();
     assert_eq!(model.version(), manifest.version);
+    let recs = model
+        .recommend(&table, &[0, 1, 2], None, &RankingPolicy::default())
+        .unwrap();
+    for (i, r) in recs.iter().enumerate() {
+        let r = r.as_ref().expect("every generated lane has carriers");
+        assert!(
+            !r.alternatives.is_empty(),
+            "generated lanes have several carriers"
+        );
+        assert!(!r.recommended.reasons.is_empty());
+        let all: Vec<&str> = std::iter::once(&r.recommended)
+            .chain(&r.alternatives)
+            .map(|c| c.carrier.as_str())
+            .collect();
+        assert!(
+            all.contains(&table.carrier[i].as_str()),
+            "the lane's own carrier is a candidate"
+        );
+    }
     let rows: Vec<usize> = (0..50).collect();
     let x = model.features(&table, &rows);
     let plain = model.predict(&x).unwrap();

@@ -12,6 +12,8 @@ use super::calibration::Platt;
 use super::fallback::FallbackRules;
 use super::forest::Forest;
 use crate::artifact::{files, ArtifactReader, Manifest};
+use crate::carrier::replay::shipment_of;
+use crate::carrier::{rank, Candidate, CarrierArtifact, RankingPolicy, Recommendation};
 use crate::data::table::ShipmentTable;
 use crate::error::{Error, Result};
 use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState};
@@ -142,6 +144,8 @@ pub struct DelayModel {
     fallback_columns: Vec<usize>,
     names: Vec<String>,
     pub history: HistoryState,
+    /// Scorecards and costs; `None` for artifacts trained before carrier recommendation.
+    pub carriers: Option<CarrierArtifact>,
 }
 
 // The service shares one loaded model between request threads.
@@ -202,7 +206,15 @@ impl DelayModel {
             read_history(&bytes, &mut history)
                 .map_err(|e| Error::artifact(reader.path(files::HISTORY), e.to_string()))?;
         }
+        let carriers = if reader.has(files::CARRIERS) {
+            let mut c: CarrierArtifact = reader.read_json(files::CARRIERS)?;
+            c.scorecards.reindex();
+            Some(c)
+        } else {
+            None
+        };
         Ok(DelayModel {
+            carriers,
             encoder: Encoder::new(spec.schema.clone()),
             manifest: reader.manifest,
             spec,
@@ -336,6 +348,71 @@ impl DelayModel {
                 contribution: (contrib[j] * self.spec.calibration.a * 1e4).round() / 1e4,
             })
             .collect()
+    }
+
+    /// A carrier recommendation for each of `rows`: the candidates are the carriers seen on the
+    /// row's lane (or `candidates` when given), each scored by the delay model with that carrier
+    /// swapped in. `None` for a row when no carrier is known for its lane, or without scorecards.
+    pub fn recommend(
+        &self,
+        table: &ShipmentTable,
+        rows: &[usize],
+        candidates: Option<&[String]>,
+        policy: &RankingPolicy,
+    ) -> Result<Vec<Option<Recommendation>>> {
+        let Some(carriers) = &self.carriers else {
+            return Ok(vec![None; rows.len()]);
+        };
+        let per_row: Vec<Vec<String>> = rows
+            .iter()
+            .map(|&r| match candidates {
+                Some(c) => c.to_vec(),
+                None => carriers
+                    .scorecards
+                    .carriers_on_lane(&table.warehouse[r], &table.destination[r])
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            })
+            .collect();
+        let mut source = Vec::new();
+        let mut swapped_carrier = Vec::new();
+        for (&r, c) in rows.iter().zip(&per_row) {
+            source.extend(std::iter::repeat_n(r, c.len()));
+            swapped_carrier.extend(c.iter().cloned());
+        }
+        let mut swapped = table.select(&source);
+        swapped.carrier = swapped_carrier;
+        let x = self.features(&swapped, &(0..source.len()).collect::<Vec<_>>());
+        let risk = self.predict(&x)?;
+        let weight = table.numeric("weight_kg");
+        let mut at = 0;
+        Ok(rows
+            .iter()
+            .zip(per_row)
+            .map(|(&r, names)| {
+                let shipment = shipment_of(table, r);
+                let list = names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, carrier)| Candidate {
+                        expected_cost: carriers.cost.as_ref().and_then(|c| {
+                            c.expected(
+                                &carrier,
+                                shipment.warehouse,
+                                shipment.destination,
+                                weight.map(|w| w.values[r]),
+                            )
+                        }),
+                        model_on_time: Some(1.0 - risk[at + k]),
+                        carrier,
+                        transit_days: None,
+                    })
+                    .collect::<Vec<_>>();
+                at += list.len();
+                rank(policy, &carriers.scorecards, &shipment, list)
+            })
+            .collect())
     }
 
     /// The deterministic fallback's answer for an encoded row.
