@@ -23,6 +23,8 @@ pub mod files {
     pub const FALLBACK_RULES: &str = "fallback_rules.json";
     /// Carrier scorecards and the cost model (absent in artifacts from before carriers).
     pub const CARRIERS: &str = "carriers.json";
+    /// The analyst's page: charts and tables of the run.
+    pub const REPORT: &str = "report.html";
     pub const HISTORY: &str = "history.parquet";
     pub const VALID_PREDICTIONS: &str = "valid_predictions.parquet";
 }

@@ -12,6 +12,7 @@ pub mod features;
 pub mod generate;
 pub mod model;
 pub mod parallel;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

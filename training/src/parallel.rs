@@ -2,6 +2,14 @@
 //! thread its own contiguous block of rows, so results come back in input order.
 
 use std::ops::Range;
+use std::sync::OnceLock;
+
+/// The cores to use, asked once: `available_parallelism` reads cgroup files on every call,
+/// which cost more than scoring a handful of rows.
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 
 /// Calls `work(rows, out_block)` on blocks of at least `min_rows` rows, one per core, where
 /// `out_block` is the part of `out` (`width` values per row) that belongs to `rows`.
@@ -13,9 +21,12 @@ pub fn for_row_blocks<T: Send>(
     work: impl Fn(Range<usize>, &mut [T]) + Sync,
 ) {
     debug_assert_eq!(out.len(), n_rows * width);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let block = n_rows.div_ceil(threads).max(min_rows).max(1);
-    if n_rows <= block || width == 0 {
+    if n_rows <= min_rows || width == 0 {
+        work(0..n_rows, out);
+        return;
+    }
+    let block = n_rows.div_ceil(threads()).max(min_rows).max(1);
+    if n_rows <= block {
         work(0..n_rows, out);
         return;
     }

@@ -21,6 +21,7 @@ use crate::model::calibration::Platt;
 use crate::model::delay::{write_history, ModelSpec, RiskBands};
 use crate::model::fallback::{FallbackConfig, FallbackRules};
 use crate::model::metrics::BinaryMetrics;
+use crate::report::{render as render_report, Evaluated, ReportData};
 
 /// Everything a training run is configured by. Check it with [`TrainConfig::check`] before a
 /// run: a bad value is reported before any data is read.
@@ -297,11 +298,11 @@ pub fn train(
         };
         DelayBooster::fit(&booster_cfg, cfg.seed, data, Some((&x_cal, &y_cal)))
     })?;
-    let (calibration, holdout) = stages.run("calibration", || {
+    let (calibration, holdout, holdout_probs) = stages.run("calibration", || {
         let raw = booster.raw_scores(&x_cal)?;
         let platt = Platt::fit(&raw, &y_cal);
         let probs: Vec<f64> = raw.iter().map(|&r| platt.apply(r)).collect();
-        Ok((platt, BinaryMetrics::compute(&y_cal, &probs)))
+        Ok((platt, BinaryMetrics::compute(&y_cal, &probs), probs))
     })?;
     let booster = if booster_cfg.refit_on_all == Some(true) {
         stages.run("refit", || {
@@ -441,6 +442,66 @@ pub fn train(
         stage_seconds: Vec::new(),
     };
 
+    let report_html = stages.run("report", || {
+        let evaluated = match (&summary.delay_valid, &summary.baseline_valid) {
+            (Some(m), Some(b)) => Evaluated {
+                name: "validation period",
+                labels: &y_val,
+                model: &valid_probs[0],
+                model_metrics: *m,
+                baseline: Some((&valid_probs[1], *b)),
+            },
+            _ => Evaluated {
+                name: "calibration slice (no validation period)",
+                labels: &y_cal,
+                model: &holdout_probs,
+                model_metrics: holdout,
+                baseline: None,
+            },
+        };
+        let late = labelled.iter().filter(|&&r| labels[r]).count();
+        let (first, last) = (
+            table.scheduled_date.iter().min().copied().unwrap_or(0),
+            table.scheduled_date.iter().max().copied().unwrap_or(0),
+        );
+        let views = carriers.scorecards.views();
+        let data = ReportData {
+            version: &version,
+            created_at,
+            source: &source.file_name,
+            counts: vec![
+                ("rows read", report.rows_read.to_string()),
+                ("rows rejected", report.rejected.len().to_string()),
+                (
+                    "open shipments (no outcome yet)",
+                    report.open_shipments.to_string(),
+                ),
+                (
+                    "decision dates",
+                    format!("{} to {}", format_timestamp(first), format_timestamp(last)),
+                ),
+                (
+                    "late rate (delivered rows)",
+                    format!(
+                        "{:.1}% of {}",
+                        late as f64 * 100.0 / labelled.len().max(1) as f64,
+                        labelled.len()
+                    ),
+                ),
+                ("fit rows", fit_rows.len().to_string()),
+                ("calibration rows", calib_rows.len().to_string()),
+                ("validation rows", valid_rows.len().to_string()),
+                ("trees", booster.num_trees().to_string()),
+            ],
+            rejected: &report.rejected,
+            evaluated,
+            importance: &summary.top_features,
+            scorecards: &views,
+            replay: summary.carrier_valid,
+        };
+        Ok(render_report(&data))
+    })?;
+
     let manifest = stages.run("artifact", || {
         let mut w = ArtifactWriter::create(out)?;
         w.write(files::DELAY_MODEL, model_text.as_bytes())?;
@@ -448,6 +509,7 @@ pub fn train(
         w.write_json(files::BASELINE, &baseline)?;
         w.write_json(files::FALLBACK_RULES, &fallback)?;
         w.write_json(files::CARRIERS, &carriers)?;
+        w.write(files::REPORT, report_html.as_bytes())?;
         w.write(files::HISTORY, &write_history(table)?)?;
         if !valid_rows.is_empty() {
             w.write(

@@ -55,6 +55,21 @@ fn forest_matches_lightgbm_and_path_factors_track_shap() {
     forest.predict_raw_rows(&x.data, &mut block_raw);
     let mut block_contrib = vec![0.0; x.n_rows * (x.n_cols + 1)];
     forest.contributions_rows(&x.data, &mut block_contrib);
+    // Variants of one row (a few columns changed) score as if each were scored alone.
+    let mut variants = Vec::new();
+    for k in 0..10 {
+        let mut row = x.row(3).to_vec();
+        if k > 0 {
+            row[k % 4] = x.row(k * 7)[k % 4];
+        }
+        variants.extend(row);
+    }
+    let mut shared = vec![0.0; 10];
+    forest.predict_raw_variants(&variants, &mut shared);
+    for (k, v) in variants.chunks(x.n_cols).enumerate() {
+        assert_eq!(shared[k], forest.predict_raw(v), "variant {k}");
+    }
+
     let mut contrib = vec![0.0; x.n_cols + 1];
     for (i, want) in lightgbm.iter().enumerate() {
         let got = forest.predict_raw(x.row(i));

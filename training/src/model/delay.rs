@@ -384,7 +384,19 @@ impl DelayModel {
         let mut swapped = table.select(&source);
         swapped.carrier = swapped_carrier;
         let x = self.features(&swapped, &(0..source.len()).collect::<Vec<_>>());
-        let risk = self.predict(&x)?;
+        self.check_width(&x)?;
+        let n = x.n_cols;
+        let mut risk = vec![0.0; source.len()];
+        let mut at = 0;
+        for c in &per_row {
+            let rows = at..at + c.len();
+            self.forest
+                .predict_raw_variants(&x.data[rows.start * n..rows.end * n], &mut risk[rows]);
+            at += c.len();
+        }
+        for r in risk.iter_mut() {
+            *r = self.spec.calibration.apply(*r);
+        }
         let weight = table.numeric("weight_kg");
         let mut at = 0;
         Ok(rows
