@@ -270,6 +270,20 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
         "row 2, column `date_deadline`",
     );
 
+    let rates = write("rates.csv", "Carrier,orig_port_cd\nV1,P1\n");
+    expect_2(
+        run(&[
+            "train",
+            "--history",
+            s(&repo("data/samples/history_sample.csv")),
+            "--rates",
+            s(&rates),
+            "--out",
+            s(&model),
+        ]),
+        "missing rate column `dest_port_cd`",
+    );
+
     let empty = write("empty.csv", "");
     expect_2(
         run(&["train", "--history", s(&empty), "--out", s(&model)]),

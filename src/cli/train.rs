@@ -9,6 +9,7 @@ use super::inputs::{parse_date, ProfileArgs};
 use super::progress::Spinners;
 use super::table::{fmt_metric, TextTable};
 use super::{CliError, CliResult};
+use dispatch_risk_training::carrier::{RateProfile, RateTable};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,6 +33,13 @@ pub struct Args {
     /// Also write the fit and validation feature matrices as Parquet here (for outside tools).
     #[arg(long, value_name = "DIR")]
     export_features: Option<PathBuf>,
+    /// Carrier rate table (CSV or Parquet): candidates, prices and transit days per lane.
+    #[arg(long, value_name = "FILE")]
+    rates: Option<PathBuf>,
+    /// Column mapping of the rate table (TOML); the default reads the freight-rates layout
+    /// (data/profiles/rates/freight_rates.toml).
+    #[arg(long, value_name = "FILE", requires = "rates")]
+    rates_profile: Option<PathBuf>,
     /// No progress display.
     #[arg(long)]
     quiet: bool,
@@ -62,10 +70,22 @@ pub fn run(args: Args) -> CliResult {
 
     let (profile, profile_text) = args.input.load_profile()?;
     let (table, report) = args.input.load_with(&profile, &args.history, true)?;
-    let source = DataSource::describe(
+    let mut source = DataSource::describe(
         &args.history,
         profile_text.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
     )?;
+    if let Some(path) = &args.rates {
+        let profile = match &args.rates_profile {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))
+                    .map_err(CliError::input)?;
+                RateProfile::from_toml(&text)?
+            }
+            None => RateProfile::default(),
+        };
+        source = source.with_rates(RateTable::load(path, &profile)?);
+    }
     let created_at = created_at();
     let mut progress = Spinners::new(args.quiet || args.json);
     let (manifest, summary) = train::train(

@@ -9,8 +9,10 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{files, sha256_hex, ArtifactWriter, Manifest};
-use crate::carrier::replay::{replay, ReplayMetrics};
-use crate::carrier::{CarrierArtifact, CostModel, RankingPolicy, ScorecardConfig, Scorecards};
+use crate::carrier::replay::{replay, ReplayMetrics, ReplaySetup};
+use crate::carrier::{
+    CarrierArtifact, CostModel, RankingPolicy, RateTable, ScorecardConfig, Scorecards,
+};
 use crate::data::dates::format_timestamp;
 use crate::data::{LoadReport, ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
@@ -124,9 +126,23 @@ pub struct DataSource {
     pub file_name: String,
     pub fingerprint: String,
     pub profile: Option<String>,
+    /// A carrier rate table given with the history (`train --rates`).
+    #[serde(skip)]
+    pub rates: Option<RateTable>,
 }
 
 impl DataSource {
+    /// Adds a rate table to the source; its content joins the fingerprint.
+    pub fn with_rates(mut self, rates: RateTable) -> Self {
+        let text = serde_json::to_string(&rates).unwrap_or_default();
+        self.fingerprint = format!(
+            "sha256:{}",
+            sha256_hex(format!("{}{text}", self.fingerprint).as_bytes())
+        );
+        self.rates = Some(rates);
+        self
+    }
+
     /// Fingerprints the input file and the profile text together.
     pub fn describe(path: &Path, profile: Option<(&str, &str)>) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -141,6 +157,7 @@ impl DataSource {
                 .unwrap_or_default(),
             fingerprint: format!("sha256:{}", sha256_hex(&all)),
             profile: profile.map(|(name, _)| name.to_string()),
+            rates: None,
         })
     }
 }
@@ -383,14 +400,25 @@ pub fn train(
                 table,
                 &train_rows,
                 &valid_rows,
-                &cfg.scorecards,
-                &cfg.carrier_ranking,
-                cost.as_ref(),
+                &ReplaySetup {
+                    scorecards: &cfg.scorecards,
+                    policy: &cfg.carrier_ranking,
+                    cost: cost.as_ref(),
+                    rates: source.rates.as_ref(),
+                },
                 &mut on_time,
             )
         });
         let scorecards = Scorecards::build(cfg.scorecards.clone(), table, &train_rows);
-        Ok((CarrierArtifact { scorecards, cost }, replayed))
+        let rates = source.rates.clone();
+        Ok((
+            CarrierArtifact {
+                scorecards,
+                cost,
+                rates,
+            },
+            replayed,
+        ))
     })?;
     let (carriers, carrier_valid) = carriers;
 

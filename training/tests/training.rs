@@ -285,3 +285,66 @@ fn bad_parameters_are_rejected_before_a_run() {
     c.schema.history.windows_days = vec![];
     bad(c, "windows_days");
 }
+
+#[test]
+fn a_rate_table_adds_candidates_prices_and_transit_days() {
+    use dispatch_risk_training::carrier::{RateProfile, RateTable};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, table, report) = common::generated(&dir, 3_000, 11);
+    let (w, d) = (table.warehouse[0].clone(), table.destination[0].clone());
+    let rates_path = dir.path().join("rates.csv");
+    std::fs::write(
+        &rates_path,
+        format!(
+            "Carrier,orig_port_cd,dest_port_cd,minm_wgh_qty,max_wgh_qty,svc_cd,minimum cost,rate,mode_dsc,tpt_day_cnt\n\
+             RateOnly Express,{w},{d},0,100000,DTD,25,0.5,GROUND,3\n\
+             {c},{w},{d},0,100000,DTD,30,2.0,GROUND,2\n",
+            c = table.carrier[0]
+        ),
+    )
+    .unwrap();
+    let rates = RateTable::load(&rates_path, &RateProfile::default()).unwrap();
+    let source = DataSource::describe(&path, None)
+        .unwrap()
+        .with_rates(rates.clone());
+    let plain = DataSource::describe(&path, None).unwrap();
+    assert_ne!(
+        source.fingerprint, plain.fingerprint,
+        "rates are part of the data"
+    );
+    let out = dir.path().join("model");
+    let cfg = config("2024-02-15").check().unwrap();
+    train(
+        &table,
+        &report,
+        &source,
+        &cfg,
+        output(&out, "2026-01-01T00:00:00Z"),
+        &mut (),
+    )
+    .unwrap();
+
+    let model = DelayModel::load(&out).unwrap();
+    let rec = model
+        .recommend(&table, &[0], None, &RankingPolicy::default())
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let all: Vec<_> = std::iter::once(&rec.recommended)
+        .chain(&rec.alternatives)
+        .collect();
+    let weight = table.numeric("weight_kg").map(|c| c.values[0]);
+    let new = all
+        .iter()
+        .find(|c| c.carrier == "RateOnly Express")
+        .expect("a carrier with a rate on the lane is a candidate");
+    let quote = rates.quote("RateOnly Express", &w, &d, weight).unwrap();
+    assert_eq!(new.expected_cost, Some(quote.cost));
+    assert_eq!(new.transit_days, Some(3.0));
+    let own = all.iter().find(|c| c.carrier == table.carrier[0]).unwrap();
+    assert_eq!(
+        own.transit_days,
+        Some(2.0),
+        "rates win over the learned costs"
+    );
+}

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cost::CostModel;
 use super::rank::{rank, Candidate, RankingPolicy, Shipment};
+use super::rates::RateTable;
 use super::scorecard::{ScorecardConfig, Scorecards};
+use super::{candidates, price};
 use crate::data::table::{ShipmentTable, SECONDS_PER_DAY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,15 @@ pub fn shipment_of(table: &ShipmentTable, row: usize) -> Shipment<'_> {
     }
 }
 
+/// What the replayed recommender is made of, besides the delay model.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplaySetup<'a> {
+    pub scorecards: &'a ScorecardConfig,
+    pub policy: &'a RankingPolicy,
+    pub cost: Option<&'a CostModel>,
+    pub rates: Option<&'a RateTable>,
+}
+
 /// Replays `valid_rows` (delivered, in decision order) with outcomes from `known_rows` and the
 /// validation rows themselves fed in as they are delivered. `model_on_time(row, carriers)` is
 /// the delay model's on-time probability of the row with each carrier swapped in.
@@ -46,9 +57,7 @@ pub fn replay(
     table: &ShipmentTable,
     known_rows: &[usize],
     valid_rows: &[usize],
-    config: &ScorecardConfig,
-    policy: &RankingPolicy,
-    cost: Option<&CostModel>,
+    setup: &ReplaySetup<'_>,
     model_on_time: &mut dyn FnMut(usize, &[String]) -> Vec<f64>,
 ) -> ReplayMetrics {
     let mut events: Vec<usize> = known_rows
@@ -59,6 +68,12 @@ pub fn replay(
         .collect();
     events.sort_by_key(|&r| (table.delivered_at[r], r));
     events.dedup();
+    let ReplaySetup {
+        scorecards: config,
+        policy,
+        cost,
+        rates,
+    } = *setup;
     let mut cards = Scorecards::new(config.clone());
     let (mut next, mut n, mut late_all, mut followed, mut late_followed) = (0, 0, 0, 0, 0);
     let weight = table.numeric("weight_kg");
@@ -79,11 +94,7 @@ pub fn replay(
             );
             next += 1;
         }
-        let carriers: Vec<String> = cards
-            .carriers_on_lane(&table.warehouse[r], &table.destination[r])
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let carriers = candidates(rates, &cards, &table.warehouse[r], &table.destination[r]);
         if carriers.len() < 2 {
             continue;
         }
@@ -92,13 +103,21 @@ pub fn replay(
         let candidates = carriers
             .into_iter()
             .zip(on_time)
-            .map(|(carrier, p)| Candidate {
-                expected_cost: cost.and_then(|c| {
-                    c.expected(&carrier, &table.warehouse[r], &table.destination[r], w)
-                }),
-                carrier,
-                model_on_time: Some(p),
-                transit_days: None,
+            .map(|(carrier, p)| {
+                let (expected_cost, transit_days) = price(
+                    rates,
+                    cost,
+                    &carrier,
+                    &table.warehouse[r],
+                    &table.destination[r],
+                    w,
+                );
+                Candidate {
+                    carrier,
+                    model_on_time: Some(p),
+                    expected_cost,
+                    transit_days,
+                }
             })
             .collect();
         let Some(rec) = rank(policy, &cards, &shipment_of(table, r), candidates) else {

@@ -367,12 +367,7 @@ impl DelayModel {
             .iter()
             .map(|&r| match candidates {
                 Some(c) => c.to_vec(),
-                None => carriers
-                    .scorecards
-                    .carriers_on_lane(&table.warehouse[r], &table.destination[r])
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
+                None => carriers.candidates(&table.warehouse[r], &table.destination[r]),
             })
             .collect();
         let mut source = Vec::new();
@@ -407,18 +402,19 @@ impl DelayModel {
                 let list = names
                     .into_iter()
                     .enumerate()
-                    .map(|(k, carrier)| Candidate {
-                        expected_cost: carriers.cost.as_ref().and_then(|c| {
-                            c.expected(
-                                &carrier,
-                                shipment.warehouse,
-                                shipment.destination,
-                                weight.map(|w| w.values[r]),
-                            )
-                        }),
-                        model_on_time: Some(1.0 - risk[at + k]),
-                        carrier,
-                        transit_days: None,
+                    .map(|(k, carrier)| {
+                        let (expected_cost, transit_days) = carriers.price(
+                            &carrier,
+                            shipment.warehouse,
+                            shipment.destination,
+                            weight.map(|w| w.values[r]),
+                        );
+                        Candidate {
+                            model_on_time: Some(1.0 - risk[at + k]),
+                            carrier,
+                            expected_cost,
+                            transit_days,
+                        }
                     })
                     .collect::<Vec<_>>();
                 at += list.len();
