@@ -198,6 +198,9 @@ pub struct Scorecards {
     cards: Vec<Card>,
     #[serde(skip)]
     index: FxHashMap<(Level, String, String, String), usize>,
+    /// (warehouse, destination) -> the lane cards on it: candidates are looked up per shipment.
+    #[serde(skip)]
+    lanes: FxHashMap<(String, String), Vec<usize>>,
 }
 
 impl Scorecards {
@@ -209,6 +212,7 @@ impl Scorecards {
             as_of: None,
             cards: Vec::new(),
             index: FxHashMap::default(),
+            lanes: FxHashMap::default(),
         }
     }
 
@@ -237,6 +241,15 @@ impl Scorecards {
             .enumerate()
             .map(|(i, c)| (key_of(c), i))
             .collect();
+        self.lanes.clear();
+        for (i, c) in self.cards.iter().enumerate() {
+            if let (Level::Lane, Some(w), Some(d)) = (c.level, &c.warehouse, &c.destination) {
+                self.lanes
+                    .entry((w.clone(), d.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
     }
 
     /// Adds one delivered shipment's outcome to its carrier, lane and carrier x destination.
@@ -267,6 +280,12 @@ impl Scorecards {
                 None => {
                     self.cards.push(Card::new(level, carrier, w, d));
                     self.index.insert(key, self.cards.len() - 1);
+                    if level == Level::Lane {
+                        self.lanes
+                            .entry((warehouse.to_string(), destination.to_string()))
+                            .or_default()
+                            .push(self.cards.len() - 1);
+                    }
                     self.cards.len() - 1
                 }
             };
@@ -332,14 +351,10 @@ impl Scorecards {
     /// Carriers that have delivered on a lane, most used first.
     pub fn carriers_on_lane(&self, warehouse: &str, destination: &str) -> Vec<&str> {
         let mut found: Vec<&Card> = self
-            .cards
-            .iter()
-            .filter(|c| {
-                c.level == Level::Lane
-                    && c.warehouse.as_deref() == Some(warehouse)
-                    && c.destination.as_deref() == Some(destination)
-            })
-            .collect();
+            .lanes
+            .get(&(warehouse.to_string(), destination.to_string()))
+            .map(|ids| ids.iter().map(|&i| &self.cards[i]).collect())
+            .unwrap_or_default();
         found.sort_by(|a, b| b.volume.cmp(&a.volume).then(a.carrier.cmp(&b.carrier)));
         found.into_iter().map(|c| c.carrier.as_str()).collect()
     }
@@ -474,6 +489,7 @@ mod tests {
         let mut back: Scorecards =
             serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         back.reindex();
+        assert_eq!(back.carriers_on_lane("W", "D"), vec!["A"]);
         assert_eq!(back.views(), s.views());
         assert_eq!(
             back.lane_on_time("A", "W", "D"),
