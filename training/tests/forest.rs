@@ -55,19 +55,39 @@ fn forest_matches_lightgbm_and_path_factors_track_shap() {
     forest.predict_raw_rows(&x.data, &mut block_raw);
     let mut block_contrib = vec![0.0; x.n_rows * (x.n_cols + 1)];
     forest.contributions_rows(&x.data, &mut block_contrib);
-    // Variants of one row (a few columns changed) score as if each were scored alone.
+    // Variants of one row (a few columns changed, damaged values included) score as if each
+    // were scored alone; 70 of them cross the 64-variant chunk.
     let mut variants = Vec::new();
-    for k in 0..10 {
+    let width = x.n_cols;
+    for k in 0..70 {
         let mut row = x.row(3).to_vec();
         if k > 0 {
-            row[k % 4] = x.row(k * 7)[k % 4];
+            for j in [k % 4, (k * 5) % width] {
+                row[j] = x.row((k * 7) % x.n_rows)[j];
+            }
         }
         variants.extend(row);
     }
-    let mut shared = vec![0.0; 10];
+    let mut shared = vec![0.0; 70];
     forest.predict_raw_variants(&variants, &mut shared);
     for (k, v) in variants.chunks(x.n_cols).enumerate() {
         assert_eq!(shared[k], forest.predict_raw(v), "variant {k}");
+    }
+    // Declaring the varying columns changes how, not what: with the right declaration, and
+    // with one that misses a varying column (which must not be trusted).
+    let mut planned = forest.clone();
+    let mut declared: Vec<bool> = (0..width).map(|j| j < 4 || j % 5 == 0).collect();
+    for k in 1..70 {
+        declared[(k * 5) % width] = true;
+    }
+    for wrong in [false, true] {
+        if wrong {
+            declared[(7 * 5) % width] = false;
+        }
+        planned.plan_variants(&declared);
+        let mut got = vec![0.0; 70];
+        planned.predict_raw_variants(&variants, &mut got);
+        assert_eq!(got, shared, "declaration missing a column: {wrong}");
     }
 
     let mut contrib = vec![0.0; x.n_cols + 1];

@@ -269,6 +269,9 @@ fn bad_parameters_are_rejected_before_a_run() {
     c.booster.num_leaves = 1;
     bad(c, "num_leaves");
     let mut c = TrainConfig::default();
+    c.booster.num_leaves = 65;
+    bad(c, "num_leaves");
+    let mut c = TrainConfig::default();
     c.booster.cat_smooth = -1.0;
     bad(c, "cat_smooth");
     bad(

@@ -115,6 +115,20 @@ impl HistoryConfig {
         names
     }
 
+    /// Per feature (in [`HistoryConfig::feature_names`] order), whether its value depends on
+    /// the shipment's carrier: what changes when another carrier is considered.
+    pub fn carrier_dependent(&self) -> Vec<bool> {
+        let mut out = vec![false];
+        for key in HistoryKey::ALL {
+            let depends = matches!(key, HistoryKey::Carrier | HistoryKey::CarrierDestination);
+            out.extend(std::iter::repeat_n(
+                depends,
+                2 * self.windows_days.len() + 7,
+            ));
+        }
+        out
+    }
+
     pub fn feature_count(&self) -> usize {
         1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 7)
     }

@@ -126,6 +126,19 @@ impl FeatureSchema {
         names
     }
 
+    /// Per feature, whether it changes when the shipment's carrier does: the carrier itself and
+    /// its history.
+    pub fn carrier_dependent(&self) -> Vec<bool> {
+        let mut out = vec![false; CALENDAR_FEATURES.len() + self.numeric.len()];
+        out.extend(
+            self.categorical
+                .iter()
+                .map(|v| v.name == CORE_CATEGORIES[0]),
+        );
+        out.extend(self.history.carrier_dependent());
+        out
+    }
+
     /// Positions of the categorical features, for LightGBM's `categorical_feature`.
     pub fn categorical_indices(&self) -> Vec<usize> {
         let start = CALENDAR_FEATURES.len() + self.numeric.len();

@@ -89,6 +89,13 @@ impl BoosterConfig {
         if self.num_leaves < 2 {
             return Err(Error::param("num_leaves", "must be at least 2"));
         }
+        // The native evaluator keeps a tree's leaves in one u64.
+        if self.num_leaves as usize > crate::model::forest::MAX_LEAVES {
+            return Err(Error::param(
+                "num_leaves",
+                format!("at most {} are supported", crate::model::forest::MAX_LEAVES),
+            ));
+        }
         if self.max_bin < 2 {
             return Err(Error::param("max_bin", "must be at least 2"));
         }

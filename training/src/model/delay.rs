@@ -1,6 +1,7 @@
 //! The delay-risk model as loaded for inference: encoder, booster, calibration, fallback rules
 //! and the history the features are cut from. Batch scoring, evaluation and the service use it.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -174,7 +175,7 @@ impl DelayModel {
             .map_err(|_| Error::artifact(reader.path(files::DELAY_MODEL), "not UTF-8 text"))?;
         let booster = DelayBooster::load(&text, spec.schema.n_features())
             .map_err(|e| Error::artifact(reader.path(files::DELAY_MODEL), e.to_string()))?;
-        let forest = Forest::load(&text)
+        let mut forest = Forest::load(&text)
             .and_then(|f| match f.n_features() == spec.schema.n_features() {
                 true => Ok(f),
                 false => Err(Error::Model(format!(
@@ -184,6 +185,7 @@ impl DelayModel {
                 ))),
             })
             .map_err(|e| Error::artifact(reader.path(files::DELAY_MODEL), e.to_string()))?;
+        forest.plan_variants(&spec.schema.carrier_dependent());
         let fallback: FallbackRules = reader.read_json(files::FALLBACK_RULES)?;
         fallback
             .validate()
@@ -257,6 +259,25 @@ impl DelayModel {
             }
         });
         Ok(out)
+    }
+
+    /// Calibrated risks of encoded variants of one shipment (rows that differ in a few
+    /// columns, such as the carrier): the same numbers as [`DelayModel::predict`], faster,
+    /// because every tree is walked once for all of them up to where they part.
+    pub fn predict_variants(&self, x: &FeatureMatrix) -> Result<Vec<f64>> {
+        self.check_width(x)?;
+        let mut out = vec![0.0; x.n_rows];
+        self.predict_variants_into(x, 0..x.n_rows, &mut out);
+        Ok(out)
+    }
+
+    fn predict_variants_into(&self, x: &FeatureMatrix, rows: Range<usize>, out: &mut [f64]) {
+        let n = x.n_cols;
+        self.forest
+            .predict_raw_variants(&x.data[rows.start * n..rows.end * n], out);
+        for r in out.iter_mut() {
+            *r = self.spec.calibration.apply(*r);
+        }
     }
 
     /// Risks with the `top_k` strongest factors of each row, attributed by `method`.
@@ -380,17 +401,12 @@ impl DelayModel {
         swapped.carrier = swapped_carrier;
         let x = self.features(&swapped, &(0..source.len()).collect::<Vec<_>>());
         self.check_width(&x)?;
-        let n = x.n_cols;
         let mut risk = vec![0.0; source.len()];
         let mut at = 0;
         for c in &per_row {
             let rows = at..at + c.len();
-            self.forest
-                .predict_raw_variants(&x.data[rows.start * n..rows.end * n], &mut risk[rows]);
+            self.predict_variants_into(&x, rows.clone(), &mut risk[rows]);
             at += c.len();
-        }
-        for r in risk.iter_mut() {
-            *r = self.spec.calibration.apply(*r);
         }
         let weight = table.numeric("weight_kg");
         let mut at = 0;
