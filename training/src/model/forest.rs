@@ -326,22 +326,37 @@ impl Forest {
 
     /// Raw scores of row-major `rows` into `out`, one per row.
     pub fn predict_raw_rows(&self, rows: &[f64], out: &mut [f64]) {
-        self.raw_scores::<BLOCK_ROWS>(rows, out);
+        debug_assert_eq!(rows.len(), out.len() * self.n_features);
+        out.fill(0.0);
+        self.exits(rows, |r, tree, leaf| out[r] += tree.leaves[leaf]);
     }
 
-    fn raw_scores<const B: usize>(&self, rows: &[f64], out: &mut [f64]) {
+    /// Calls `visit(r, tree, leaf)` with the exit leaf of every row `r` of row-major `rows` in
+    /// every tree, trees in order for each row (so sums come out the same however rows are
+    /// grouped). Full blocks of [`BLOCK_ROWS`] go through [`Tree::exit_leaves`]; the rest, where
+    /// a block's worth of work would be mostly wasted, one row at a time.
+    #[inline(always)]
+    fn exits(&self, rows: &[f64], mut visit: impl FnMut(usize, &Tree, usize)) {
+        const B: usize = BLOCK_ROWS;
         let n = self.n_features;
-        debug_assert_eq!(rows.len(), out.len() * n);
-        let mut columns = vec![0.0; n * B];
-        let mut standing = [0u64; B];
-        for (rows, out) in rows.chunks(B * n).zip(out.chunks_mut(B)) {
-            transpose::<B>(rows, n, &mut columns);
-            out.fill(0.0);
-            for tree in &self.trees {
-                tree.exit_leaves(&columns, &mut standing);
-                for (o, st) in out.iter_mut().zip(standing) {
-                    *o += tree.leaves[st.trailing_zeros() as usize];
+        let full = rows.len() / n / B * B;
+        if full > 0 {
+            let mut columns = vec![0.0; n * B];
+            let mut standing = [0u64; B];
+            for (b, block) in rows[..full * n].chunks_exact(B * n).enumerate() {
+                transpose::<B>(block, n, &mut columns);
+                for tree in &self.trees {
+                    tree.exit_leaves(&columns, &mut standing);
+                    for (k, st) in standing.iter().enumerate() {
+                        visit(b * B + k, tree, st.trailing_zeros() as usize);
+                    }
                 }
+            }
+        }
+        for (k, row) in rows[full * n..].chunks_exact(n).enumerate() {
+            for tree in &self.trees {
+                let st = tree.splits.test_row(row, &tree.cat_bits, tree.all_leaves);
+                visit(full + k, tree, st.trailing_zeros() as usize);
             }
         }
     }
@@ -372,7 +387,7 @@ impl Forest {
         let n = self.n_features;
         debug_assert_eq!(rows.len(), out.len() * n);
         let Some((declared, plans)) = &self.variants else {
-            return self.raw_scores::<VARIANTS>(rows, out);
+            return self.predict_raw_rows(rows, out);
         };
         let Some(first) = rows.get(..n) else { return };
         let fits = rows.chunks_exact(n).all(|row| {
@@ -382,7 +397,7 @@ impl Forest {
                 .all(|((x, y), &d)| d || x.to_bits() == y.to_bits())
         });
         if !fits {
-            return self.raw_scores::<VARIANTS>(rows, out);
+            return self.predict_raw_rows(rows, out);
         }
         let mut columns = vec![0.0; n * VARIANTS];
         let mut standing = [0u64; VARIANTS];
@@ -410,27 +425,19 @@ impl Forest {
     /// Path contributions of row-major `rows` into `out`, `n_features + 1` values per row as
     /// in [`Forest::contributions`].
     pub fn contributions_rows(&self, rows: &[f64], out: &mut [f64]) {
-        const B: usize = BLOCK_ROWS;
         let n = self.n_features;
         debug_assert_eq!(rows.len() / n * (n + 1), out.len());
-        let bias: f64 = self.trees.iter().map(|t| t.root_value).sum();
         out.fill(0.0);
-        let mut columns = vec![0.0; n * B];
-        let mut standing = [0u64; B];
-        for (rows, out) in rows.chunks(B * n).zip(out.chunks_mut(B * (n + 1))) {
-            transpose::<B>(rows, n, &mut columns);
-            for tree in &self.trees {
-                tree.exit_leaves(&columns, &mut standing);
-                for (o, st) in out.chunks_exact_mut(n + 1).zip(standing) {
-                    let (start, end) = tree.leaf_paths[st.trailing_zeros() as usize];
-                    for &(feature, delta) in &tree.path[start as usize..end as usize] {
-                        o[feature as usize] += delta;
-                    }
-                }
+        self.exits(rows, |r, tree, leaf| {
+            let o = &mut out[r * (n + 1)..(r + 1) * (n + 1)];
+            let (start, end) = tree.leaf_paths[leaf];
+            for &(feature, delta) in &tree.path[start as usize..end as usize] {
+                o[feature as usize] += delta;
             }
-            for o in out.chunks_exact_mut(n + 1) {
-                o[n] = bias;
-            }
+        });
+        let bias: f64 = self.trees.iter().map(|t| t.root_value).sum();
+        for o in out.chunks_exact_mut(n + 1) {
+            o[n] = bias;
         }
     }
 }
