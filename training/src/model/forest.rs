@@ -719,5 +719,19 @@ mod tests {
             .to_string()
             .contains("feature 7"));
         assert!(Forest::load("tree\nmax_feature_idx=1\n").is_err());
+        // Both children of the root are node 1: two paths to each of its leaves, none to leaf 2.
+        let shared = "tree\nmax_feature_idx=1\n\nTree=0\nnum_leaves=3\nsplit_feature=0 1\nthreshold=0.5 0.5\ndecision_type=2 2\nleft_child=1 -1\nright_child=1 -2\nleaf_value=1 2 3\ninternal_value=0 0\n\nend of trees\n";
+        assert!(Forest::load(shared)
+            .unwrap_err()
+            .to_string()
+            .contains("do not form one tree"));
+        let many = STUMP.replace("num_leaves=2", "num_leaves=65").replace(
+            "leaf_value=-1 3",
+            &format!("leaf_value={}", vec!["0"; 65].join(" ")),
+        );
+        assert!(Forest::load(&many)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 64"));
     }
 }
