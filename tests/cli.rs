@@ -301,6 +301,23 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
         "nope.csv",
     );
 
+    let taxonomy = write(
+        "taxonomy.toml",
+        "[[category]]\nname = \"misplaced\"\nmeaning = \"x\"\nowner = \"ops\"\nseverity = \"low\"\n",
+    );
+    expect_2(
+        run(&[
+            "train",
+            "--history",
+            s(&repo("data/samples/history_sample.csv")),
+            "--taxonomy",
+            s(&taxonomy),
+            "--out",
+            s(&model),
+        ]),
+        "unknown category `misplaced`",
+    );
+
     let config = write("bad.toml", "[booster]\nlearning_rate = 2.0\n");
     expect_2(
         run(&[

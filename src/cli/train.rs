@@ -1,6 +1,6 @@
 //! `dispatch-risk train`: fits the delay-risk model, writes the artifact and prints a summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dispatch_risk_training::train::{self, DataSource, TrainConfig, TrainSummary};
@@ -10,6 +10,7 @@ use super::progress::Spinners;
 use super::table::{fmt_metric, TextTable};
 use super::{CliError, CliResult};
 use dispatch_risk_training::carrier::{RateProfile, RateTable};
+use dispatch_risk_training::exceptions::Taxonomy;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,6 +41,10 @@ pub struct Args {
     /// (data/profiles/rates/freight_rates.toml).
     #[arg(long, value_name = "FILE", requires = "rates")]
     rates_profile: Option<PathBuf>,
+    /// Exception taxonomy (TOML) whose keyword rules sort the history's `notes` into the
+    /// scorecards' exception mix; the built-in one is policies/exception_taxonomy.toml.
+    #[arg(long, value_name = "FILE")]
+    taxonomy: Option<PathBuf>,
     /// No progress display.
     #[arg(long)]
     quiet: bool,
@@ -51,13 +56,8 @@ pub struct Args {
 pub fn run(args: Args) -> CliResult {
     let mut config = match &args.config {
         None => TrainConfig::default(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))
-                .map_err(CliError::input)?;
-            toml::from_str(&text)
-                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?
-        }
+        Some(p) => toml::from_str(&read_text(p)?)
+            .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?,
     };
     if let Some(seed) = args.seed {
         config.seed = seed;
@@ -67,6 +67,13 @@ pub fn run(args: Args) -> CliResult {
     }
     // Checked before any data is read: a bad parameter costs nothing.
     let config = config.check()?;
+    let taxonomy = match &args.taxonomy {
+        Some(p) => Some(
+            Taxonomy::from_toml(&read_text(p)?)
+                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
 
     let (profile, profile_text) = args.input.load_profile()?;
     let (table, report) = args.input.load_with(&profile, &args.history, true)?;
@@ -76,15 +83,13 @@ pub fn run(args: Args) -> CliResult {
     )?;
     if let Some(path) = &args.rates {
         let profile = match &args.rates_profile {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))
-                    .map_err(CliError::input)?;
-                RateProfile::from_toml(&text)?
-            }
+            Some(p) => RateProfile::from_toml(&read_text(p)?)?,
             None => RateProfile::default(),
         };
         source = source.with_rates(RateTable::load(path, &profile)?);
+    }
+    if let Some(taxonomy) = taxonomy {
+        source = source.with_taxonomy(taxonomy);
     }
     let created_at = created_at();
     let mut progress = Spinners::new(args.quiet || args.json);
@@ -168,4 +173,10 @@ fn print_summary(s: &TrainSummary, out: &str, version: &str) {
         .collect();
     println!("stages: {}", stages.join(", "));
     println!("model {version} ({} trees) written to {out}", s.trees);
+}
+
+fn read_text(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(CliError::input)
 }

@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod carrier;
 pub mod data;
 pub mod error;
+pub mod exceptions;
 pub mod features;
 pub mod generate;
 pub mod model;

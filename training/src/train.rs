@@ -16,6 +16,7 @@ use crate::carrier::{
 use crate::data::dates::format_timestamp;
 use crate::data::{LoadReport, ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
+use crate::exceptions::{KeywordRules, Taxonomy};
 use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState, SchemaConfig};
 use crate::model::baseline::{BaselineConfig, LogisticBaseline};
 use crate::model::booster::{BoosterConfig, DelayBooster, FitData};
@@ -129,6 +130,10 @@ pub struct DataSource {
     /// A carrier rate table given with the history (`train --rates`).
     #[serde(skip)]
     pub rates: Option<RateTable>,
+    /// The exception taxonomy whose keyword rules classify the history's notes for the
+    /// scorecards (`train --taxonomy`); the built-in one when `None`.
+    #[serde(skip)]
+    pub taxonomy: Option<Taxonomy>,
 }
 
 impl DataSource {
@@ -140,6 +145,17 @@ impl DataSource {
             sha256_hex(format!("{}{text}", self.fingerprint).as_bytes())
         );
         self.rates = Some(rates);
+        self
+    }
+
+    /// Adds an exception taxonomy to the source; its content joins the fingerprint.
+    pub fn with_taxonomy(mut self, taxonomy: Taxonomy) -> Self {
+        let text = serde_json::to_string(&taxonomy).unwrap_or_default();
+        self.fingerprint = format!(
+            "sha256:{}",
+            sha256_hex(format!("{}{text}", self.fingerprint).as_bytes())
+        );
+        self.taxonomy = Some(taxonomy);
         self
     }
 
@@ -158,6 +174,7 @@ impl DataSource {
             fingerprint: format!("sha256:{}", sha256_hex(&all)),
             profile: profile.map(|(name, _)| name.to_string()),
             rates: None,
+            taxonomy: None,
         })
     }
 }
@@ -409,7 +426,8 @@ pub fn train(
                 &mut on_time,
             )
         });
-        let scorecards = Scorecards::build(cfg.scorecards.clone(), table, &train_rows);
+        let rules = KeywordRules::new(source.taxonomy.clone().unwrap_or_default());
+        let scorecards = Scorecards::build(cfg.scorecards.clone(), table, &train_rows, &rules);
         let rates = source.rates.clone();
         Ok((
             CarrierArtifact {

@@ -351,3 +351,74 @@ fn a_rate_table_adds_candidates_prices_and_transit_days() {
         "rates win over the learned costs"
     );
 }
+
+#[test]
+fn history_notes_become_the_scorecards_exception_mix_never_a_feature() {
+    use dispatch_risk_training::carrier::scorecard::Level;
+    use dispatch_risk_training::data::{load_history, BadRowLimit, ImportProfile};
+
+    // The contract's `notes` column is read as text, quoted commas and all, and kept apart
+    // from the extra features.
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("notes.csv");
+    std::fs::write(
+        &small,
+        "shipment_id,scheduled_date,date_deadline,delivered_at,carrier,warehouse,destination,notes\n\
+         S1,2024-01-01,2024-01-03,2024-01-04,Acme,WH1,Lyon,\"cnee closed, retry tmrw\"\n\
+         S2,2024-01-01,2024-01-03,2024-01-02,Acme,WH1,Lyon,\n",
+    )
+    .unwrap();
+    let (t, _) = load_history(&small, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap();
+    assert_eq!(
+        t.notes,
+        vec![Some("cnee closed, retry tmrw".to_string()), None]
+    );
+    assert!(t.categorical.iter().all(|c| c.name != "notes"));
+
+    let (path, mut table, report) = common::generated(&dir, 3_000, 5);
+    let first = table.carrier[0].clone();
+    // One carrier's notes are about its trucks, the others' about refusals; a third of rows.
+    for i in (0..table.len()).step_by(3) {
+        table.notes[i] = Some(if table.carrier[i] == first {
+            "drv sick, no truck today".to_string()
+        } else {
+            "Customer refused delivery".to_string()
+        });
+    }
+    let out = dir.path().join("model");
+    let source = DataSource::describe(&path, None).unwrap();
+    let cfg = config("2024-02-15").check().unwrap();
+    train(
+        &table,
+        &report,
+        &source,
+        &cfg,
+        output(&out, "2026-01-01T00:00:00Z"),
+        &mut (),
+    )
+    .unwrap();
+    let model = DelayModel::load(&out).unwrap();
+    assert!(model.feature_names().iter().all(|n| !n.contains("notes")));
+    let views = model.carriers.as_ref().unwrap().scorecards.views();
+    let carrier_card = |name: &str| {
+        views
+            .iter()
+            .find(|v| v.level == Level::Carrier && v.carrier == name)
+            .unwrap()
+    };
+    let own = carrier_card(&first);
+    assert!(own.exception_notes > 0);
+    assert_eq!(own.exception_mix, vec![("vehicle_issue".to_string(), 1.0)]);
+    let other = views
+        .iter()
+        .find(|v| v.level == Level::Carrier && v.carrier != first)
+        .unwrap();
+    assert_eq!(other.exception_mix, vec![("refused".to_string(), 1.0)]);
+    // Lane cards carry the mix of their own rows only.
+    let lane_notes: u64 = views
+        .iter()
+        .filter(|v| v.level == Level::Lane && v.carrier == first)
+        .map(|v| v.exception_notes)
+        .sum();
+    assert_eq!(lane_notes, own.exception_notes);
+}

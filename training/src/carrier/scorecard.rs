@@ -7,11 +7,14 @@
 //! few shipments on a lane, a carrier's network-wide record predicts its next delivery there
 //! better than three lucky or unlucky trips, and the prior fades as the lane's own volume grows.
 
+use std::collections::BTreeMap;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::data::table::{ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
+use crate::exceptions::KeywordRules;
 
 const WEEK: i64 = 7 * 86_400;
 /// Weeks of per-week counts kept per card: enough for the recent and trend windows.
@@ -88,6 +91,10 @@ pub struct Card {
     lateness: [u32; LATENESS_EDGES.len() + 1],
     /// (week number, shipments, late), ascending, the last [`WEEKS_KEPT`] weeks.
     weeks: Vec<(i64, u32, u32)>,
+    /// Exception notes by category (see [`crate::exceptions`]). Absent in artifacts written
+    /// before notes were read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exceptions: BTreeMap<String, u64>,
 }
 
 impl Card {
@@ -106,6 +113,7 @@ impl Card {
             late: 0,
             lateness: [0; LATENESS_EDGES.len() + 1],
             weeks: Vec::new(),
+            exceptions: BTreeMap::new(),
         }
     }
 
@@ -127,6 +135,20 @@ impl Card {
         let newest = self.weeks.last().map_or(week, |w| w.0);
         let keep_from = self.weeks.partition_point(|w| w.0 <= newest - WEEKS_KEPT);
         self.weeks.drain(..keep_from);
+    }
+
+    /// The `k` most frequent exception categories and their shares, largest first (ties by
+    /// name, for stable output).
+    fn exception_mix(&self, k: usize) -> Vec<(String, f64)> {
+        let total: u64 = self.exceptions.values().sum();
+        let mut mix: Vec<(String, f64)> = self
+            .exceptions
+            .iter()
+            .map(|(c, &n)| (c.clone(), ((n as f64 / total as f64) * 1e4).round() / 1e4))
+            .collect();
+        mix.sort_by(|a, b| b.1.total_cmp(&a.1));
+        mix.truncate(k);
+        mix
     }
 
     /// On-time share of all recorded shipments (`None` without any).
@@ -185,6 +207,11 @@ pub struct CardView {
     pub recent_on_time_rate: Option<f64>,
     /// Recent on-time rate minus the rate of the window before it (both need 5 shipments).
     pub trend: Option<f64>,
+    /// Exception notes recorded on this card.
+    pub exception_notes: u64,
+    /// The most frequent exception categories with their share of the notes, largest first
+    /// (at most three).
+    pub exception_mix: Vec<(String, f64)>,
 }
 
 /// All cards, with the overall rate they shrink toward.
@@ -216,8 +243,14 @@ impl Scorecards {
         }
     }
 
-    /// Cards from the delivered `rows` of a table.
-    pub fn build(config: ScorecardConfig, table: &ShipmentTable, rows: &[usize]) -> Self {
+    /// Cards from the delivered `rows` of a table, with the exception mix of the rows' notes
+    /// (open shipments' notes included) as `rules` classify them.
+    pub fn build(
+        config: ScorecardConfig,
+        table: &ShipmentTable,
+        rows: &[usize],
+        rules: &KeywordRules,
+    ) -> Self {
         let mut s = Scorecards::new(config);
         for &r in rows {
             if let Some(delivered) = table.delivered_at[r] {
@@ -227,6 +260,15 @@ impl Scorecards {
                     &table.destination[r],
                     table.date_deadline[r],
                     delivered,
+                );
+            }
+            if let Some(note) = table.notes[r].as_deref() {
+                let category = rules.classify(note).category;
+                s.record_exception(
+                    &table.carrier[r],
+                    &table.warehouse[r],
+                    &table.destination[r],
+                    &category,
                 );
             }
         }
@@ -264,18 +306,42 @@ impl Scorecards {
         self.volume += 1;
         self.late += (delivered > deadline) as u64;
         self.as_of = Some(self.as_of.map_or(delivered, |t| t.max(delivered)));
-        for (level, w, d) in [
+        for i in self.cards_of(carrier, warehouse, destination) {
+            self.cards[i].record(deadline, delivered);
+        }
+    }
+
+    /// Adds one exception note's category to its carrier, lane and carrier x destination.
+    pub fn record_exception(
+        &mut self,
+        carrier: &str,
+        warehouse: &str,
+        destination: &str,
+        category: &str,
+    ) {
+        for i in self.cards_of(carrier, warehouse, destination) {
+            *self.cards[i]
+                .exceptions
+                .entry(category.to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// The carrier's, lane's and carrier x destination's cards, created on first sight.
+    fn cards_of(&mut self, carrier: &str, warehouse: &str, destination: &str) -> [usize; 3] {
+        [
             (Level::Carrier, None, None),
             (Level::Lane, Some(warehouse), Some(destination)),
             (Level::CarrierDestination, None, Some(destination)),
-        ] {
+        ]
+        .map(|(level, w, d)| {
             let key = (
                 level,
                 carrier.to_string(),
                 w.unwrap_or_default().to_string(),
                 d.unwrap_or_default().to_string(),
             );
-            let i = match self.index.get(&key) {
+            match self.index.get(&key) {
                 Some(&i) => i,
                 None => {
                     self.cards.push(Card::new(level, carrier, w, d));
@@ -288,9 +354,8 @@ impl Scorecards {
                     }
                     self.cards.len() - 1
                 }
-            };
-            self.cards[i].record(deadline, delivered);
-        }
+            }
+        })
     }
 
     pub fn overall_on_time(&self) -> f64 {
@@ -405,6 +470,8 @@ impl Scorecards {
             recent_volume,
             recent_on_time_rate,
             trend,
+            exception_notes: c.exceptions.values().sum(),
+            exception_mix: c.exception_mix(3),
         }
     }
 }

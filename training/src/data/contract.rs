@@ -36,6 +36,11 @@ pub const FLAGS: [&str; 2] = ["hazardous", "temperature_controlled"];
 /// Columns observed after dispatch: outcomes, never features.
 pub const OUTCOMES: [&str; 2] = ["delivered_at", "shipped_at"];
 
+/// Free-text exception notes about a delivery (dispatcher notes, carrier messages, customer
+/// emails). Written while or after it travels, so never a feature: carrier scorecards count
+/// them by category as their exception mix.
+pub const NOTES: &str = "notes";
+
 /// The decision time column; derived by the profile when the export lacks it.
 pub const DECISION_TIME: &str = "scheduled_date";
 
@@ -47,4 +52,5 @@ pub fn is_contract_column(name: &str) -> bool {
         || FLAGS.contains(&name)
         || OUTCOMES.contains(&name)
         || name == DECISION_TIME
+        || name == NOTES
 }

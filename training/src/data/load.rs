@@ -576,6 +576,10 @@ pub fn frame_to_table(
         }
     }
 
+    let notes: Vec<Option<String>> = match src.cells(contract::NOTES) {
+        Some(cells) => cells.into_iter().map(|c| c.map(str::to_string)).collect(),
+        None => vec![None; n],
+    };
     let keep: Vec<usize> = (0..n).filter(|&i| rej.reasons[i].is_none()).collect();
     report.rejected = rej.reasons.into_iter().flatten().collect();
     let full = ShipmentTable {
@@ -588,6 +592,7 @@ pub fn frame_to_table(
         destination,
         numeric,
         categorical,
+        notes,
         source_row: (1..=n).collect(),
     };
     let table = if keep.len() == n {

@@ -38,6 +38,9 @@ pub struct ShipmentTable {
     pub numeric: Vec<NumericColumn>,
     /// Optional contract categories, then categorical extras.
     pub categorical: Vec<CategoricalColumn>,
+    /// Exception notes (the contract's `notes`); `None` where a row has none or the source
+    /// has no such column.
+    pub notes: Vec<Option<String>>,
     /// 1-based data row in the source file, for messages about a row.
     pub source_row: Vec<usize>,
 }
@@ -109,6 +112,7 @@ impl ShipmentTable {
                     values: pick(&c.values, rows),
                 })
                 .collect(),
+            notes: pick(&self.notes, rows),
             source_row: pick(&self.source_row, rows),
         }
     }

@@ -214,6 +214,17 @@ svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis
         )
     );
     h.push_str("<h2>Carrier scorecards</h2>");
+    let exception_mix = |c: &CardView| -> String {
+        if c.exception_notes == 0 {
+            return "-".into();
+        }
+        let mix: Vec<String> = c
+            .exception_mix
+            .iter()
+            .map(|(category, share)| format!("{} {:.0}%", esc(category), share * 100.0))
+            .collect();
+        format!("{}: {}", c.exception_notes, mix.join(", "))
+    };
     let on_time: Vec<(String, f64)> = carriers
         .iter()
         .map(|c| (c.carrier.clone(), c.on_time_shrunk))
@@ -224,7 +235,7 @@ svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis
         &on_time,
         &|v| format!("{:.1}%", v * 100.0),
     ));
-    h.push_str(r#"<table id="scorecards"><tr><th>carrier</th><th>lane</th><th>volume</th><th>on time</th><th>on time (shrunk)</th><th>p50 lateness h</th><th>p90 lateness h</th><th>recent on time</th><th>trend</th></tr>"#);
+    h.push_str(r#"<table id="scorecards"><tr><th>carrier</th><th>lane</th><th>volume</th><th>on time</th><th>on time (shrunk)</th><th>p50 lateness h</th><th>p90 lateness h</th><th>recent on time</th><th>trend</th><th>exception notes (top categories)</th></tr>"#);
     for c in carriers.iter().chain(&lanes) {
         let lane = match (&c.warehouse, &c.destination) {
             (Some(w), Some(dst)) => format!("{w} -> {dst}"),
@@ -232,7 +243,7 @@ svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis
         };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&c.carrier),
             esc(&lane),
             c.volume,
@@ -242,6 +253,7 @@ svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis
             hours(c.lateness_p90_hours),
             pct(c.recent_on_time_rate),
             c.trend.map_or("-".into(), |t| format!("{:+.1} pts", t * 100.0)),
+            exception_mix(c),
         );
     }
     h.push_str("</table>");

@@ -1,0 +1,32 @@
+//! Exception notes: the taxonomy they are sorted into (categories, owners, severities, read from
+//! `policies/exception_taxonomy.toml`) and the deterministic keyword rules that classify a note
+//! when no text model is loaded. The rules also give carrier scorecards their exception mix.
+
+mod rules;
+mod taxonomy;
+
+use serde::{Deserialize, Serialize};
+
+pub use rules::KeywordRules;
+pub use taxonomy::{Category, Severity, Taxonomy, CATEGORIES};
+
+/// Which part of the system classified a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierSource {
+    /// The keyword rules: deterministic, used when no model loads; their confidence is a share
+    /// of keyword evidence, not a calibrated probability.
+    Rules,
+}
+
+/// A note's category, who owns it, how urgent it is, and how sure the classifier is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub category: String,
+    pub owner: String,
+    pub severity: Severity,
+    pub confidence: f64,
+    pub source: ClassifierSource,
+    /// The keywords that decided it (rules only).
+    pub matched: Vec<String>,
+}
