@@ -45,11 +45,10 @@ fn main() {
     // Where the time goes: the swapped rows' features, and the delay model on them.
     let (mut t_features, mut t_model) = (0.0, 0.0);
     for &r in &rows {
-        let mut swapped = table.select(&vec![r; carriers.len()]);
-        swapped.carrier = carriers.clone();
-        let idx: Vec<usize> = (0..carriers.len()).collect();
         let start = Instant::now();
-        let x = model.features(&swapped, &idx);
+        let x = model
+            .encoder()
+            .encode_carrier_variants(&table, r, &carriers, &model.history);
         t_features += start.elapsed().as_secs_f64() * 1e6;
         let start = Instant::now();
         let p = model.predict_variants(&x).expect("predicts");

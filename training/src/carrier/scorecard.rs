@@ -224,7 +224,8 @@ pub struct Scorecards {
     pub as_of: Option<Timestamp>,
     cards: Vec<Card>,
     #[serde(skip)]
-    index: FxHashMap<(Level, String, String, String), usize>,
+    /// Card positions by [`card_key`].
+    index: FxHashMap<String, usize>,
     /// (warehouse, destination) -> the lane cards on it: candidates are looked up per shipment.
     #[serde(skip)]
     lanes: FxHashMap<(String, String), Vec<usize>>,
@@ -335,12 +336,7 @@ impl Scorecards {
             (Level::CarrierDestination, None, Some(destination)),
         ]
         .map(|(level, w, d)| {
-            let key = (
-                level,
-                carrier.to_string(),
-                w.unwrap_or_default().to_string(),
-                d.unwrap_or_default().to_string(),
-            );
+            let key = card_key(level, carrier, w.unwrap_or_default(), d.unwrap_or_default());
             match self.index.get(&key) {
                 Some(&i) => i,
                 None => {
@@ -374,13 +370,28 @@ impl Scorecards {
         warehouse: &str,
         destination: &str,
     ) -> Option<&Card> {
-        let key = (
-            level,
-            carrier.to_string(),
-            warehouse.to_string(),
-            destination.to_string(),
-        );
-        self.index.get(&key).map(|&i| &self.cards[i])
+        // Looked up per candidate carrier on every recommendation: the key is assembled on
+        // the stack when it fits, not in three fresh Strings.
+        let parts = [level_tag(level), carrier, warehouse, destination];
+        let len = parts.iter().map(|p| p.len() + 1).sum::<usize>() - 1;
+        let mut stack = [0u8; 192];
+        let i = if len <= stack.len() {
+            let mut at = 0;
+            for (k, part) in parts.iter().enumerate() {
+                if k > 0 {
+                    stack[at] = KEY_SEPARATOR as u8;
+                    at += 1;
+                }
+                stack[at..at + part.len()].copy_from_slice(part.as_bytes());
+                at += part.len();
+            }
+            let key = std::str::from_utf8(&stack[..len]).expect("joined UTF-8 is UTF-8");
+            self.index.get(key)
+        } else {
+            self.index
+                .get(&card_key(level, carrier, warehouse, destination))
+        };
+        i.map(|&i| &self.cards[i])
     }
 
     fn shrink(&self, card: Option<&Card>, parent: f64) -> f64 {
@@ -476,13 +487,29 @@ impl Scorecards {
     }
 }
 
-fn key_of(c: &Card) -> (Level, String, String, String) {
-    (
+fn key_of(c: &Card) -> String {
+    card_key(
         c.level,
-        c.carrier.clone(),
-        c.warehouse.clone().unwrap_or_default(),
-        c.destination.clone().unwrap_or_default(),
+        &c.carrier,
+        c.warehouse.as_deref().unwrap_or_default(),
+        c.destination.as_deref().unwrap_or_default(),
     )
+}
+
+/// Joins a card's names with a control character that names do not contain.
+const KEY_SEPARATOR: char = '\u{1f}';
+
+fn level_tag(level: Level) -> &'static str {
+    match level {
+        Level::Carrier => "c",
+        Level::Lane => "l",
+        Level::CarrierDestination => "d",
+    }
+}
+
+/// The index key of a card.
+fn card_key(level: Level, carrier: &str, warehouse: &str, destination: &str) -> String {
+    [level_tag(level), carrier, warehouse, destination].join(&KEY_SEPARATOR.to_string())
 }
 
 #[cfg(test)]

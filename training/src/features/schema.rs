@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 use chrono::{DateTime, Datelike, Timelike};
 use serde::{Deserialize, Serialize};
 
-use super::history::{HistoryConfig, HistoryState};
+use super::history::{HistoryConfig, HistoryState, Lane};
 use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
 
 /// Features computed from the shipment's own dates.
@@ -226,6 +226,45 @@ impl Encoder {
         FeatureMatrix {
             data,
             n_rows: rows.len(),
+            n_cols,
+        }
+    }
+
+    /// Rows of one table row with its carrier swapped for each of `carriers`: the same
+    /// values [`Encoder::encode`] gives a copy of the row with that carrier, computed once for
+    /// the shipment and again only for what depends on the carrier (its code and its history).
+    pub fn encode_carrier_variants(
+        &self,
+        table: &ShipmentTable,
+        row: usize,
+        carriers: &[String],
+        history: &HistoryState,
+    ) -> FeatureMatrix {
+        let n_cols = self.schema.n_features();
+        let mut base = vec![f64::NAN; n_cols];
+        self.encode_into(table, &[row], history, &mut base);
+        let carrier_col = CALENDAR_FEATURES.len() + self.schema.numeric.len();
+        let hist_start = n_cols - self.schema.history.feature_count();
+        let mut data = Vec::with_capacity(carriers.len() * n_cols);
+        for carrier in carriers {
+            let start = data.len();
+            data.extend_from_slice(&base);
+            let out = &mut data[start..];
+            out[carrier_col] = self.code(0, Some(carrier));
+            let lane = Lane {
+                carrier,
+                ..table.lane(row)
+            };
+            history.features_at(
+                lane,
+                table.scheduled_date[row],
+                table.date_deadline[row],
+                &mut out[hist_start..],
+            );
+        }
+        FeatureMatrix {
+            data,
+            n_rows: carriers.len(),
             n_cols,
         }
     }

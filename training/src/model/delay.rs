@@ -391,22 +391,15 @@ impl DelayModel {
                 None => carriers.candidates(&table.warehouse[r], &table.destination[r]),
             })
             .collect();
-        let mut source = Vec::new();
-        let mut swapped_carrier = Vec::new();
-        for (&r, c) in rows.iter().zip(&per_row) {
-            source.extend(std::iter::repeat_n(r, c.len()));
-            swapped_carrier.extend(c.iter().cloned());
-        }
-        let mut swapped = table.select(&source);
-        swapped.carrier = swapped_carrier;
-        let x = self.features(&swapped, &(0..source.len()).collect::<Vec<_>>());
-        self.check_width(&x)?;
-        let mut risk = vec![0.0; source.len()];
-        let mut at = 0;
-        for c in &per_row {
-            let rows = at..at + c.len();
-            self.predict_variants_into(&x, rows.clone(), &mut risk[rows]);
-            at += c.len();
+        let mut risk = Vec::with_capacity(per_row.iter().map(Vec::len).sum());
+        for (&r, names) in rows.iter().zip(&per_row) {
+            let x = self
+                .encoder
+                .encode_carrier_variants(table, r, names, &self.history);
+            self.check_width(&x)?;
+            let at = risk.len();
+            risk.resize(at + names.len(), 0.0);
+            self.predict_variants_into(&x, 0..x.n_rows, &mut risk[at..]);
         }
         let weight = table.numeric("weight_kg");
         let mut at = 0;

@@ -15,6 +15,12 @@
 //! of a tree's splits are tested independently, without branches, on a block of rows at once,
 //! which measured about 1.7x the walk's batch throughput. A tree's leaves fit one `u64`, so
 //! trees may have at most 64 leaves.
+//!
+//! Carrier recommendation scores one shipment with each candidate carrier swapped in. There
+//! the numeric splits of all trees are also kept per feature in ascending threshold order, as
+//! QuickScorer proper does: a value goes right at exactly a prefix of that list, which a binary
+//! search finds, so the shipment's own features are tested once for every candidate and the
+//! carrier's features once per candidate, with no split compared on its own.
 
 use crate::error::{Error, Result};
 
@@ -28,8 +34,6 @@ const ZERO: f64 = 1e-35;
 const BLOCK_ROWS: usize = 64;
 /// Leaves of a tree, as bits of a `u64`.
 pub const MAX_LEAVES: usize = 64;
-/// Variants of one row evaluated together by [`Forest::predict_raw_variants`].
-const VARIANTS: usize = 16;
 
 /// One split, as the exit-leaf test needs it.
 #[derive(Debug, Clone)]
@@ -231,11 +235,60 @@ impl Tree {
 }
 
 /// A tree's splits divided for variants of one row: those on columns that stay the same are
-/// tested once, the others on every variant.
+/// tested once, the others on every variant. Plain numeric splits are not here but in
+/// [`VariantPlan`]'s feature-wise lists.
 #[derive(Debug, Clone)]
 struct VariantSplits {
     fixed: SplitSet,
     varying: SplitSet,
+}
+
+/// Every tree's plain numeric splits on one fixed column, by ascending threshold: a value `x`
+/// goes right at exactly the splits with `threshold < x`, a prefix of the list, so a binary
+/// search finds them and no split is compared one by one (QuickScorer's feature-wise order).
+#[derive(Debug, Clone, Default)]
+struct FeatureSplits {
+    feature: u32,
+    thresholds: Vec<f64>,
+    trees: Vec<u32>,
+    left_leaves: Vec<u64>,
+    nan_left: Vec<bool>,
+}
+
+impl FeatureSplits {
+    /// Rules out, in `standing` (one entry per tree), the left leaves of every split that a
+    /// value `x` of this feature does not take to the left.
+    #[inline(always)]
+    fn rule_out(&self, x: f64, standing: &mut [u64]) {
+        if x.is_nan() {
+            let splits = self.trees.iter().zip(&self.left_leaves).zip(&self.nan_left);
+            for ((&t, &left), &nan_left) in splits {
+                if !nan_left {
+                    standing[t as usize] &= !left;
+                }
+            }
+        } else {
+            let right = self.thresholds.partition_point(|&t| t < x);
+            for (&t, &left) in self.trees[..right].iter().zip(&self.left_leaves[..right]) {
+                standing[t as usize] &= !left;
+            }
+        }
+    }
+}
+
+/// What [`Forest::plan_variants`] prepares.
+#[derive(Debug, Clone)]
+struct VariantPlan {
+    declared: Vec<bool>,
+    trees: Vec<VariantSplits>,
+    /// Plain numeric splits on columns that stay the same, and on those that vary.
+    fixed_by_feature: Vec<FeatureSplits>,
+    varying_by_feature: Vec<FeatureSplits>,
+    /// The trees with other splits (categorical, zero-as-missing) on varying columns: few.
+    varying_other: Vec<u32>,
+    /// Every tree's leaf values, left to right, tree after tree, from `leaf_start[tree]`.
+    leaf_values: Vec<f64>,
+    leaf_start: Vec<u32>,
 }
 
 /// A block of rows turned into columns for [`Tree::exit_leaves`]; rows past the end are
@@ -256,7 +309,7 @@ pub struct Forest {
     n_features: usize,
     /// Set by [`Forest::plan_variants`]: the columns variants may differ in, and each tree's
     /// splits divided accordingly.
-    variants: Option<(Vec<bool>, Vec<VariantSplits>)>,
+    variants: Option<VariantPlan>,
 }
 
 impl Forest {
@@ -376,18 +429,57 @@ impl Forest {
     /// differ (for carrier recommendation: the carrier and its history), so that each tree's
     /// splits can be divided once instead of on every call.
     pub fn plan_variants(&mut self, varying: &[bool]) {
-        let varying = varying.to_vec();
-        let plans = self
-            .trees
-            .iter()
-            .map(|t| {
-                let (varying, fixed) = t
-                    .splits
-                    .divide(|f| varying.get(f).copied().unwrap_or(false));
-                VariantSplits { fixed, varying }
-            })
+        let declared = varying.to_vec();
+        let mut by_feature: Vec<FeatureSplits> = Vec::new();
+        let mut trees = Vec::with_capacity(self.trees.len());
+        for (t, tree) in self.trees.iter().enumerate() {
+            let (mut varying, mut fixed) = tree
+                .splits
+                .divide(|f| declared.get(f).copied().unwrap_or(false));
+            for s in fixed.numeric.drain(..).chain(varying.numeric.drain(..)) {
+                let f = s.feature as usize;
+                if by_feature.len() <= f {
+                    by_feature.resize_with(f + 1, FeatureSplits::default);
+                }
+                let list = &mut by_feature[f];
+                list.feature = s.feature;
+                list.thresholds.push(s.threshold);
+                list.trees.push(t as u32);
+                list.left_leaves.push(s.left_leaves);
+                list.nan_left.push(s.a != 0);
+            }
+            trees.push(VariantSplits { fixed, varying });
+        }
+        for list in &mut by_feature {
+            let mut order: Vec<usize> = (0..list.thresholds.len()).collect();
+            order.sort_by(|&a, &b| list.thresholds[a].total_cmp(&list.thresholds[b]));
+            list.thresholds = order.iter().map(|&i| list.thresholds[i]).collect();
+            list.trees = order.iter().map(|&i| list.trees[i]).collect();
+            list.left_leaves = order.iter().map(|&i| list.left_leaves[i]).collect();
+            list.nan_left = order.iter().map(|&i| list.nan_left[i]).collect();
+        }
+        by_feature.retain(|l| !l.thresholds.is_empty());
+        let (varying_by_feature, fixed_by_feature) = by_feature
+            .into_iter()
+            .partition(|l| declared.get(l.feature as usize).copied().unwrap_or(false));
+        let varying_other = (0..trees.len() as u32)
+            .filter(|&t| trees[t as usize].varying.iter().next().is_some())
             .collect();
-        self.variants = Some((varying, plans));
+        let mut leaf_start = Vec::with_capacity(self.trees.len());
+        let mut leaf_values = Vec::new();
+        for tree in &self.trees {
+            leaf_start.push(leaf_values.len() as u32);
+            leaf_values.extend(&tree.leaves);
+        }
+        self.variants = Some(VariantPlan {
+            declared,
+            trees,
+            fixed_by_feature,
+            varying_by_feature,
+            varying_other,
+            leaf_values,
+            leaf_start,
+        });
     }
 
     /// Raw scores of variants of one shipment (row-major `rows` that differ in a few columns,
@@ -397,33 +489,52 @@ impl Forest {
     pub fn predict_raw_variants(&self, rows: &[f64], out: &mut [f64]) {
         let n = self.n_features;
         debug_assert_eq!(rows.len(), out.len() * n);
-        let Some((declared, plans)) = &self.variants else {
+        let Some(plan) = &self.variants else {
             return self.predict_raw_rows(rows, out);
         };
         let Some(first) = rows.get(..n) else { return };
         let fits = rows.chunks_exact(n).all(|row| {
             row.iter()
                 .zip(first)
-                .zip(declared)
+                .zip(&plan.declared)
                 .all(|((x, y), &d)| d || x.to_bits() == y.to_bits())
         });
         if !fits {
             return self.predict_raw_rows(rows, out);
         }
-        let mut columns = vec![0.0; n * VARIANTS];
-        let mut standing = [0u64; VARIANTS];
-        for (rows, out) in rows.chunks(VARIANTS * n).zip(out.chunks_mut(VARIANTS)) {
-            transpose::<VARIANTS>(rows, n, &mut columns);
-            // Sums kept in a fixed-size local, not in `out`: adding into memory serialized the
-            // trees on store-to-load forwarding and took a quarter of the time.
-            let mut sums = [0.0f64; VARIANTS];
-            for (tree, plan) in self.trees.iter().zip(plans) {
-                let common = plan.fixed.test_row(first, &tree.cat_bits, tree.all_leaves);
-                standing.fill(common);
-                plan.varying
-                    .test_columns(&columns, &tree.cat_bits, common, &mut standing);
-                for (sum, st) in sums.iter_mut().zip(standing) {
-                    *sum += tree.leaves[st.trailing_zeros() as usize];
+        // What the splits on fixed columns leave standing, tested once: numeric ones feature by
+        // feature, the rest tree by tree.
+        let mut fixed: Vec<u64> = self.trees.iter().map(|t| t.all_leaves).collect();
+        for list in &plan.fixed_by_feature {
+            list.rule_out(first[list.feature as usize], &mut fixed);
+        }
+        for ((tree, splits), f) in self.trees.iter().zip(&plan.trees).zip(&mut fixed) {
+            *f = splits.fixed.test_row(first, &tree.cat_bits, *f);
+        }
+        // Then each variant on its own columns, from there.
+        let t_n = self.trees.len();
+        let mut standing = Vec::with_capacity(out.len() * t_n);
+        for row in rows.chunks_exact(n) {
+            let start = standing.len();
+            standing.extend_from_slice(&fixed);
+            let mine = &mut standing[start..];
+            for list in &plan.varying_by_feature {
+                list.rule_out(row[list.feature as usize], mine);
+            }
+            for &t in &plan.varying_other {
+                let (tree, t) = (&self.trees[t as usize], t as usize);
+                mine[t] = plan.trees[t].varying.test_row(row, &tree.cat_bits, mine[t]);
+            }
+        }
+        // Sums in tree order, as `predict_raw_rows` adds them, several variants at a time so
+        // their chains of additions overlap.
+        const AT_ONCE: usize = 8;
+        for (c, out) in out.chunks_mut(AT_ONCE).enumerate() {
+            let mut sums = [0.0f64; AT_ONCE];
+            for (t, &start) in plan.leaf_start.iter().enumerate() {
+                for (k, sum) in sums[..out.len()].iter_mut().enumerate() {
+                    let st = standing[(c * AT_ONCE + k) * t_n + t];
+                    *sum += plan.leaf_values[start as usize + st.trailing_zeros() as usize];
                 }
             }
             out.copy_from_slice(&sums[..out.len()]);
