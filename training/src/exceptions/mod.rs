@@ -1,12 +1,15 @@
 //! Exception notes: the taxonomy they are sorted into (categories, owners, severities, read from
 //! `policies/exception_taxonomy.toml`) and the deterministic keyword rules that classify a note
 //! when no text model is loaded. The rules also give carrier scorecards their exception mix.
+//! The labelled corpus in `data/notes/` and the metrics every classifier is judged by live here.
 
+mod corpus;
 mod rules;
 mod taxonomy;
 
 use serde::{Deserialize, Serialize};
 
+pub use corpus::{load_notes, ClassMetrics, ClassScores, LabelledNote};
 pub use rules::KeywordRules;
 pub use taxonomy::{Category, Severity, Taxonomy, CATEGORIES};
 
