@@ -1,7 +1,8 @@
 //! Synthetic Odoo-shaped shipment history with the structure real dispatch data has: carriers
 //! whose reliability and cost depend on the lane and the season, warehouses with weekday
 //! congestion and a drifting backlog, peak seasons, regional weather disruptions, customer
-//! tiers, priorities, hazardous and temperature-controlled goods, tight and loose promises.
+//! tiers, priorities, hazardous and temperature-controlled goods, tight and loose promises, and
+//! exception notes drawn from the labelled corpus in `data/notes/` by what made a shipment late.
 //! Deterministic per seed: the same seed gives the same file, byte for byte.
 
 use std::path::Path;
@@ -10,6 +11,8 @@ use chrono::{DateTime, Datelike, NaiveDate};
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::exceptions::CATEGORIES;
 
 use crate::data::dates::format_timestamp;
 use crate::data::load::is_parquet;
@@ -337,11 +340,15 @@ struct Columns {
     temperature_controlled: Vec<bool>,
     transport_mode: Vec<&'static str>,
     service_level: Vec<&'static str>,
+    notes: Vec<Option<String>>,
 }
 
 /// Generates the history as a polars frame.
 pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    // Notes draw from their own stream, so adding them left every other column as it was.
+    let mut note_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6e6f_7465);
+    let corpus = corpus_notes()?;
     // About 400 shipments a day, so small samples still cover a season or more.
     let days = ((config.rows as f64 / 400.0).ceil() as i64).max(120);
     let start = config
@@ -503,6 +510,19 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
         let delivered = shipped + (transit * DAY as f64) as i64 + rng.gen_range(2 * HOUR..8 * HOUR);
 
         let open = i as f64 >= config.rows as f64 * (1.0 - config.open_fraction);
+        let skill = carrier.climate_skill[region.climate];
+        let causes = NoteCauses {
+            late: delivered > deadline,
+            weather: 0.45 * storm * skill,
+            warehouse: (handling_days - 1.0).max(0.0),
+            carrier: carrier.sloppiness * skill,
+            hazardous,
+        };
+        c.notes.push(
+            (!open)
+                .then(|| causes.note(&mut note_rng, &corpus))
+                .flatten(),
+        );
         counters[w] += 1;
         c.shipment_id
             .push(format!("{}/OUT/{:06}", wh.name, counters[w]));
@@ -534,6 +554,93 @@ pub fn generate(config: &GenerateConfig) -> Result<DataFrame> {
             .push(["express", "standard", "economy"][service]);
     }
     to_frame(c)
+}
+
+/// What made a shipment late (or not), for the note a dispatcher or carrier would write.
+struct NoteCauses {
+    late: bool,
+    weather: f64,
+    warehouse: f64,
+    carrier: f64,
+    hazardous: bool,
+}
+
+impl NoteCauses {
+    /// Most late shipments get a note about the cause that weighed most (drawn by weight, as
+    /// notes are noisy); a few on-time ones get one too.
+    fn note(&self, rng: &mut ChaCha8Rng, corpus: &[Vec<String>]) -> Option<String> {
+        let (categories, weights): (Vec<&str>, Vec<f64>) = if self.late {
+            if rng.gen::<f64>() >= 0.7 {
+                return None;
+            }
+            [
+                ("weather", self.weather),
+                ("warehouse_delay", self.warehouse),
+                ("carrier_delay", self.carrier),
+                ("vehicle_issue", 0.3 * self.carrier),
+                ("customs_documents", if self.hazardous { 0.3 } else { 0.03 }),
+                ("recipient_unavailable", 0.1),
+                ("address_issue", 0.08),
+                ("stock_shortage", 0.05),
+                ("damaged", 0.05),
+                ("lost", 0.03),
+                ("payment_hold", 0.03),
+                ("reschedule_request", 0.03),
+            ]
+            .into_iter()
+            .unzip()
+        } else {
+            if rng.gen::<f64>() >= 0.05 {
+                return None;
+            }
+            [
+                ("other", 0.4),
+                ("reschedule_request", 0.2),
+                ("recipient_unavailable", 0.15),
+                ("damaged", 0.1),
+                ("refused", 0.1),
+                ("address_issue", 0.05),
+            ]
+            .into_iter()
+            .unzip()
+        };
+        let category = categories[pick_weighted(rng, &weights)];
+        let k = CATEGORIES.iter().position(|c| *c == category)?;
+        let notes = &corpus[k];
+        (!notes.is_empty()).then(|| notes[rng.gen_range(0..notes.len())].clone())
+    }
+}
+
+/// The corpus' training notes by category ([`CATEGORIES`] order): generated notes come from
+/// them, so history and classifier share one vocabulary.
+fn corpus_notes() -> Result<Vec<Vec<String>>> {
+    let text = include_str!("../../data/notes/train.csv");
+    let err = |source| Error::Polars {
+        context: "reading the built-in notes corpus".into(),
+        source,
+    };
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(std::io::Cursor::new(text.as_bytes()))
+        .finish()
+        .map_err(err)?;
+    let column = |name: &str| -> Result<Vec<String>> {
+        Ok(df
+            .column(name)
+            .and_then(|c| c.str().cloned())
+            .map_err(err)?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let mut out = vec![Vec::new(); CATEGORIES.len()];
+    for (text, category) in column("text")?.into_iter().zip(column("category")?) {
+        if let Some(k) = CATEGORIES.iter().position(|c| *c == category) {
+            out[k].push(text);
+        }
+    }
+    Ok(out)
 }
 
 fn day_month(start: i64, day: i64) -> u32 {
@@ -568,6 +675,7 @@ fn to_frame(c: Columns) -> Result<DataFrame> {
             Column::new("temperature_controlled".into(), c.temperature_controlled),
             Column::new("transport_mode".into(), c.transport_mode),
             Column::new("service_level".into(), c.service_level),
+            Column::new("notes".into(), c.notes),
         ],
     )
     .map_err(|source| Error::Polars {

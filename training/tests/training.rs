@@ -377,7 +377,9 @@ fn history_notes_become_the_scorecards_exception_mix_never_a_feature() {
 
     let (path, mut table, report) = common::generated(&dir, 3_000, 5);
     let first = table.carrier[0].clone();
-    // One carrier's notes are about its trucks, the others' about refusals; a third of rows.
+    // One carrier's notes are about its trucks, the others' about refusals; a third of rows,
+    // in place of the generator's notes.
+    table.notes = vec![None; table.len()];
     for i in (0..table.len()).step_by(3) {
         table.notes[i] = Some(if table.carrier[i] == first {
             "drv sick, no truck today".to_string()
