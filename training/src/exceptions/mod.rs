@@ -3,13 +3,19 @@
 //! when no text model is loaded. The rules also give carrier scorecards their exception mix.
 //! The labelled corpus in `data/notes/` and the metrics every classifier is judged by live here.
 
+mod bag;
+mod bag_fit;
 mod corpus;
+mod ngrams;
 mod rules;
 mod taxonomy;
 
 use serde::{Deserialize, Serialize};
 
+pub use bag::{BagConfig, NoteBag};
+pub use bag_fit::{fit_bag, BagTrainConfig};
 pub use corpus::{load_notes, ClassMetrics, ClassScores, LabelledNote};
+pub use ngrams::NgramConfig;
 pub use rules::KeywordRules;
 pub use taxonomy::{Category, Severity, Taxonomy, CATEGORIES};
 
