@@ -81,6 +81,15 @@ pub(crate) fn forward(
     bias: &Tensor,
     notes: &[Vec<u32>],
 ) -> candle_core::Result<Tensor> {
+    // The averaging matrix grows with notes x n-grams: small groups keep it small.
+    const GROUP: usize = 32;
+    if notes.len() > GROUP {
+        let parts = notes
+            .chunks(GROUP)
+            .map(|group| forward(embedding, weight, bias, group))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        return Tensor::cat(&parts, 0);
+    }
     let total: usize = notes.iter().map(Vec::len).sum();
     let dim = embedding.dim(1)?;
     let pooled = if total == 0 {
