@@ -18,19 +18,7 @@ fn main() {
     let fit_s = start.elapsed().as_secs_f64();
 
     let texts: Vec<&str> = valid.iter().map(|n| n.text.as_str()).collect();
-    let best = |p: &Vec<f32>| {
-        let k = (0..p.len())
-            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-            .expect("classes");
-        model.config.classes[k].clone()
-    };
-    let predicted: Vec<String> = model
-        .predict(&texts)
-        .expect("predicts")
-        .iter()
-        .map(best)
-        .collect();
-    let m = ClassMetrics::of(&valid, &predicted);
+    let m = ClassMetrics::of(&valid, &model.categories(&texts).expect("predicts"));
     let rules = KeywordRules::new(Taxonomy::default());
     let by_rules: Vec<String> = valid
         .iter()
@@ -48,19 +36,7 @@ fn main() {
         let (held, rest): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|n| n.voice == voice);
         let model = fit_bag(&rest, &BagTrainConfig::default()).expect("fits");
         let texts: Vec<&str> = held.iter().map(|n| n.text.as_str()).collect();
-        let best = |p: &Vec<f32>| {
-            let k = (0..p.len())
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                .expect("classes");
-            model.config.classes[k].clone()
-        };
-        let predicted: Vec<String> = model
-            .predict(&texts)
-            .expect("predicts")
-            .iter()
-            .map(best)
-            .collect();
-        let m = ClassMetrics::of(&held, &predicted);
+        let m = ClassMetrics::of(&held, &model.categories(&texts).expect("predicts"));
         let by_rules: Vec<String> = held
             .iter()
             .map(|n| rules.classify(&n.text).category)

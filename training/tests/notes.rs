@@ -76,14 +76,7 @@ fn the_small_classifier_learns_the_corpus_deterministically_and_round_trips() {
     let fit_s = start.elapsed().as_secs_f64();
     let texts: Vec<&str> = valid.iter().map(|n| n.text.as_str()).collect();
     let probs = model.predict(&texts).unwrap();
-    let predicted: Vec<String> = probs
-        .iter()
-        .map(|p| {
-            let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
-            model.config.classes[best].clone()
-        })
-        .collect();
-    let m = ClassMetrics::of(&valid, &predicted);
+    let m = ClassMetrics::of(&valid, &model.categories(&texts).unwrap());
     eprintln!(
         "small classifier on data/notes/valid.csv: macro-F1 {:.3}, accuracy {:.3}, n {} (fit {fit_s:.1}s)",
         m.macro_f1, m.accuracy, m.n

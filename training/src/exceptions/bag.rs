@@ -66,6 +66,20 @@ impl NoteBag {
         forward(&self.embedding, &self.weight, &self.bias, notes)
     }
 
+    /// The most likely category of each text.
+    pub fn categories(&self, texts: &[&str]) -> candle_core::Result<Vec<String>> {
+        Ok(self
+            .predict(texts)?
+            .iter()
+            .map(|p| {
+                let best = (0..p.len())
+                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                    .unwrap_or(0);
+                self.config.classes[best].clone()
+            })
+            .collect())
+    }
+
     /// Class probabilities of texts.
     pub fn predict(&self, texts: &[&str]) -> candle_core::Result<Vec<Vec<f32>>> {
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.config.ngrams.ids(t)).collect();
