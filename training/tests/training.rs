@@ -24,6 +24,27 @@ fn config(valid_from: &str) -> TrainConfig {
     }
 }
 
+/// Trains on `table` with validation from 2024-02-15 into `dir/model` and loads the result.
+fn train_and_load(
+    dir: &std::path::Path,
+    table: &dispatch_risk_training::data::ShipmentTable,
+    report: &dispatch_risk_training::data::LoadReport,
+    source: &DataSource,
+) -> DelayModel {
+    let out = dir.join("model");
+    let cfg = config("2024-02-15").check().unwrap();
+    train(
+        table,
+        report,
+        source,
+        &cfg,
+        output(&out, "2026-01-01T00:00:00Z"),
+        &mut (),
+    )
+    .unwrap();
+    DelayModel::load(&out).unwrap()
+}
+
 #[test]
 fn learns_delay_risk_and_writes_a_loadable_artifact() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,19 +336,7 @@ fn a_rate_table_adds_candidates_prices_and_transit_days() {
         source.fingerprint, plain.fingerprint,
         "rates are part of the data"
     );
-    let out = dir.path().join("model");
-    let cfg = config("2024-02-15").check().unwrap();
-    train(
-        &table,
-        &report,
-        &source,
-        &cfg,
-        output(&out, "2026-01-01T00:00:00Z"),
-        &mut (),
-    )
-    .unwrap();
-
-    let model = DelayModel::load(&out).unwrap();
+    let model = train_and_load(dir.path(), &table, &report, &source);
     let rec = model
         .recommend(&table, &[0], None, &RankingPolicy::default())
         .unwrap()
@@ -387,19 +396,8 @@ fn history_notes_become_the_scorecards_exception_mix_never_a_feature() {
             "Customer refused delivery".to_string()
         });
     }
-    let out = dir.path().join("model");
     let source = DataSource::describe(&path, None).unwrap();
-    let cfg = config("2024-02-15").check().unwrap();
-    train(
-        &table,
-        &report,
-        &source,
-        &cfg,
-        output(&out, "2026-01-01T00:00:00Z"),
-        &mut (),
-    )
-    .unwrap();
-    let model = DelayModel::load(&out).unwrap();
+    let model = train_and_load(dir.path(), &table, &report, &source);
     assert!(model.feature_names().iter().all(|n| !n.contains("notes")));
     let views = model.carriers.as_ref().unwrap().scorecards.views();
     let carrier_card = |name: &str| {
