@@ -166,14 +166,10 @@ impl SplitSet {
     /// `r`. Each split is tested on all rows in one loop over a contiguous column, which the
     /// compiler turns into vector compares.
     #[inline(always)]
-    ///
-    /// Splits whose left leaves are all outside `live` (already ruled out for every row) can
-    /// change nothing and are skipped.
     fn test_columns<const B: usize>(
         &self,
         columns: &[f64],
         cat_bits: &[u32],
-        live: u64,
         standing: &mut [u64; B],
     ) {
         let column = |f: u32| -> &[f64; B] {
@@ -181,18 +177,12 @@ impl SplitSet {
             columns[f * B..(f + 1) * B].try_into().expect("B rows")
         };
         for s in &self.numeric {
-            if s.left_leaves & live == 0 {
-                continue;
-            }
             let keep = !s.left_leaves;
             for (st, &x) in standing.iter_mut().zip(column(s.feature)) {
                 *st &= keep | s.numeric_left(x);
             }
         }
         for s in &self.categorical {
-            if s.left_leaves & live == 0 {
-                continue;
-            }
             let keep = !s.left_leaves;
             for (st, &x) in standing.iter_mut().zip(column(s.feature)) {
                 *st &= keep | s.categorical_left(category(x), cat_bits);
@@ -229,8 +219,7 @@ impl Tree {
     #[inline(always)]
     fn exit_leaves<const B: usize>(&self, columns: &[f64], standing: &mut [u64; B]) {
         standing.fill(self.all_leaves);
-        self.splits
-            .test_columns(columns, &self.cat_bits, self.all_leaves, standing);
+        self.splits.test_columns(columns, &self.cat_bits, standing);
     }
 }
 
