@@ -1,6 +1,7 @@
 //! The command line: subcommands, their arguments, and the mapping of failures to exit codes
 //! (2 for bad input or usage, 1 for internal failures).
 
+mod classify;
 mod evaluate;
 mod generate;
 mod inputs;
@@ -31,6 +32,8 @@ enum Command {
     Evaluate(evaluate::Args),
     /// Score a file of shipments in bulk.
     Score(score::Args),
+    /// Classify exception notes: category, confidence, owner, severity.
+    Classify(classify::Args),
 }
 
 /// A failure with its exit code.
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Score(a) => score::run(a),
+        Command::Classify(a) => classify::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! `dispatch-risk train`: fits the delay-risk model, writes the artifact and prints a summary.
+//! `dispatch-risk train`: fits the delay-risk model and, with `--notes`, the exception
+//! classifier (or the classifier alone), writes the artifact and prints a summary.
 
 use std::path::{Path, PathBuf};
 
@@ -10,13 +11,15 @@ use super::progress::Spinners;
 use super::table::{fmt_metric, TextTable};
 use super::{CliError, CliResult};
 use dispatch_risk_training::carrier::{RateProfile, RateTable};
-use dispatch_risk_training::exceptions::Taxonomy;
+use dispatch_risk_training::exceptions::{
+    load_notes, read_encoder, NotesData, NotesMetrics, Taxonomy, TrainedNotes,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Shipment history (CSV or Parquet).
-    #[arg(long, value_name = "FILE")]
-    history: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "notes")]
+    history: Option<PathBuf>,
     #[command(flatten)]
     input: ProfileArgs,
     /// Fit on rows decided before this date, evaluate on the rest (replayed in time order).
@@ -45,6 +48,18 @@ pub struct Args {
     /// scorecards' exception mix; the built-in one is policies/exception_taxonomy.toml.
     #[arg(long, value_name = "FILE")]
     taxonomy: Option<PathBuf>,
+    /// Labelled exception notes (CSV: `text`, `category`, optional `voice`) to train the
+    /// exception classifier on, with the delay-risk model or alone.
+    #[arg(long, value_name = "FILE")]
+    notes: Option<PathBuf>,
+    /// Validation notes; without them every fourth note of each category of `--notes` is held
+    /// out (`notes.valid_every` in `--config`).
+    #[arg(long, value_name = "FILE", requires = "notes")]
+    notes_valid: Option<PathBuf>,
+    /// Folder of the pretrained sentence encoder (scripts/fetch-encoder writes
+    /// models/encoders/all-minilm-l6-v2): also trains the encoder tier's head.
+    #[arg(long, value_name = "DIR", requires = "notes")]
+    encoder: Option<PathBuf>,
     /// No progress display.
     #[arg(long)]
     quiet: bool,
@@ -75,10 +90,43 @@ pub fn run(args: Args) -> CliResult {
         None => None,
     };
 
+    let created_at = created_at();
+    let mut progress = Spinners::new(args.quiet || args.json);
+    let notes = match &args.notes {
+        Some(path) => Some(train_notes(&args, path, &config, &mut progress)?),
+        None => None,
+    };
+    let Some(history) = &args.history else {
+        // Checked by clap: without --history there are notes.
+        let notes = notes.ok_or_else(|| CliError::input(anyhow::anyhow!("nothing to train")))?;
+        let source = args
+            .notes
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let manifest = notes.write_alone(&args.out, &created_at, &source)?;
+        if args.json {
+            let value =
+                serde_json::json!({ "version": manifest.version, "exceptions": notes.metrics });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).context("serialising the summary")?
+            );
+        } else {
+            print_notes(&notes.metrics);
+            println!(
+                "exception classifier {} written to {}",
+                manifest.version,
+                args.out.display()
+            );
+        }
+        return Ok(());
+    };
+
     let (profile, profile_text) = args.input.load_profile()?;
-    let (table, report) = args.input.load_with(&profile, &args.history, true)?;
+    let (table, report) = args.input.load_with(&profile, history, true)?;
     let mut source = DataSource::describe(
-        &args.history,
+        history,
         profile_text.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
     )?;
     if let Some(path) = &args.rates {
@@ -91,8 +139,6 @@ pub fn run(args: Args) -> CliResult {
     if let Some(taxonomy) = taxonomy {
         source = source.with_taxonomy(taxonomy);
     }
-    let created_at = created_at();
-    let mut progress = Spinners::new(args.quiet || args.json);
     let (manifest, summary) = train::train(
         &table,
         &report,
@@ -102,18 +148,92 @@ pub fn run(args: Args) -> CliResult {
             dir: &args.out,
             created_at: &created_at,
             export_features: args.export_features.as_deref(),
+            exceptions: notes.as_ref(),
         },
         &mut progress,
     )?;
     if args.json {
+        let mut value = serde_json::to_value(&summary).context("serialising the summary")?;
+        if let (Some(n), Some(map)) = (&notes, value.as_object_mut()) {
+            map.insert("exceptions".into(), serde_json::json!(n.metrics));
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&summary).context("serialising the summary")?
+            serde_json::to_string_pretty(&value).context("serialising the summary")?
         );
     } else {
         print_summary(&summary, &args.out.display().to_string(), &manifest.version);
+        if let Some(n) = &notes {
+            print_notes(&n.metrics);
+        }
     }
     Ok(())
+}
+
+/// Loads the notes (and the encoder) and trains the classifier's model tiers.
+fn train_notes(
+    args: &Args,
+    path: &Path,
+    config: &train::CheckedTrainConfig,
+    progress: &mut Spinners,
+) -> CliResult<TrainedNotes> {
+    use dispatch_risk_training::train::Progress;
+    let notes_config = &config.get().notes;
+    let notes = load_notes(path)?;
+    let data = match &args.notes_valid {
+        Some(v) => NotesData {
+            train: notes,
+            valid: load_notes(v)?,
+        },
+        None => NotesData::split(notes, notes_config.valid_every),
+    };
+    let encoder = match &args.encoder {
+        Some(dir) => Some(
+            read_encoder(dir, notes_config.encoder.clone()).map_err(|e| {
+                CliError::input(anyhow::anyhow!(
+                    "{e} (fetch the encoder with scripts/fetch-encoder)"
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let start = std::time::Instant::now();
+    progress.start("exception classifier");
+    let trained = dispatch_risk_training::exceptions::train_notes(
+        &data,
+        notes_config,
+        encoder.as_ref().map(|(e, r)| (e, r.clone())),
+    )?;
+    progress.finish("exception classifier", start.elapsed());
+    Ok(trained)
+}
+
+fn print_notes(m: &NotesMetrics) {
+    let mut t = TextTable::new(&["exception tier", "macro-F1", "accuracy", "temperature"]);
+    let mut add =
+        |name: &str, v: &dispatch_risk_training::exceptions::ClassMetrics, temp: Option<f64>| {
+            t.row(vec![
+                name.to_string(),
+                fmt_metric(Some(v.macro_f1)),
+                fmt_metric(Some(v.accuracy)),
+                temp.map_or("-".into(), |x| format!("{x:.2}")),
+            ]);
+        };
+    if let Some(e) = &m.encoder {
+        add("encoder", &e.valid, Some(e.temperature));
+    }
+    add(
+        "small model",
+        &m.small_model.valid,
+        Some(m.small_model.temperature),
+    );
+    add("keyword rules", &m.rules, None);
+    println!(
+        "{}\nexception notes: {} training, {} validation\n",
+        t.render(),
+        m.train_notes,
+        m.valid_notes
+    );
 }
 
 /// The artifact's creation time: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.

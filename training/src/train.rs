@@ -16,7 +16,7 @@ use crate::carrier::{
 use crate::data::dates::format_timestamp;
 use crate::data::{LoadReport, ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
-use crate::exceptions::{KeywordRules, Taxonomy};
+use crate::exceptions::{KeywordRules, NotesTrainConfig, Taxonomy, TrainedNotes};
 use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState, SchemaConfig};
 use crate::model::baseline::{BaselineConfig, LogisticBaseline};
 use crate::model::booster::{BoosterConfig, DelayBooster, FitData};
@@ -46,6 +46,8 @@ pub struct TrainConfig {
     pub scorecards: ScorecardConfig,
     /// The ranking the carrier replay evaluates (normally `policies/carrier_ranking.toml`).
     pub carrier_ranking: RankingPolicy,
+    /// The exception classifier (`train --notes`).
+    pub notes: NotesTrainConfig,
 }
 
 impl Default for TrainConfig {
@@ -61,6 +63,7 @@ impl Default for TrainConfig {
             risk_bands: RiskBands::default(),
             scorecards: ScorecardConfig::default(),
             carrier_ranking: RankingPolicy::default(),
+            notes: NotesTrainConfig::default(),
         }
     }
 }
@@ -81,6 +84,7 @@ impl TrainConfig {
         self.risk_bands.check()?;
         self.scorecards.check()?;
         self.carrier_ranking.check()?;
+        self.notes.check()?;
         let h = &self.schema.history;
         if h.windows_days.is_empty() || h.windows_days.contains(&0) {
             return Err(Error::param(
@@ -222,7 +226,7 @@ impl Stages<'_> {
 }
 
 /// Where a run writes, and what it stamps on the artifact.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Output<'a> {
     /// The artifact directory.
     pub dir: &'a Path,
@@ -230,6 +234,8 @@ pub struct Output<'a> {
     pub created_at: &'a str,
     /// Also write the fit and validation feature matrices here, for outside tools.
     pub export_features: Option<&'a Path>,
+    /// The exception classifier trained in the same run, stored in the same artifact.
+    pub exceptions: Option<&'a TrainedNotes>,
 }
 
 /// Runs the pipeline on a loaded table and writes the artifact.
@@ -245,6 +251,7 @@ pub fn train(
         dir: out,
         created_at,
         export_features,
+        exceptions,
     } = output;
     let cfg = config.get();
     let mut stages = Stages {
@@ -460,9 +467,10 @@ pub fn train(
         "dr-{}",
         &sha256_hex(
             format!(
-                "{}{}",
+                "{}{}{}",
                 source.fingerprint,
-                serde_json::to_string(cfg).unwrap_or_default()
+                serde_json::to_string(cfg).unwrap_or_default(),
+                exceptions.map_or("", |e| e.fingerprint.as_str())
             )
             .as_bytes()
         )[..12]
@@ -544,6 +552,7 @@ pub fn train(
             importance: &summary.top_features,
             scorecards: &views,
             replay: summary.carrier_valid,
+            exceptions: exceptions.map(|e| &e.metrics),
         };
         Ok(render_report(&data))
     })?;
@@ -565,6 +574,10 @@ pub fn train(
         }
         let mut extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
         extra.insert("booster_resolved".into(), serde_json::json!(booster_cfg));
+        if let Some(e) = exceptions {
+            e.write(&mut w)?;
+            e.add_manifest_sections(&mut extra);
+        }
         w.finish(version.clone(), created_at.to_string(), extra)
     })?;
     let mut summary = summary;

@@ -14,6 +14,7 @@ fn output<'a>(dir: &'a std::path::Path, created_at: &'a str) -> Output<'a> {
         dir,
         created_at,
         export_features: None,
+        exceptions: None,
     }
 }
 

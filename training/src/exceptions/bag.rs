@@ -1,6 +1,10 @@
 //! The committed small exception classifier: an embedding bag over hashed n-grams (fastText's
 //! architecture) and a linear head, in candle. A note's vector is the mean of its n-grams'
 //! embeddings; the head turns it into one logit per category.
+//!
+//! The encoder tier uses the same model with `dense_dim` > 0: the sentence encoder's vector is
+//! appended to the n-gram vector before the head, so the head sees both (n-gram features carry
+//! what generalizes to unseen carriers' wording; the encoder carries meaning).
 
 use std::collections::HashMap;
 
@@ -15,6 +19,10 @@ pub struct BagConfig {
     pub ngrams: NgramConfig,
     /// Embedding width.
     pub dim: usize,
+    /// Width of the dense input appended to the n-gram vector (the sentence encoder's); 0 for
+    /// the small model.
+    #[serde(default)]
+    pub dense_dim: usize,
     /// The categories, in the order of the head's outputs.
     pub classes: Vec<String>,
 }
@@ -23,7 +31,7 @@ pub struct NoteBag {
     pub config: BagConfig,
     /// `[buckets, dim]`.
     embedding: Tensor,
-    /// `[dim, classes]`.
+    /// `[dim + dense_dim, classes]`.
     weight: Tensor,
     /// `[classes]`.
     bias: Tensor,
@@ -47,7 +55,7 @@ impl NoteBag {
         let k = config.classes.len();
         Ok(NoteBag {
             embedding: get("embedding", &[config.ngrams.buckets as usize, config.dim])?,
-            weight: get("weight", &[config.dim, k])?,
+            weight: get("weight", &[config.dim + config.dense_dim, k])?,
             bias: get("bias", &[k])?,
             config,
         })
@@ -61,30 +69,30 @@ impl NoteBag {
         ])
     }
 
-    /// Logits `[notes, classes]` of notes given as n-gram ids.
-    pub fn forward(&self, notes: &[Vec<u32>]) -> candle_core::Result<Tensor> {
-        forward(&self.embedding, &self.weight, &self.bias, notes)
+    /// Logits `[notes, classes]` of notes given as n-gram ids, with their dense vectors
+    /// `[notes, dense_dim]` when the model takes them.
+    pub fn forward(
+        &self,
+        notes: &[Vec<u32>],
+        dense: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        if dense.map_or(0, |d| d.dim(1).unwrap_or(0)) != self.config.dense_dim {
+            return Err(candle_core::Error::Msg(format!(
+                "the model takes dense inputs of width {}",
+                self.config.dense_dim
+            )));
+        }
+        forward(&self.embedding, &self.weight, &self.bias, notes, dense)
     }
 
-    /// The most likely category of each text.
+    /// The most likely category of each text (models without dense input).
     pub fn categories(&self, texts: &[&str]) -> candle_core::Result<Vec<String>> {
-        Ok(self
-            .predict(texts)?
-            .iter()
-            .map(|p| {
-                let best = (0..p.len())
-                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                    .unwrap_or(0);
-                self.config.classes[best].clone()
-            })
-            .collect())
-    }
-
-    /// Class probabilities of texts.
-    pub fn predict(&self, texts: &[&str]) -> candle_core::Result<Vec<Vec<f32>>> {
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.config.ngrams.ids(t)).collect();
-        let logits = self.forward(&ids)?;
-        candle_nn::ops::softmax_last_dim(&logits)?.to_vec2()
+        let best = self.forward(&ids, None)?.argmax(1)?.to_vec1::<u32>()?;
+        Ok(best
+            .into_iter()
+            .map(|b| self.config.classes[b as usize].clone())
+            .collect())
     }
 }
 
@@ -94,13 +102,20 @@ pub(crate) fn forward(
     weight: &Tensor,
     bias: &Tensor,
     notes: &[Vec<u32>],
+    dense: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
     // The averaging matrix grows with notes x n-grams: small groups keep it small.
     const GROUP: usize = 32;
     if notes.len() > GROUP {
         let parts = notes
             .chunks(GROUP)
-            .map(|group| forward(embedding, weight, bias, group))
+            .enumerate()
+            .map(|(g, group)| {
+                let d = dense
+                    .map(|d| d.narrow(0, g * GROUP, group.len()))
+                    .transpose()?;
+                forward(embedding, weight, bias, group, d.as_ref())
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         return Tensor::cat(&parts, 0);
     }
@@ -122,5 +137,9 @@ pub(crate) fn forward(
         }
         Tensor::from_vec(mean, (notes.len(), total), &Device::Cpu)?.matmul(&gathered)?
     };
-    pooled.matmul(weight)?.broadcast_add(bias)
+    let features = match dense {
+        Some(d) => Tensor::cat(&[&pooled, d], 1)?,
+        None => pooled,
+    };
+    features.matmul(weight)?.broadcast_add(bias)
 }

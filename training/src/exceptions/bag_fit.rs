@@ -32,7 +32,7 @@ impl Default for BagTrainConfig {
             ngrams: NgramConfig::default(),
             dim: 24,
             epochs: 40,
-            batch: 16,
+            batch: 32,
             learning_rate: 0.02,
             weight_decay: 0.0,
             seed: 42,
@@ -62,12 +62,75 @@ impl BagTrainConfig {
     }
 }
 
+/// Adam over the rows of an embedding table that a batch touched (PyTorch's SparseAdam): the
+/// table has 32k rows and a batch uses a few hundred, so a dense update would spend nearly all
+/// its time on rows whose gradient is zero.
+struct SparseAdam {
+    values: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    dim: usize,
+    lr: f64,
+    t: i32,
+}
+
+impl SparseAdam {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    fn new(values: Vec<f32>, dim: usize, lr: f64) -> Self {
+        let n = values.len();
+        SparseAdam {
+            values,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            dim,
+            lr,
+            t: 0,
+        }
+    }
+
+    fn gather(&self, rows: &[u32]) -> Vec<f32> {
+        rows.iter()
+            .flat_map(|&r| {
+                let at = r as usize * self.dim;
+                self.values[at..at + self.dim].iter().copied()
+            })
+            .collect()
+    }
+
+    /// One step with the gradient `[rows, dim]` of the gathered rows.
+    fn step(&mut self, rows: &[u32], grad: &[f32]) {
+        self.t += 1;
+        let c1 = 1.0 - Self::BETA1.powi(self.t);
+        let c2 = 1.0 - Self::BETA2.powi(self.t);
+        for (k, &r) in rows.iter().enumerate() {
+            for j in 0..self.dim {
+                let at = r as usize * self.dim + j;
+                let g = grad[k * self.dim + j] as f64;
+                let m = Self::BETA1 * self.m[at] as f64 + (1.0 - Self::BETA1) * g;
+                let v = Self::BETA2 * self.v[at] as f64 + (1.0 - Self::BETA2) * g * g;
+                self.m[at] = m as f32;
+                self.v[at] = v as f32;
+                let update = self.lr * (m / c1) / ((v / c2).sqrt() + Self::EPS);
+                self.values[at] = (self.values[at] as f64 - update) as f32;
+            }
+        }
+    }
+}
+
 fn candle(e: candle_core::Error) -> Error {
     Error::Model(format!("exception classifier: {e}"))
 }
 
-/// Fits the classifier on labelled notes.
-pub fn fit_bag(notes: &[LabelledNote], config: &BagTrainConfig) -> Result<NoteBag> {
+/// Fits the classifier on labelled notes, with each note's dense vector (row `i` of `dense`,
+/// the sentence encoder's) when given.
+pub fn fit_bag(
+    notes: &[LabelledNote],
+    dense: Option<&Tensor>,
+    config: &BagTrainConfig,
+) -> Result<NoteBag> {
     config.check()?;
     if notes.is_empty() {
         return Err(Error::Input(
@@ -93,13 +156,23 @@ pub fn fit_bag(notes: &[LabelledNote], config: &BagTrainConfig) -> Result<NoteBa
         .map(|_| rng.gen_range(-bound..bound))
         .collect();
     let dev = Device::Cpu;
-    let embedding =
-        Var::from_tensor(&Tensor::from_vec(init, (buckets, config.dim), &dev).map_err(candle)?)
-            .map_err(candle)?;
-    let weight = Var::zeros((config.dim, classes.len()), DType::F32, &dev).map_err(candle)?;
+    let dense_dim = match dense {
+        Some(d) if d.dims().first() != Some(&notes.len()) => {
+            return Err(Error::Model(format!(
+                "exception classifier: {} dense rows for {} notes",
+                d.dims().first().copied().unwrap_or(0),
+                notes.len()
+            )))
+        }
+        Some(d) => d.dim(1).map_err(candle)?,
+        None => 0,
+    };
+    let mut embedding = SparseAdam::new(init, config.dim, config.learning_rate);
+    let weight =
+        Var::zeros((config.dim + dense_dim, classes.len()), DType::F32, &dev).map_err(candle)?;
     let bias = Var::zeros(classes.len(), DType::F32, &dev).map_err(candle)?;
     let mut opt = AdamW::new(
-        vec![embedding.clone(), weight.clone(), bias.clone()],
+        vec![weight.clone(), bias.clone()],
         ParamsAdamW {
             lr: config.learning_rate,
             weight_decay: config.weight_decay,
@@ -111,23 +184,69 @@ pub fn fit_bag(notes: &[LabelledNote], config: &BagTrainConfig) -> Result<NoteBa
     for _ in 0..config.epochs {
         order.shuffle(&mut rng);
         for batch in order.chunks(config.batch) {
-            let x: Vec<Vec<u32>> = batch.iter().map(|&i| ids[i].clone()).collect();
+            // Only the rows of the n-grams in this batch take part: they become a small
+            // variable of their own, and the optimizer updates those rows alone.
+            let mut rows: Vec<u32> = batch.iter().flat_map(|&i| ids[i].iter().copied()).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            let local = |g: &u32| rows.binary_search(g).unwrap_or(0) as u32;
+            let x: Vec<Vec<u32>> = batch
+                .iter()
+                .map(|&i| ids[i].iter().map(local).collect())
+                .collect();
             let y: Vec<u32> = batch.iter().map(|&i| labels[i]).collect();
-            let logits = forward(&embedding, &weight, &bias, &x).map_err(candle)?;
+            let d = match dense {
+                Some(d) => {
+                    let at: Vec<u32> = batch.iter().map(|&i| i as u32).collect();
+                    Some(
+                        d.index_select(&Tensor::new(at.as_slice(), &dev).map_err(candle)?, 0)
+                            .map_err(candle)?,
+                    )
+                }
+                None => None,
+            };
+            let part = Var::from_tensor(
+                &Tensor::from_vec(embedding.gather(&rows), (rows.len(), config.dim), &dev)
+                    .map_err(candle)?,
+            )
+            .map_err(candle)?;
+            let logits =
+                forward(part.as_tensor(), &weight, &bias, &x, d.as_ref()).map_err(candle)?;
             let y = Tensor::new(y.as_slice(), &dev).map_err(candle)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y).map_err(candle)?;
-            opt.backward_step(&loss).map_err(candle)?;
+            let grads = loss.backward().map_err(candle)?;
+            opt.step(&grads).map_err(candle)?;
+            if let Some(g) = grads.get(part.as_tensor()) {
+                let g = g
+                    .flatten_all()
+                    .and_then(|g| g.to_vec1::<f32>())
+                    .map_err(candle)?;
+                embedding.step(&rows, &g);
+            }
         }
     }
+    let embedding = Var::from_tensor(
+        &Tensor::from_vec(embedding.values, (buckets, config.dim), &dev).map_err(candle)?,
+    )
+    .map_err(candle)?;
     let config = BagConfig {
         ngrams: config.ngrams.clone(),
         dim: config.dim,
+        dense_dim,
         classes,
     };
+    // Rounded to half precision, as the artifact stores them: what is measured after
+    // training is what ships.
+    let half = |v: &Var| -> Result<Tensor> {
+        v.as_tensor()
+            .to_dtype(DType::F16)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .map_err(candle)
+    };
     let tensors = std::collections::HashMap::from([
-        ("embedding".to_string(), embedding.as_tensor().clone()),
-        ("weight".to_string(), weight.as_tensor().clone()),
-        ("bias".to_string(), bias.as_tensor().clone()),
+        ("embedding".to_string(), half(&embedding)?),
+        ("weight".to_string(), half(&weight)?),
+        ("bias".to_string(), half(&bias)?),
     ]);
     NoteBag::load(config, &tensors).map_err(candle)
 }

@@ -8,7 +8,7 @@
 //! phrase outweighs a single generic word; the highest score wins, ties going to the category
 //! listed first, and a note with no match is `other`.
 
-use super::{Classification, ClassifierSource, Taxonomy};
+use super::{Alternative, Answer, Taxonomy, Tier};
 
 #[derive(Debug, Clone)]
 struct Keyword {
@@ -62,43 +62,50 @@ impl KeywordRules {
         &self.taxonomy
     }
 
-    /// The category of one note.
-    pub fn classify(&self, text: &str) -> Classification {
+    /// The category of one note. `needs_review` is left false: the caller applies the
+    /// taxonomy's review threshold.
+    pub fn classify(&self, text: &str) -> Answer {
         let note = words(text);
-        let mut best: Option<(usize, usize)> = None;
-        let mut total = 0;
+        let mut scores = vec![0usize; self.keywords.len()];
         let mut matched_by: Vec<Vec<&str>> = vec![Vec::new(); self.keywords.len()];
         for (c, keywords) in self.keywords.iter().enumerate() {
-            let mut score = 0;
             for k in keywords {
                 if occurs(k, &note) {
-                    score += k.words.len();
+                    scores[c] += k.words.len();
                     matched_by[c].push(&k.text);
                 }
             }
-            total += score;
-            if score > 0 && best.is_none_or(|(_, s)| score > s) {
-                best = Some((c, score));
-            }
         }
-        let (index, confidence, matched) = match best {
-            // The share of all keyword evidence that went to the winner, discounted for thin
-            // evidence: one matched word gives 0.5, two uncontested words 0.67.
-            Some((c, score)) => (
-                c,
-                score as f64 / (total as f64 + 1.0),
-                matched_by[c].iter().map(|s| s.to_string()).collect(),
-            ),
-            None => (self.other, 0.0, Vec::new()),
+        let total: usize = scores.iter().sum();
+        // Highest score first, ties to the category listed first (a stable sort keeps order).
+        let mut order: Vec<usize> = (0..scores.len()).filter(|&c| scores[c] > 0).collect();
+        order.sort_by(|&a, &b| scores[b].cmp(&scores[a]));
+        // The share of all keyword evidence, discounted for thin evidence: one matched word
+        // gives 0.5, two uncontested words 0.67.
+        let share = |c: usize| (scores[c] as f64 / (total as f64 + 1.0) * 1e4).round() / 1e4;
+        let (index, confidence) = match order.first() {
+            Some(&c) => (c, share(c)),
+            None => (self.other, 0.0),
         };
         let category = &self.taxonomy.categories[index];
-        Classification {
+        Answer {
             category: category.name.clone(),
+            confidence,
+            alternatives: order
+                .iter()
+                .skip(1)
+                .take(2)
+                .map(|&c| Alternative {
+                    category: self.taxonomy.categories[c].name.clone(),
+                    confidence: share(c),
+                })
+                .collect(),
             owner: category.owner.clone(),
             severity: category.severity,
-            confidence: (confidence * 1e4).round() / 1e4,
-            source: ClassifierSource::Rules,
-            matched,
+            tier: Tier::Rules,
+            needs_review: false,
+            truncated: false,
+            matched: matched_by[index].iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -190,7 +197,7 @@ mod tests {
     fn answers_say_rules_answered_and_how_sure_they_are() {
         let rules = KeywordRules::new(Taxonomy::default());
         let c = rules.classify("Parcel LOST in transit");
-        assert_eq!(c.source, ClassifierSource::Rules);
+        assert_eq!(c.tier, Tier::Rules);
         assert_eq!(
             (c.owner.as_str(), c.severity),
             ("carrier_claims", super::super::Severity::Critical)
@@ -199,6 +206,12 @@ mod tests {
         assert_eq!(c.confidence, 0.5);
         let none = rules.classify("");
         assert_eq!((none.category.as_str(), none.confidence), ("other", 0.0));
+        assert!(none.alternatives.is_empty());
+        // Runners-up by evidence: "broke down" and "flat tyre" (4 words) beat "damag*" (1).
+        let two = rules.classify("the truck broke down with a flat tyre, one carton damaged");
+        assert_eq!(two.category, "vehicle_issue");
+        assert_eq!(two.alternatives[0].category, "damaged");
+        assert!(two.alternatives[0].confidence < two.confidence);
         // Words, not substrings: "price" holds "ice" but is not about ice.
         assert_eq!(category("price list attached"), "other");
         // Prefixes: `damag*` covers every ending.

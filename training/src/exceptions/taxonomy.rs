@@ -48,8 +48,15 @@ pub struct Category {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Taxonomy {
+    /// Answers less confident than this are flagged `needs_review`.
+    #[serde(default = "default_review_threshold")]
+    pub review_threshold: f64,
     #[serde(rename = "category")]
     pub categories: Vec<Category>,
+}
+
+fn default_review_threshold() -> f64 {
+    0.5
 }
 
 impl Default for Taxonomy {
@@ -69,6 +76,15 @@ impl Taxonomy {
     }
 
     fn check(&self) -> Result<()> {
+        if !(self.review_threshold >= 0.0 && self.review_threshold <= 1.0) {
+            return Err(Error::param(
+                "exception taxonomy",
+                format!(
+                    "review_threshold {} is not between 0 and 1",
+                    self.review_threshold
+                ),
+            ));
+        }
         for (i, c) in self.categories.iter().enumerate() {
             if !CATEGORIES.contains(&c.name.as_str()) {
                 return Err(Error::param(
@@ -158,6 +174,10 @@ mod tests {
         assert!(
             err(&text.replacen("severity = \"high\"", "severity = \"urgent\"", 1))
                 .contains("urgent")
+        );
+        assert!(
+            err(&text.replace("review_threshold = 0.5", "review_threshold = 1.5"))
+                .contains("review_threshold 1.5")
         );
         let without_other = &text[..text.rfind("[[category]]").unwrap()];
         assert!(err(without_other).contains("`other` is missing"));

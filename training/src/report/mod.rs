@@ -1,7 +1,9 @@
 //! `report.html`: the page an analyst opens after `train`. One self-contained file (inline SVG
 //! and CSS, no script, no network): the data summary, ROC and reliability curves, the risk
-//! distribution, feature importance, carrier scorecards and the replay result.
+//! distribution, feature importance, carrier scorecards, the replay result and the exception
+//! classifier's figures.
 
+mod exceptions;
 pub mod svg;
 
 use std::fmt::Write;
@@ -9,6 +11,7 @@ use std::fmt::Write;
 use crate::carrier::replay::ReplayMetrics;
 use crate::carrier::scorecard::{CardView, Level};
 use crate::data::load::RejectedRow;
+use crate::exceptions::NotesMetrics;
 use crate::model::metrics::BinaryMetrics;
 use svg::Series;
 
@@ -34,6 +37,8 @@ pub struct ReportData<'a> {
     pub importance: &'a [(String, f64)],
     pub scorecards: &'a [CardView],
     pub replay: Option<ReplayMetrics>,
+    /// The exception classifier, when the run trained it.
+    pub exceptions: Option<&'a NotesMetrics>,
 }
 
 fn esc(s: &str) -> String {
@@ -141,21 +146,7 @@ pub fn render(d: &ReportData<'_>) -> String {
     lanes.sort_by_key(|c| std::cmp::Reverse(c.volume));
     lanes.truncate(25);
 
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>dispatch-risk training report {v}</title><style>
-body{{font-family:system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1f2328}}
-h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px;border-bottom:1px solid #d0d7de}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wrap;gap:16px}}
-svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis{{font-size:12px}}svg .legend{{font-size:12px}}
-.note{{color:#57606a;font-size:13px}}</style></head><body>
-<h1>Training report: model {v}</h1><p class="note">Created {c} from {s}.</p>"#,
-        v = esc(d.version),
-        c = esc(d.created_at),
-        s = esc(d.source),
-    );
+    let mut h = page_head(d.version, d.created_at, d.source);
     h.push_str(r#"<h2>Data</h2><table id="data-summary">"#);
     for (k, v) in &d.counts {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
@@ -274,6 +265,43 @@ svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis
             r#"<p class="note" id="replay">No validation period (train with --valid-from to replay the recommender).</p>"#,
         ),
     }
+    if let Some(m) = d.exceptions {
+        h.push_str(&exceptions::section(m));
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// The page's head, style and title.
+fn page_head(version: &str, created_at: &str, source: &str) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>dispatch-risk training report {v}</title><style>
+body{{font-family:system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1f2328}}
+h1{{font-size:22px}}h2{{font-size:17px;margin-top:28px;border-bottom:1px solid #d0d7de}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}.grid{{display:flex;flex-wrap:wrap;gap:16px}}
+svg .title{{font-size:14px;font-weight:600}}svg .tick{{font-size:11px}}svg .axis{{font-size:12px}}svg .legend{{font-size:12px}}
+.note{{color:#57606a;font-size:13px}}table.confusion td{{text-align:center;min-width:22px}}
+table.confusion th.col{{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;font-weight:normal}}</style></head><body>
+<h1>Training report: model {v}</h1><p class="note">Created {c} from {s}.</p>"#,
+        v = esc(version),
+        c = esc(created_at),
+        s = esc(source),
+    );
+    h
+}
+
+/// The report of a run that trained only the exception classifier.
+pub fn render_exceptions_page(
+    version: &str,
+    created_at: &str,
+    source: &str,
+    metrics: &NotesMetrics,
+) -> String {
+    let mut h = page_head(version, created_at, source);
+    h.push_str(&exceptions::section(metrics));
     h.push_str("</body></html>\n");
     h
 }
