@@ -20,6 +20,7 @@ fn main() {
         valid: load_notes(&repo.join("data/notes/valid.csv")).expect("valid notes"),
     };
     let config = NotesTrainConfig::default();
+    let rules = KeywordRules::new(Taxonomy::default());
     let encoder_dir = repo.join("models/encoders").join(DEFAULT_ENCODER);
     let encoder = encoder_dir
         .join("model.safetensors")
@@ -32,6 +33,7 @@ fn main() {
         &data,
         &config,
         encoder.as_ref().map(|(e, r)| (e, r.clone())),
+        &rules,
     )
     .expect("trains");
     let m = &trained.metrics;
@@ -56,7 +58,6 @@ fn main() {
 
     // Generalization: for each voice, train on the other two (both splits) and test on it.
     let all: Vec<LabelledNote> = data.train.iter().chain(&data.valid).cloned().collect();
-    let rules = KeywordRules::new(Taxonomy::default());
     for voice in ["customer", "carrier", "dispatcher"] {
         let (held, rest): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|n| n.voice == voice);
         // The held-out voice is the validation set: calibration never changes the winner, so
@@ -69,6 +70,7 @@ fn main() {
             &split,
             &config,
             encoder.as_ref().map(|(e, r)| (e, r.clone())),
+            &rules,
         )
         .expect("trains");
         let by_rules: Vec<String> = held

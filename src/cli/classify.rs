@@ -208,7 +208,7 @@ fn bulk(
             }),
         }
         records.push((record.clone(), parsed));
-        if notes.len() >= batch {
+        if records.len() >= batch {
             flush(&mut records, &mut notes, &mut writer)?;
         }
     }

@@ -12,7 +12,7 @@ use super::table::{fmt_metric, TextTable};
 use super::{CliError, CliResult};
 use dispatch_risk_training::carrier::{RateProfile, RateTable};
 use dispatch_risk_training::exceptions::{
-    load_notes, read_encoder, NotesData, NotesMetrics, Taxonomy, TrainedNotes,
+    load_notes, read_encoder, KeywordRules, NotesData, NotesMetrics, Taxonomy, TrainedNotes,
 };
 
 #[derive(Debug, clap::Args)]
@@ -45,7 +45,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "rates")]
     rates_profile: Option<PathBuf>,
     /// Exception taxonomy (TOML) whose keyword rules sort the history's `notes` into the
-    /// scorecards' exception mix; the built-in one is policies/exception_taxonomy.toml.
+    /// scorecards' exception mix and are measured beside the classifier trained with
+    /// `--notes`; the built-in one is policies/exception_taxonomy.toml.
     #[arg(long, value_name = "FILE")]
     taxonomy: Option<PathBuf>,
     /// Labelled exception notes (CSV: `text`, `category`, optional `voice`) to train the
@@ -93,7 +94,13 @@ pub fn run(args: Args) -> CliResult {
     let created_at = created_at();
     let mut progress = Spinners::new(args.quiet || args.json);
     let notes = match &args.notes {
-        Some(path) => Some(train_notes(&args, path, &config, &mut progress)?),
+        Some(path) => Some(train_notes(
+            &args,
+            path,
+            &config,
+            &KeywordRules::new(taxonomy.clone().unwrap_or_default()),
+            &mut progress,
+        )?),
         None => None,
     };
     let Some(history) = &args.history else {
@@ -175,6 +182,7 @@ fn train_notes(
     args: &Args,
     path: &Path,
     config: &train::CheckedTrainConfig,
+    rules: &KeywordRules,
     progress: &mut Spinners,
 ) -> CliResult<TrainedNotes> {
     use dispatch_risk_training::train::Progress;
@@ -203,6 +211,7 @@ fn train_notes(
         &data,
         notes_config,
         encoder.as_ref().map(|(e, r)| (e, r.clone())),
+        rules,
     )?;
     progress.finish("exception classifier", start.elapsed());
     Ok(trained)

@@ -86,6 +86,7 @@ fn trained(with_encoder: bool) -> &'static TrainedNotes {
             &data,
             &NotesTrainConfig::default(),
             encoder.as_ref().map(|(e, r)| (e, r.clone())),
+            &KeywordRules::new(Taxonomy::default()),
         )
         .unwrap()
     })
@@ -215,8 +216,9 @@ fn the_same_corpus_and_seed_give_the_same_small_model() {
     };
     let mut config = NotesTrainConfig::default();
     config.small_model.epochs = 5;
-    let a = train_notes(&data, &config, None).unwrap();
-    let b = train_notes(&data, &config, None).unwrap();
+    let rules = KeywordRules::new(Taxonomy::default());
+    let a = train_notes(&data, &config, None, &rules).unwrap();
+    let b = train_notes(&data, &config, None, &rules).unwrap();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_artifact(&a, da.path());
     write_artifact(&b, db.path());
@@ -228,7 +230,7 @@ fn the_same_corpus_and_seed_give_the_same_small_model() {
         );
     }
     config.small_model.seed += 1;
-    let c = train_notes(&data, &config, None).unwrap();
+    let c = train_notes(&data, &config, None, &rules).unwrap();
     let dc = tempfile::tempdir().unwrap();
     write_artifact(&c, dc.path());
     assert_ne!(

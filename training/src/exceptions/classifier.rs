@@ -127,10 +127,11 @@ impl ExceptionClassifier {
                 order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
                 let round = |v: f64| (v * 1e4).round() / 1e4;
                 let best = &classes[order[0]];
-                // The model's classes are the taxonomy's names (checked at load).
-                let category = taxonomy
-                    .get(best)
-                    .expect("model classes are taxonomy names");
+                // Loading checks that a model's classes are the taxonomy's categories; a model
+                // built otherwise gets the rules' answer rather than a made-up owner.
+                let Some(category) = taxonomy.get(best) else {
+                    return self.by_rules(note);
+                };
                 Answer {
                     category: best.clone(),
                     confidence: round(p[order[0]]),

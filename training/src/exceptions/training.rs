@@ -16,7 +16,7 @@ use super::classifier::Calibrated;
 use super::corpus::{ClassMetrics, LabelledNote};
 use super::encoder::{EncoderConfig, SentenceEncoder};
 use super::rules::KeywordRules;
-use super::taxonomy::{Taxonomy, CATEGORIES};
+use super::taxonomy::CATEGORIES;
 use crate::artifact::{sha256_hex, ArtifactReader, ArtifactWriter};
 use crate::error::{Error, Result};
 
@@ -228,11 +228,13 @@ fn calibrate(
     ))
 }
 
-/// Trains the small model, and the encoder head when an encoder is given.
+/// Trains the small model, and the encoder head when an encoder is given; `rules` (the
+/// taxonomy's keyword rules) are measured on the same notes for comparison.
 pub fn train_notes(
     data: &NotesData,
     config: &NotesTrainConfig,
     encoder: Option<(&SentenceEncoder, EncoderRef)>,
+    rules: &KeywordRules,
 ) -> Result<TrainedNotes> {
     config.check()?;
     if data.train.is_empty() || data.valid.is_empty() {
@@ -266,7 +268,6 @@ pub fn train_notes(
         }
         None => (None, None),
     };
-    let rules = KeywordRules::new(Taxonomy::default());
     let by_rules: Vec<String> = data
         .valid
         .iter()
