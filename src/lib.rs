@@ -1,5 +1,11 @@
 //! dispatch-risk: delay-risk scoring, carrier recommendation and exception triage for dispatch
-//! teams that run Odoo. This crate holds the command line (and, in later stages, the HTTP
-//! service, storage and policies); the models live in the `dispatch-risk-training` crate.
+//! teams that run Odoo. This crate holds the command line and the HTTP service; the models live
+//! in the `dispatch-risk-training` crate.
 
 pub mod cli;
+pub mod http;
+pub mod startup;
+pub mod state;
+
+pub use http::router;
+pub use startup::{Application, ServeConfig};

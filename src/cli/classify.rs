@@ -58,8 +58,9 @@ pub fn run(args: Args) -> CliResult {
         }
         None => Taxonomy::default(),
     };
-    let (classifier, problems) = load_classifier(&args.model, args.encoders.as_deref(), taxonomy);
-    for p in &problems {
+    let loaded = load_classifier(&args.model, args.encoders.as_deref(), taxonomy);
+    let classifier = loaded.classifier;
+    for p in &loaded.problems {
         eprintln!("note: {p}");
     }
     match (&args.text, &args.input, &args.output) {

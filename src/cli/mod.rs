@@ -7,6 +7,7 @@ mod generate;
 mod inputs;
 mod progress;
 mod score;
+mod serve;
 mod table;
 mod train;
 
@@ -34,6 +35,8 @@ enum Command {
     Score(score::Args),
     /// Classify exception notes: category, confidence, owner, severity.
     Classify(classify::Args),
+    /// Run the decision service over HTTP.
+    Serve(serve::Args),
 }
 
 /// A failure with its exit code.
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Score(a) => score::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

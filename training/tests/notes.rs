@@ -9,8 +9,8 @@ use dispatch_risk_training::artifact::ArtifactWriter;
 use dispatch_risk_training::exceptions::{
     files, load_classifier, load_notes, read_encoder, train_notes, Answer, Calibrated,
     ClassMetrics, EncoderConfig, EncoderRef, ExceptionClassifier, KeywordRules, LabelledNote,
-    NoteBag, NoteText, NotesData, NotesTrainConfig, SentenceEncoder, Taxonomy, Tier, TrainedNotes,
-    CATEGORIES, DEFAULT_ENCODER,
+    LoadedClassifier, NoteBag, NoteText, NotesData, NotesTrainConfig, SentenceEncoder, Taxonomy,
+    Tier, TrainedNotes, CATEGORIES, DEFAULT_ENCODER,
 };
 
 fn corpus(split: &str) -> Vec<LabelledNote> {
@@ -150,7 +150,11 @@ fn the_small_classifier_beats_the_rules_calibrates_and_round_trips() {
     // Written and loaded back, it gives the same answers as in memory.
     let dir = tempfile::tempdir().unwrap();
     write_artifact(t, dir.path());
-    let (loaded, problems) = load_classifier(dir.path(), None, Taxonomy::default());
+    let LoadedClassifier {
+        classifier: loaded,
+        problems,
+        ..
+    } = load_classifier(dir.path(), None, Taxonomy::default());
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(loaded.tier(), Tier::SmallModel);
     let sample = notes(&[
@@ -188,7 +192,9 @@ fn the_small_classifier_beats_the_rules_calibrates_and_round_trips() {
         review_threshold: 1.0,
         ..Taxonomy::default()
     };
-    let (strict, _) = load_classifier(dir.path(), None, strict);
+    let LoadedClassifier {
+        classifier: strict, ..
+    } = load_classifier(dir.path(), None, strict);
     let flagged = |a: &[Answer]| a.iter().filter(|a| a.needs_review).count();
     let strict_answers = strict.classify(&sample);
     assert!(flagged(&strict_answers) > flagged(&answers));
@@ -202,7 +208,11 @@ fn the_small_classifier_beats_the_rules_calibrates_and_round_trips() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&file, bytes).unwrap();
-    let (fallback, problems) = load_classifier(dir.path(), None, Taxonomy::default());
+    let LoadedClassifier {
+        classifier: fallback,
+        problems,
+        ..
+    } = load_classifier(dir.path(), None, Taxonomy::default());
     assert_eq!(fallback.tier(), Tier::Rules);
     assert!(problems[0].contains("checksum"), "{problems:?}");
     assert_eq!(fallback.classify(&sample)[3].tier, Tier::Rules);
@@ -296,7 +306,11 @@ fn the_encoder_embeds_like_sentence_transformers_and_its_tier_loads_only_with_it
         )
         .unwrap();
     }
-    let (c, problems) = load_classifier(&artifact, None, Taxonomy::default());
+    let LoadedClassifier {
+        classifier: c,
+        problems,
+        ..
+    } = load_classifier(&artifact, None, Taxonomy::default());
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(c.tier(), Tier::Encoder);
     let a =
@@ -312,14 +326,22 @@ fn the_encoder_embeds_like_sentence_transformers_and_its_tier_loads_only_with_it
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&weights, bytes).unwrap();
-    let (c, problems) = load_classifier(&artifact, None, Taxonomy::default());
+    let LoadedClassifier {
+        classifier: c,
+        problems,
+        ..
+    } = load_classifier(&artifact, None, Taxonomy::default());
     assert_eq!(c.tier(), Tier::SmallModel);
     assert!(
         problems[0].contains("not the ones the head was trained on"),
         "{problems:?}"
     );
     // No encoder folder at all: the same.
-    let (c, problems) = load_classifier(
+    let LoadedClassifier {
+        classifier: c,
+        problems,
+        ..
+    } = load_classifier(
         &artifact,
         Some(&root.path().join("none")),
         Taxonomy::default(),

@@ -55,46 +55,74 @@ pub fn encoders_dir(artifact_dir: &Path, given: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The classifier an artifact supports, and why any tier it holds did not load.
+/// The classifier an artifact supports, and why any tier did not load.
+pub struct LoadedClassifier {
+    pub classifier: ExceptionClassifier,
+    /// Every reason a tier is missing, for the operator.
+    pub problems: Vec<String>,
+    /// The subset where the artifact itself is at fault (unreadable manifest, corrupt or
+    /// mismatched files), as opposed to a tier it never had or encoder weights not fetched on
+    /// this machine. A reload refuses a version with failures.
+    pub failed: Vec<String>,
+}
+
+/// Loads the tiers an artifact holds; never fails (the rules always answer).
 pub fn load_classifier(
     artifact_dir: &Path,
     encoders: Option<&Path>,
     taxonomy: Taxonomy,
-) -> (ExceptionClassifier, Vec<String>) {
-    let mut notes = Vec::new();
-    let mut classifier = ExceptionClassifier::new(taxonomy);
+) -> LoadedClassifier {
+    let mut out = LoadedClassifier {
+        classifier: ExceptionClassifier::new(taxonomy),
+        problems: Vec::new(),
+        failed: Vec::new(),
+    };
+    let fail = |out: &mut LoadedClassifier, message: String| {
+        out.failed.push(message.clone());
+        out.problems.push(message);
+    };
     let artifact = match ArtifactReader::open(artifact_dir) {
         Ok(a) => a,
         Err(e) => {
-            notes.push(format!("no exception model: {e}"));
-            return (classifier, notes);
+            let message = format!("no exception model: {e}");
+            if artifact_dir.join(crate::artifact::MANIFEST).exists() {
+                fail(&mut out, message);
+            } else {
+                out.problems.push(message);
+            }
+            return out;
         }
     };
     if artifact.has(files::SMALL_MODEL) {
         match read_model(&artifact, files::SMALL_MODEL, files::SMALL_MODEL_CONFIG) {
-            Ok((m, _)) => classifier = classifier.with_small_model(m),
-            Err(e) => notes.push(format!("small model not loaded: {e}")),
+            Ok((m, _)) => out.classifier = out.classifier.with_small_model(m),
+            Err(e) => fail(&mut out, format!("small model not loaded: {e}")),
         }
     } else {
-        notes.push(format!(
+        out.problems.push(format!(
             "{} holds no exception model",
             artifact_dir.display()
         ));
     }
     if artifact.has(files::ENCODER_HEAD) {
-        match load_encoder_tier(&artifact, &encoders_dir(artifact_dir, encoders)) {
-            Ok((encoder, head)) => classifier = classifier.with_encoder(encoder, head),
-            Err(e) => notes.push(format!("encoder tier not loaded: {e}")),
+        match read_model(&artifact, files::ENCODER_HEAD, files::ENCODER_HEAD_CONFIG) {
+            Err(e) => fail(&mut out, format!("encoder tier not loaded: {e}")),
+            Ok((head, reference)) => {
+                match load_encoder(&artifact, reference, &encoders_dir(artifact_dir, encoders)) {
+                    Ok(encoder) => out.classifier = out.classifier.with_encoder(encoder, head),
+                    Err(e) => out.problems.push(format!("encoder tier not loaded: {e}")),
+                }
+            }
         }
     }
-    (classifier, notes)
+    out
 }
 
-fn load_encoder_tier(
+fn load_encoder(
     artifact: &ArtifactReader,
+    reference: Option<EncoderRef>,
     encoders: &Path,
-) -> Result<(SentenceEncoder, super::classifier::Calibrated)> {
-    let (head, reference) = read_model(artifact, files::ENCODER_HEAD, files::ENCODER_HEAD_CONFIG)?;
+) -> Result<SentenceEncoder> {
     let reference = reference.ok_or_else(|| {
         Error::artifact(
             artifact.path(files::ENCODER_HEAD_CONFIG),
@@ -115,5 +143,5 @@ fn load_encoder_tier(
             "these encoder weights are not the ones the head was trained on",
         ));
     }
-    Ok((encoder, head))
+    Ok(encoder)
 }

@@ -28,7 +28,7 @@ pub use calibration::{expected_calibration_error, Temperature};
 pub use classifier::{Calibrated, ExceptionClassifier};
 pub use corpus::{load_notes, ClassMetrics, ClassScores, LabelledNote};
 pub use encoder::{EncoderConfig, SentenceEncoder};
-pub use loading::{encoders_dir, load_classifier, read_encoder, DEFAULT_ENCODER};
+pub use loading::{encoders_dir, load_classifier, read_encoder, LoadedClassifier, DEFAULT_ENCODER};
 pub use ngrams::NgramConfig;
 pub use rules::KeywordRules;
 pub use taxonomy::{Category, Severity, Taxonomy, CATEGORIES};
@@ -38,8 +38,8 @@ pub use training::{
     StoredModel, TierMetrics, TrainedNotes,
 };
 
-/// Which tier answered, in the order of preference at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which tier answered, in the order of preference at run time (the best tier compares least).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// The pretrained sentence encoder with its trained head.

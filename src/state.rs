@@ -1,0 +1,118 @@
+//! What the handlers share: the models directory and the version loaded from it. Requests take
+//! a snapshot (`current`) of the loaded models, so a reload swaps them atomically for the next
+//! request without disturbing requests in flight.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use dispatch_risk_training::exceptions::{load_classifier, ExceptionClassifier, Taxonomy, Tier};
+
+/// The version directory used when the models directory has no `ACTIVE` file.
+pub const DEFAULT_VERSION: &str = "default";
+/// The file in the models directory naming the active version.
+pub const ACTIVE_FILE: &str = "ACTIVE";
+
+/// One loaded version.
+pub struct LoadedModels {
+    /// The active version's name, or `None` when nothing could be loaded.
+    pub version: Option<String>,
+    pub classifier: ExceptionClassifier,
+    /// Why any part did not load (empty when everything did).
+    pub problems: Vec<String>,
+    /// The subset where the version's own files are at fault.
+    pub failed: Vec<String>,
+}
+
+impl LoadedModels {
+    /// Whether any part answers from a lesser tier than the artifact offers.
+    pub fn degraded(&self) -> bool {
+        self.version.is_none() || self.classifier.tier() == Tier::Rules
+    }
+
+    /// Loads the active version of a models directory; never fails (missing parts are noted
+    /// and the rules answer for them).
+    pub fn load(dir: &Path, encoders: Option<&Path>, taxonomy: Taxonomy) -> Self {
+        let version = std::fs::read_to_string(dir.join(ACTIVE_FILE))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| DEFAULT_VERSION.to_string());
+        let artifact = dir.join(&version);
+        if !artifact.is_dir() {
+            let problem = format!(
+                "{}: the active version `{version}` does not exist; answering from rules",
+                artifact.display()
+            );
+            return LoadedModels {
+                version: None,
+                classifier: ExceptionClassifier::new(taxonomy),
+                problems: vec![problem.clone()],
+                failed: vec![problem],
+            };
+        }
+        let encoders = encoders
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.join("encoders"));
+        let loaded = load_classifier(&artifact, Some(&encoders), taxonomy);
+        LoadedModels {
+            version: Some(version),
+            classifier: loaded.classifier,
+            problems: loaded.problems,
+            failed: loaded.failed,
+        }
+    }
+}
+
+/// The models directory and the version being served.
+pub struct ModelStore {
+    dir: PathBuf,
+    encoders: Option<PathBuf>,
+    taxonomy: Taxonomy,
+    current: RwLock<Arc<LoadedModels>>,
+}
+
+impl ModelStore {
+    /// Loads the active version of `dir` (blocking: call it off the async workers).
+    pub fn open(dir: PathBuf, encoders: Option<PathBuf>, taxonomy: Taxonomy) -> Self {
+        let loaded = LoadedModels::load(&dir, encoders.as_deref(), taxonomy.clone());
+        ModelStore {
+            dir,
+            encoders,
+            taxonomy,
+            current: RwLock::new(Arc::new(loaded)),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the active version again and swaps it in, unless the version is missing or any
+    /// of its files fails to load: then it is refused with the reasons and the previous models
+    /// keep serving.
+    /// Blocking, like [`ModelStore::open`].
+    pub fn reload(&self) -> Result<Arc<LoadedModels>, Vec<String>> {
+        let new = LoadedModels::load(&self.dir, self.encoders.as_deref(), self.taxonomy.clone());
+        if !new.failed.is_empty() {
+            return Err(new.failed);
+        }
+        let new = Arc::new(new);
+        match self.current.write() {
+            Ok(mut g) => *g = new.clone(),
+            Err(p) => *p.into_inner() = new.clone(),
+        }
+        Ok(new)
+    }
+
+    /// The models serving now; held for one request.
+    pub fn current(&self) -> Arc<LoadedModels> {
+        // A poisoned lock still holds a complete `Arc`: keep serving it.
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub models: Arc<ModelStore>,
+}

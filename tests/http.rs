@@ -1,0 +1,271 @@
+//! The service over real HTTP: `Application::build` on port 0, exactly as `serve` runs it, and
+//! a real client. Classification, the error shape for bad requests, and answering from rules
+//! when the models directory holds nothing.
+
+use std::path::{Path, PathBuf};
+
+use dispatch_risk::{Application, ServeConfig};
+use dispatch_risk_training::exceptions::Taxonomy;
+use serde_json::{json, Value};
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// Starts the service on a free port and returns its base URL.
+async fn spawn(models_dir: PathBuf) -> String {
+    let app = Application::build(ServeConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        models_dir,
+        encoders_dir: None,
+        taxonomy: Taxonomy::default(),
+    })
+    .await
+    .expect("the service starts");
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
+    url
+}
+
+async fn post(url: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("every answer is JSON"))
+}
+
+#[tokio::test]
+async fn the_committed_models_classify_notes_over_http() {
+    let url = spawn(repo("models")).await;
+    let health: Value = reqwest::get(format!("{url}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready: Value = reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["model_version"], "default");
+    assert_eq!(ready["degraded"], false);
+
+    let (status, a) = post(
+        &format!("{url}/v1/exceptions/classify"),
+        &json!({"text": "Truck broke down on the A7, ETA +6h", "shipment_id": "WH/OUT/00042"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["category"], "vehicle_issue");
+    assert_eq!(a["owner"], "transport");
+    assert_eq!(a["shipment_id"], "WH/OUT/00042");
+    assert_eq!(a["model_version"], "default");
+    let expected_tier = if repo("models/encoders/all-minilm-l6-v2/model.safetensors").exists() {
+        "encoder"
+    } else {
+        "small_model"
+    };
+    assert_eq!(a["tier"], expected_tier);
+    assert_eq!(a["alternatives"].as_array().unwrap().len(), 2);
+
+    let models: Value = reqwest::get(format!("{url}/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["active"], "default");
+    assert_eq!(models["exception_classifier"]["tier"], expected_tier);
+}
+
+#[tokio::test]
+async fn bad_requests_get_one_error_shape_naming_the_field() {
+    let url = spawn(repo("models")).await;
+    let classify = format!("{url}/v1/exceptions/classify");
+    let cases: [(&str, u16, &str, Option<&str>, &str); 5] = [
+        (
+            r#"{"shipment_id": "x"}"#,
+            400,
+            "invalid_request",
+            None,
+            "missing field `text`",
+        ),
+        (
+            r#"{"text": 3}"#,
+            400,
+            "invalid_request",
+            Some("text"),
+            "expected a string",
+        ),
+        (
+            r#"{"text": "  "}"#,
+            400,
+            "invalid_field",
+            Some("text"),
+            "the note is empty",
+        ),
+        (
+            r#"{"text": "lost", "colour": 1}"#,
+            400,
+            "invalid_request",
+            None,
+            "unknown field `colour`",
+        ),
+        (
+            r#"{"text": "lost""#,
+            400,
+            "malformed_json",
+            None,
+            "not valid JSON",
+        ),
+    ];
+    for (body, status, code, field, needle) in cases {
+        let (s, e) = post(&classify, body).await;
+        assert_eq!(s, status, "{body}: {e}");
+        assert_eq!(e["error"]["code"], code, "{body}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+        if let Some(f) = field {
+            assert_eq!(e["error"]["field"], f, "{body}: {e}");
+        }
+    }
+    // Not JSON at all, an unknown route, an oversized body: the same shape.
+    let r = reqwest::Client::new()
+        .post(&classify)
+        .body("text=lost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "unsupported_media_type"
+    );
+    let r = reqwest::get(format!("{url}/v1/nothing")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    let big = json!({ "text": "x".repeat(3_000_000) }).to_string();
+    let (s, e) = post(&classify, &big).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    // A long note is read to 10,000 characters and the answer says so.
+    let long = json!({ "text": "parcel damaged, box crushed. ".repeat(500) }).to_string();
+    let (s, a) = post(&classify, &long).await;
+    assert_eq!((s, a["truncated"].as_bool()), (200, Some(true)), "{a}");
+}
+
+#[tokio::test]
+async fn with_no_models_the_rules_answer_and_the_service_says_it_is_degraded() {
+    let empty = tempfile::tempdir().unwrap();
+    let url = spawn(empty.path().to_path_buf()).await;
+    let ready: Value = reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["degraded"].as_bool()),
+        (Some("ready"), Some(true))
+    );
+    let (status, a) = post(
+        &format!("{url}/v1/exceptions/classify"),
+        r#"{"text": "Parcel LOST in transit"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (a["tier"].as_str(), a["category"].as_str()),
+        (Some("rules"), Some("lost"))
+    );
+    let models: Value = reqwest::get(format!("{url}/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        models["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{models}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reload_swaps_in_a_good_version_and_refuses_a_broken_one() {
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(&repo("models/default"), &root.path().join("default"));
+    let app = Application::build(ServeConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        models_dir: root.path().to_path_buf(),
+        encoders_dir: Some(repo("models/encoders")),
+        taxonomy: Taxonomy::default(),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
+    let classify = format!("{url}/v1/exceptions/classify");
+    let reload = format!("{url}/v1/models/reload");
+    let (_, before) = post(&classify, r#"{"text": "customs hold, invoice missing"}"#).await;
+    assert_ne!(before["tier"], "rules");
+
+    // The active version's small model is corrupted on disk: the reload is refused and the
+    // models loaded before keep answering.
+    let file = root.path().join("default/exception_model.safetensors");
+    std::fs::write(&file, b"not tensors").unwrap();
+    let (s, e) = post(&reload, "{}").await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("reload_refused")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("checksum"),
+        "{e}"
+    );
+    let (s, after) = post(&classify, r#"{"text": "customs hold, invoice missing"}"#).await;
+    assert_eq!((s, &after["tier"]), (200, &before["tier"]));
+
+    // An active pointer to a version that does not exist: refused too.
+    std::fs::write(root.path().join("ACTIVE"), "2027-01\n").unwrap();
+    let (s, e) = post(&reload, "{}").await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("2027-01"),
+        "{e}"
+    );
+
+    // A good new version: swapped in, and named by the answers.
+    copy_dir(&repo("models/default"), &root.path().join("2027-01"));
+    let (s, r) = post(&reload, "{}").await;
+    assert_eq!((s, r["active"].as_str()), (200, Some("2027-01")), "{r}");
+    let (_, a) = post(&classify, r#"{"text": "customs hold, invoice missing"}"#).await;
+    assert_eq!(a["model_version"], "2027-01");
+    assert_eq!(a["tier"], before["tier"]);
+}
