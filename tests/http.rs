@@ -96,7 +96,7 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
             r#"{"shipment_id": "x"}"#,
             400,
             "invalid_request",
-            None,
+            Some("text"),
             "missing field `text`",
         ),
         (
@@ -117,7 +117,7 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
             r#"{"text": "lost", "colour": 1}"#,
             400,
             "invalid_request",
-            None,
+            Some("colour"),
             "unknown field `colour`",
         ),
         (

@@ -78,10 +78,7 @@ impl From<JsonRejection> for ApiError {
                 let detail = std::error::Error::source(&e)
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| e.body_text());
-                let field = detail
-                    .split_once(": ")
-                    .map(|(path, _)| path.to_string())
-                    .filter(|p| !p.contains(' '));
+                let field = field_of(&detail);
                 ApiError {
                     field,
                     ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
@@ -104,5 +101,42 @@ impl From<JsonRejection> for ApiError {
             ),
             other => Self::new(other.status(), "invalid_request", other.body_text()),
         }
+    }
+}
+
+/// The field a serde message is about: the path before `: ` ("items[0].text: invalid type"),
+/// or the name in backticks of "missing field `text`" and "unknown field `colour`".
+fn field_of(detail: &str) -> Option<String> {
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = detail.strip_prefix(prefix) {
+            return rest.split('`').next().map(str::to_string);
+        }
+    }
+    detail
+        .split_once(": ")
+        .map(|(path, _)| path.to_string())
+        .filter(|p| !p.contains(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn serde_messages_name_their_field() {
+        let f = |m: &str| field_of(m);
+        assert_eq!(
+            f("missing field `text` at line 1 column 2").as_deref(),
+            Some("text")
+        );
+        assert_eq!(
+            f("unknown field `colour`, expected `text`").as_deref(),
+            Some("colour")
+        );
+        assert_eq!(
+            f("items[0].text: invalid type: integer `3`, expected a string").as_deref(),
+            Some("items[0].text")
+        );
+        assert_eq!(f("expected value at line 1 column 1"), None);
     }
 }
