@@ -76,9 +76,15 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The service logs what it loads and serves; batch commands only what went wrong.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
