@@ -27,6 +27,12 @@ async fn spawn(models_dir: PathBuf) -> String {
     url
 }
 
+async fn get(url: &str) -> Value {
+    let r = reqwest::get(url).await.unwrap();
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.expect("every answer is JSON")
+}
+
 async fn post(url: &str, body: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(url)
@@ -42,19 +48,9 @@ async fn post(url: &str, body: &str) -> (u16, Value) {
 #[tokio::test]
 async fn the_committed_models_classify_notes_over_http() {
     let url = spawn(repo("models")).await;
-    let health: Value = reqwest::get(format!("{url}/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get(&format!("{url}/healthz")).await;
     assert_eq!(health["status"], "ok");
-    let ready: Value = reqwest::get(format!("{url}/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get(&format!("{url}/readyz")).await;
     assert_eq!(ready["model_version"], "default");
     assert_eq!(ready["degraded"], false);
 
@@ -77,12 +73,7 @@ async fn the_committed_models_classify_notes_over_http() {
     assert_eq!(a["tier"], expected_tier);
     assert_eq!(a["alternatives"].as_array().unwrap().len(), 2);
 
-    let models: Value = reqwest::get(format!("{url}/v1/models"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get(&format!("{url}/v1/models")).await;
     assert_eq!(models["active"], "default");
     assert_eq!(models["exception_classifier"]["tier"], expected_tier);
 }
@@ -173,12 +164,7 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
 async fn with_no_models_the_rules_answer_and_the_service_says_it_is_degraded() {
     let empty = tempfile::tempdir().unwrap();
     let url = spawn(empty.path().to_path_buf()).await;
-    let ready: Value = reqwest::get(format!("{url}/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get(&format!("{url}/readyz")).await;
     assert_eq!(
         (ready["status"].as_str(), ready["degraded"].as_bool()),
         (Some("ready"), Some(true))
@@ -193,12 +179,7 @@ async fn with_no_models_the_rules_answer_and_the_service_says_it_is_degraded() {
         (a["tier"].as_str(), a["category"].as_str()),
         (Some("rules"), Some("lost"))
     );
-    let models: Value = reqwest::get(format!("{url}/v1/models"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get(&format!("{url}/v1/models")).await;
     assert!(
         models["problems"][0]
             .as_str()

@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use dispatch_risk_training::exceptions::{
-    load_classifier, Answer, ExceptionClassifier, NoteText, Taxonomy,
-};
+use dispatch_risk_training::exceptions::{load_classifier, Answer, ExceptionClassifier, NoteText};
 
+use super::inputs::load_taxonomy;
 use super::{CliError, CliResult};
 
 #[derive(Debug, clap::Args)]
@@ -48,16 +47,7 @@ pub fn run(args: Args) -> CliResult {
             args.model.display()
         )));
     }
-    let taxonomy = match &args.taxonomy {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))
-                .map_err(CliError::input)?;
-            Taxonomy::from_toml(&text)
-                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?
-        }
-        None => Taxonomy::default(),
-    };
+    let taxonomy = load_taxonomy(args.taxonomy.as_deref())?;
     let loaded = load_classifier(&args.model, args.encoders.as_deref(), taxonomy);
     let classifier = loaded.classifier;
     for p in &loaded.problems {

@@ -1,9 +1,10 @@
-//! Arguments shared by the commands that read shipment files: the file, its import profile and
-//! the bad-row tolerance, and how they are loaded.
+//! Arguments shared by the commands that read shipment files (the file, its import profile and
+//! the bad-row tolerance) or an exception taxonomy, and how they are loaded.
 
 use std::path::{Path, PathBuf};
 
 use dispatch_risk_training::data::{self, BadRowLimit, ImportProfile, LoadReport, ShipmentTable};
+use dispatch_risk_training::exceptions::Taxonomy;
 
 use super::CliResult;
 
@@ -90,4 +91,15 @@ pub fn parse_date(s: &str) -> Result<i64, String> {
     data::dates::DateParser::default()
         .parse(s)
         .ok_or_else(|| format!("`{s}` is not a date like 2024-07-01"))
+}
+
+/// An edited exception taxonomy, or the built-in one (`policies/exception_taxonomy.toml`).
+pub fn load_taxonomy(path: Option<&Path>) -> CliResult<Taxonomy> {
+    let Some(p) = path else {
+        return Ok(Taxonomy::default());
+    };
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| super::CliError::input(anyhow::anyhow!("reading {}: {e}", p.display())))?;
+    Taxonomy::from_toml(&text)
+        .map_err(|e| super::CliError::input(anyhow::anyhow!("{}: {e}", p.display())))
 }

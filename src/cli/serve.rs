@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use dispatch_risk_training::exceptions::Taxonomy;
 
-use super::{CliError, CliResult};
+use super::inputs::load_taxonomy;
+use super::CliResult;
 use crate::startup::{Application, ServeConfig};
 
 #[derive(Debug, clap::Args)]
@@ -27,16 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let taxonomy = match &args.taxonomy {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))
-                .map_err(CliError::input)?;
-            Taxonomy::from_toml(&text)
-                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?
-        }
-        None => Taxonomy::default(),
-    };
+    let taxonomy = load_taxonomy(args.taxonomy.as_deref())?;
     let config = ServeConfig {
         bind: args.bind,
         models_dir: args.models,

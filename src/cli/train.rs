@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use dispatch_risk_training::train::{self, DataSource, TrainConfig, TrainSummary};
 
-use super::inputs::{parse_date, ProfileArgs};
+use super::inputs::{load_taxonomy, parse_date, ProfileArgs};
 use super::progress::Spinners;
 use super::table::{fmt_metric, TextTable};
 use super::{CliError, CliResult};
 use dispatch_risk_training::carrier::{RateProfile, RateTable};
 use dispatch_risk_training::exceptions::{
-    load_notes, read_encoder, KeywordRules, NotesData, NotesMetrics, Taxonomy, TrainedNotes,
+    load_notes, read_encoder, KeywordRules, NotesData, NotesMetrics, TrainedNotes,
 };
 
 #[derive(Debug, clap::Args)]
@@ -84,10 +84,7 @@ pub fn run(args: Args) -> CliResult {
     // Checked before any data is read: a bad parameter costs nothing.
     let config = config.check()?;
     let taxonomy = match &args.taxonomy {
-        Some(p) => Some(
-            Taxonomy::from_toml(&read_text(p)?)
-                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", p.display())))?,
-        ),
+        Some(p) => Some(load_taxonomy(Some(p))?),
         None => None,
     };
 
