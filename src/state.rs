@@ -48,10 +48,8 @@ impl LoadedModels {
                 failed: vec![problem],
             };
         }
-        let encoders = encoders
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| dir.join("encoders"));
-        let loaded = load_classifier(&artifact, Some(&encoders), taxonomy);
+        // Without an encoders directory, `encoders/` beside the version: `dir/encoders`.
+        let loaded = load_classifier(&artifact, encoders, taxonomy);
         LoadedModels {
             version: Some(version),
             classifier: loaded.classifier,

@@ -84,16 +84,6 @@ impl NoteBag {
         }
         forward(&self.embedding, &self.weight, &self.bias, notes, dense)
     }
-
-    /// The most likely category of each text (models without dense input).
-    pub fn categories(&self, texts: &[&str]) -> candle_core::Result<Vec<String>> {
-        let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.config.ngrams.ids(t)).collect();
-        let best = self.forward(&ids, None)?.argmax(1)?.to_vec1::<u32>()?;
-        Ok(best
-            .into_iter()
-            .map(|b| self.config.classes[b as usize].clone())
-            .collect())
-    }
 }
 
 /// The computation shared by inference and training (where the tensors are variables).
