@@ -2,10 +2,15 @@
 //! teams that run Odoo. This crate holds the command line and the HTTP service; the models live
 //! in the `dispatch-risk-training` crate.
 
+pub mod auth;
 pub mod cli;
 pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod scoring;
 pub mod startup;
 pub mod state;
+pub mod store;
 
 pub use http::router;
 pub use startup::{Application, ServeConfig};

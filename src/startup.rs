@@ -1,6 +1,8 @@
-//! Building and running the service: [`Application::build`] loads the models and binds the
-//! listener (port 0 in tests, so tests run exactly what production runs), then
-//! [`Application::run_until_stopped`] serves until Ctrl-C or SIGTERM, finishing requests in flight.
+//! Building and running the service: [`Application::build`] connects the store, loads the
+//! models and policies and binds the listener (port 0 in tests, so tests run exactly what
+//! production runs), then [`Application::run_until_stopped`] serves until Ctrl-C or SIGTERM,
+//! finishing requests in flight and writing every accepted record before it returns. SIGHUP
+//! reloads models and policies, like `POST /v1/models/reload`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +12,12 @@ use anyhow::Context;
 use dispatch_risk_training::exceptions::Taxonomy;
 use tokio::net::TcpListener;
 
+use crate::auth::KeyCache;
 use crate::http::router;
+use crate::metrics::Metrics;
+use crate::policy::{PolicyPool, PolicySource};
 use crate::state::{AppState, ModelStore};
+use crate::store::Store;
 
 /// How the service is configured.
 #[derive(Debug, Clone)]
@@ -23,6 +29,30 @@ pub struct ServeConfig {
     /// Pretrained encoders (default: `encoders/` in the models directory).
     pub encoders_dir: Option<PathBuf>,
     pub taxonomy: Taxonomy,
+    /// Routing, approval and fallback tables (`policies/`).
+    pub policies_dir: PathBuf,
+    /// `sqlite:PATH` (the embedded default) or `postgres://...`.
+    pub database_url: String,
+    /// Whether `GET /metrics` answers without a key.
+    pub public_metrics: bool,
+    /// Threads evaluating policies (zen-engine runs off the async workers).
+    pub policy_threads: usize,
+}
+
+impl ServeConfig {
+    /// The defaults `serve` uses, on a models directory and a database.
+    pub fn new(models_dir: PathBuf, database_url: String) -> Self {
+        ServeConfig {
+            bind: "127.0.0.1:8080".parse().expect("a valid address"),
+            models_dir,
+            encoders_dir: None,
+            taxonomy: Taxonomy::default(),
+            policies_dir: PathBuf::from("policies"),
+            database_url,
+            public_metrics: true,
+            policy_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
 }
 
 pub struct Application {
@@ -32,28 +62,51 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+        let policies_dir = config.policies_dir.clone();
+        let policy_source = tokio::task::spawn_blocking(move || PolicySource::load(&policies_dir))
+            .await
+            .context("loading the policies")?
+            .context("loading the policies")?;
+        let policy_version = policy_source.version.clone();
+        let policies = PolicyPool::start(policy_source, config.policy_threads)
+            .context("starting the policy threads")?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
         // Loading reads and checks tens of megabytes: off the async workers.
-        let store = tokio::task::spawn_blocking(move || {
+        let models = tokio::task::spawn_blocking(move || {
             ModelStore::open(config.models_dir, config.encoders_dir, config.taxonomy)
         })
         .await
         .context("loading the models")?;
-        let loaded = store.current();
+        let loaded = models.current();
         for p in &loaded.problems {
             tracing::warn!(problem = %p, "model part not loaded");
         }
         tracing::info!(
             version = ?loaded.version,
+            delay_model = loaded.delay.is_some(),
             classifier = ?loaded.classifier.tier(),
-            "models loaded"
+            policies = %policy_version,
+            "models and policies loaded"
+        );
+        let metrics = Metrics::default();
+        metrics.serving(
+            loaded.delay.as_ref().and(loaded.version.as_deref()),
+            &policy_version,
         );
         Ok(Application {
             listener,
             state: AppState {
-                models: Arc::new(store),
+                models: Arc::new(models),
+                policies: Arc::new(policies),
+                store,
+                keys: Arc::new(KeyCache::default()),
+                metrics: Arc::new(metrics),
+                public_metrics: config.public_metrics,
             },
         })
     }
@@ -64,12 +117,75 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// The state the router serves (tests use it to create keys and read the store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then finishes requests in flight and writes every
+    /// accepted record.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        tokio::spawn(reload_on_hangup(state.clone()));
         axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(stop)
             .await
+            .context("serving")?;
+        // Every answer sent has its record queued; write them before exiting.
+        state
+            .store
+            .flush()
+            .await
+            .context("writing the last score records")?;
+        tracing::info!("stopped; every record written");
+        Ok(())
     }
 }
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_hangup(state: AppState) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.reload()).await {
+            Ok(r) => tracing::info!(
+                model_version = ?r.model_version,
+                policy_version = %r.policy_version,
+                models_refused = ?r.models_refused,
+                policies_refused = ?r.policies_refused,
+                "SIGHUP: reloaded"
+            ),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed"),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_state: AppState) {}
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -1,11 +1,18 @@
-//! What the handlers share: the models directory and the version loaded from it. Requests take
-//! a snapshot (`current`) of the loaded models, so a reload swaps them atomically for the next
-//! request without disturbing requests in flight.
+//! What the handlers share: the models directory and the version loaded from it, the policy
+//! threads, the store, keys and metrics. Requests take a snapshot (`current`) of the loaded
+//! models, so a reload swaps them atomically for the next request without disturbing requests
+//! in flight.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use dispatch_risk_training::exceptions::{load_classifier, ExceptionClassifier, Taxonomy, Tier};
+use dispatch_risk_training::model::DelayModel;
+
+use crate::auth::KeyCache;
+use crate::metrics::Metrics;
+use crate::policy::PolicyPool;
+use crate::store::Store;
 
 /// The version directory used when the models directory has no `ACTIVE` file.
 pub const DEFAULT_VERSION: &str = "default";
@@ -16,6 +23,9 @@ pub const ACTIVE_FILE: &str = "ACTIVE";
 pub struct LoadedModels {
     /// The active version's name, or `None` when nothing could be loaded.
     pub version: Option<String>,
+    /// The delay-risk model with its carrier scorecards. Outcomes update its history, hence
+    /// the lock; scoring only reads.
+    pub delay: Option<RwLock<DelayModel>>,
     pub classifier: ExceptionClassifier,
     /// Why any part did not load (empty when everything did).
     pub problems: Vec<String>,
@@ -26,7 +36,7 @@ pub struct LoadedModels {
 impl LoadedModels {
     /// Whether any part answers from a lesser tier than the artifact offers.
     pub fn degraded(&self) -> bool {
-        self.version.is_none() || self.classifier.tier() == Tier::Rules
+        self.delay.is_none() || self.classifier.tier() == Tier::Rules
     }
 
     /// Loads the active version of a models directory; never fails (missing parts are noted
@@ -43,6 +53,7 @@ impl LoadedModels {
             );
             return LoadedModels {
                 version: None,
+                delay: None,
                 classifier: ExceptionClassifier::new(taxonomy),
                 problems: vec![problem.clone()],
                 failed: vec![problem],
@@ -50,11 +61,34 @@ impl LoadedModels {
         }
         // Without an encoders directory, `encoders/` beside the version: `dir/encoders`.
         let loaded = load_classifier(&artifact, encoders, taxonomy);
+        let mut problems = loaded.problems;
+        let mut failed = loaded.failed;
+        let delay = if artifact
+            .join(dispatch_risk_training::artifact::files::DELAY_MODEL)
+            .exists()
+        {
+            match DelayModel::load(&artifact) {
+                Ok(m) => Some(RwLock::new(m)),
+                Err(e) => {
+                    let p = format!("delay model: {e}; the fallback table answers");
+                    problems.push(p.clone());
+                    failed.push(p);
+                    None
+                }
+            }
+        } else {
+            problems.push(format!(
+                "{}: no delay model in this version; the fallback table answers",
+                artifact.display()
+            ));
+            None
+        };
         LoadedModels {
             version: Some(version),
+            delay,
             classifier: loaded.classifier,
-            problems: loaded.problems,
-            failed: loaded.failed,
+            problems,
+            failed,
         }
     }
 }
@@ -113,4 +147,51 @@ impl ModelStore {
 #[derive(Clone)]
 pub struct AppState {
     pub models: Arc<ModelStore>,
+    pub policies: Arc<PolicyPool>,
+    pub store: Store,
+    pub keys: Arc<KeyCache>,
+    pub metrics: Arc<Metrics>,
+    /// Whether `GET /metrics` answers without a key.
+    pub public_metrics: bool,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadReport {
+    /// The models serving after the reload.
+    pub model_version: Option<String>,
+    pub policy_version: String,
+    /// Why new models were refused (the previous ones keep serving).
+    pub models_refused: Vec<String>,
+    /// Why new policies were refused (the previous ones stay active).
+    pub policies_refused: Option<String>,
+    pub problems: Vec<String>,
+}
+
+impl AppState {
+    /// Loads the active model version and the policy files again; each part that loads and
+    /// checks is swapped in, each that does not is refused and the previous one keeps serving.
+    /// Blocking: call it off the async workers.
+    pub fn reload(&self) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        match self.models.reload() {
+            Ok(m) => {
+                report.problems = m.problems.clone();
+            }
+            Err(why) => report.models_refused = why,
+        }
+        let dir = self.policies.source().dir.clone();
+        match crate::policy::PolicySource::load(&dir) {
+            Ok(source) => self.policies.swap(source),
+            Err(e) => report.policies_refused = Some(e.to_string()),
+        }
+        let current = self.models.current();
+        report.model_version = current.version.clone();
+        report.policy_version = self.policies.source().version.clone();
+        self.metrics.serving(
+            current.delay.as_ref().and(current.version.as_deref()),
+            &report.policy_version,
+        );
+        report
+    }
 }

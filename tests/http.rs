@@ -1,65 +1,35 @@
 //! The service over real HTTP: `Application::build` on port 0, exactly as `serve` runs it, and
-//! a real client. Classification, the error shape for bad requests, and answering from rules
-//! when the models directory holds nothing.
+//! a real client. Classification, the error shape for bad requests, keys and roles, answering
+//! from rules when the models directory holds nothing, and reloads.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use dispatch_risk::{Application, ServeConfig};
-use dispatch_risk_training::exceptions::Taxonomy;
+use std::path::Path;
+
+use common::{repo, TestApp};
+use dispatch_risk::store::keys::Role;
 use serde_json::{json, Value};
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-/// Starts the service on a free port and returns its base URL.
-async fn spawn(models_dir: PathBuf) -> String {
-    let app = Application::build(ServeConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        models_dir,
-        encoders_dir: None,
-        taxonomy: Taxonomy::default(),
-    })
-    .await
-    .expect("the service starts");
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped());
-    url
-}
-
-async fn get(url: &str) -> Value {
-    let r = reqwest::get(url).await.unwrap();
-    assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    r.json().await.expect("every answer is JSON")
-}
-
-async fn post(url: &str, body: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.expect("every answer is JSON"))
-}
+const W: Option<Role> = Some(Role::Workflow);
+const A: Option<Role> = Some(Role::Analyst);
 
 #[tokio::test]
 async fn the_committed_models_classify_notes_over_http() {
-    let url = spawn(repo("models")).await;
-    let health = get(&format!("{url}/healthz")).await;
+    let app = TestApp::spawn(repo("models")).await;
+    let (_, health) = app.get("/healthz", None).await;
     assert_eq!(health["status"], "ok");
-    let ready = get(&format!("{url}/readyz")).await;
+    let (_, ready) = app.get("/readyz", None).await;
     assert_eq!(ready["model_version"], "default");
     assert_eq!(ready["degraded"], false);
 
-    let (status, a) = post(
-        &format!("{url}/v1/exceptions/classify"),
-        &json!({"text": "Truck broke down on the A7, ETA +6h", "shipment_id": "WH/OUT/00042"})
-            .to_string(),
-    )
-    .await;
+    let (status, a) = app
+        .post(
+            "/v1/exceptions/classify",
+            &json!({"text": "Truck broke down on the A7, ETA +6h", "shipment_id": "WH/OUT/00042"})
+                .to_string(),
+            W,
+        )
+        .await;
     assert_eq!(status, 200, "{a}");
     assert_eq!(a["category"], "vehicle_issue");
     assert_eq!(a["owner"], "transport");
@@ -73,15 +43,16 @@ async fn the_committed_models_classify_notes_over_http() {
     assert_eq!(a["tier"], expected_tier);
     assert_eq!(a["alternatives"].as_array().unwrap().len(), 2);
 
-    let models = get(&format!("{url}/v1/models")).await;
+    let (_, models) = app.get("/v1/models", A).await;
     assert_eq!(models["active"], "default");
     assert_eq!(models["exception_classifier"]["tier"], expected_tier);
 }
 
 #[tokio::test]
 async fn bad_requests_get_one_error_shape_naming_the_field() {
-    let url = spawn(repo("models")).await;
-    let classify = format!("{url}/v1/exceptions/classify");
+    let app = TestApp::spawn(repo("models")).await;
+    let url = &app.url;
+    let classify = "/v1/exceptions/classify";
     let cases: [(&str, u16, &str, Option<&str>, &str); 5] = [
         (
             r#"{"shipment_id": "x"}"#,
@@ -120,7 +91,7 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
         ),
     ];
     for (body, status, code, field, needle) in cases {
-        let (s, e) = post(&classify, body).await;
+        let (s, e) = app.post(classify, body, W).await;
         assert_eq!(s, status, "{body}: {e}");
         assert_eq!(e["error"]["code"], code, "{body}: {e}");
         let message = e["error"]["message"].as_str().unwrap();
@@ -130,8 +101,8 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
         }
     }
     // Not JSON at all, an unknown route, an oversized body: the same shape.
-    let r = reqwest::Client::new()
-        .post(&classify)
+    let r = app
+        .request(reqwest::Method::POST, classify, W)
         .body("text=lost")
         .send()
         .await
@@ -148,7 +119,7 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
         "not_found"
     );
     let big = json!({ "text": "x".repeat(3_000_000) }).to_string();
-    let (s, e) = post(&classify, &big).await;
+    let (s, e) = app.post(classify, &big, W).await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
         (413, Some("payload_too_large"))
@@ -156,30 +127,32 @@ async fn bad_requests_get_one_error_shape_naming_the_field() {
 
     // A long note is read to 10,000 characters and the answer says so.
     let long = json!({ "text": "parcel damaged, box crushed. ".repeat(500) }).to_string();
-    let (s, a) = post(&classify, &long).await;
+    let (s, a) = app.post(classify, &long, W).await;
     assert_eq!((s, a["truncated"].as_bool()), (200, Some(true)), "{a}");
 }
 
 #[tokio::test]
 async fn with_no_models_the_rules_answer_and_the_service_says_it_is_degraded() {
     let empty = tempfile::tempdir().unwrap();
-    let url = spawn(empty.path().to_path_buf()).await;
-    let ready = get(&format!("{url}/readyz")).await;
+    let app = TestApp::spawn(empty.path().to_path_buf()).await;
+    let (_, ready) = app.get("/readyz", None).await;
     assert_eq!(
         (ready["status"].as_str(), ready["degraded"].as_bool()),
         (Some("ready"), Some(true))
     );
-    let (status, a) = post(
-        &format!("{url}/v1/exceptions/classify"),
-        r#"{"text": "Parcel LOST in transit"}"#,
-    )
-    .await;
+    let (status, a) = app
+        .post(
+            "/v1/exceptions/classify",
+            r#"{"text": "Parcel LOST in transit"}"#,
+            W,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         (a["tier"].as_str(), a["category"].as_str()),
         (Some("rules"), Some("lost"))
     );
-    let models = get(&format!("{url}/v1/models")).await;
+    let (_, models) = app.get("/v1/models", A).await;
     assert!(
         models["problems"][0]
             .as_str()
@@ -201,26 +174,18 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn reload_swaps_in_a_good_version_and_refuses_a_broken_one() {
     let root = tempfile::tempdir().unwrap();
     copy_dir(&repo("models/default"), &root.path().join("default"));
-    let app = Application::build(ServeConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        models_dir: root.path().to_path_buf(),
-        encoders_dir: Some(repo("models/encoders")),
-        taxonomy: Taxonomy::default(),
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped());
-    let classify = format!("{url}/v1/exceptions/classify");
-    let reload = format!("{url}/v1/models/reload");
-    let (_, before) = post(&classify, r#"{"text": "customs hold, invoice missing"}"#).await;
+    let app = TestApp::spawn(root.path().to_path_buf()).await;
+    let classify = "/v1/exceptions/classify";
+    let reload = "/v1/models/reload";
+    let note = r#"{"text": "customs hold, invoice missing"}"#;
+    let (_, before) = app.post(classify, note, W).await;
     assert_ne!(before["tier"], "rules");
 
     // The active version's small model is corrupted on disk: the reload is refused and the
     // models loaded before keep answering.
     let file = root.path().join("default/exception_model.safetensors");
     std::fs::write(&file, b"not tensors").unwrap();
-    let (s, e) = post(&reload, "{}").await;
+    let (s, e) = app.post(reload, "{}", A).await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
         (409, Some("reload_refused")),
@@ -230,12 +195,12 @@ async fn reload_swaps_in_a_good_version_and_refuses_a_broken_one() {
         e["error"]["message"].as_str().unwrap().contains("checksum"),
         "{e}"
     );
-    let (s, after) = post(&classify, r#"{"text": "customs hold, invoice missing"}"#).await;
+    let (s, after) = app.post(classify, note, W).await;
     assert_eq!((s, &after["tier"]), (200, &before["tier"]));
 
     // An active pointer to a version that does not exist: refused too.
     std::fs::write(root.path().join("ACTIVE"), "2027-01\n").unwrap();
-    let (s, e) = post(&reload, "{}").await;
+    let (s, e) = app.post(reload, "{}", A).await;
     assert_eq!(s, 409, "{e}");
     assert!(
         e["error"]["message"].as_str().unwrap().contains("2027-01"),
@@ -244,9 +209,9 @@ async fn reload_swaps_in_a_good_version_and_refuses_a_broken_one() {
 
     // A good new version: swapped in, and named by the answers.
     copy_dir(&repo("models/default"), &root.path().join("2027-01"));
-    let (s, r) = post(&reload, "{}").await;
+    let (s, r) = app.post(reload, "{}", A).await;
     assert_eq!((s, r["active"].as_str()), (200, Some("2027-01")), "{r}");
-    let (_, a) = post(&classify, r#"{"text": "customs hold, invoice missing"}"#).await;
+    let (_, a) = app.post(classify, note, W).await;
     assert_eq!(a["model_version"], "2027-01");
     assert_eq!(a["tier"], before["tier"]);
 }

@@ -5,6 +5,8 @@ mod classify;
 mod evaluate;
 mod generate;
 mod inputs;
+mod keys;
+mod policies;
 mod progress;
 mod score;
 mod serve;
@@ -37,6 +39,10 @@ enum Command {
     Classify(classify::Args),
     /// Run the decision service over HTTP.
     Serve(serve::Args),
+    /// Manage the service's API keys.
+    Keys(keys::Args),
+    /// Check policy tables; export the fallback table from a model.
+    Policies(policies::Args),
 }
 
 /// A failure with its exit code.
@@ -74,20 +80,27 @@ impl From<dispatch_risk_training::Error> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise; JSON lines if asked.
+fn init_logging(default_level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The service logs what it loads and serves; batch commands only what went wrong.
-    let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The service sets up its own logging (its format is a setting); batch commands log only
+    // what went wrong.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging("warn", false);
+    }
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Train(a) => train::run(a),
@@ -95,6 +108,8 @@ pub fn main() -> ExitCode {
         Command::Score(a) => score::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Keys(a) => keys::run(a),
+        Command::Policies(a) => policies::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,10 @@
 //! The one error type at the HTTP boundary. Every failure answers with the same JSON shape,
 //! `{"error": {"code", "message", "field"?}}`, where `code` is stable and machine-readable (the
 //! workflows that call the service branch on it) and `message` says what was expected.
+//!
+//! Codes: `invalid_request`, `invalid_field`, `malformed_json`, `unsupported_media_type`,
+//! `payload_too_large`, `batch_too_large`, `unauthorized`, `forbidden`, `not_found`,
+//! `idempotency_key_reused`, `outcome_conflict`, `reload_refused`, `unavailable`, `internal`.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -16,21 +20,25 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// The error body, as documented in the OpenAPI description.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable, machine-readable.
     code: &'a str,
+    /// What was wrong and what was expected.
     message: &'a str,
+    /// The request field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -47,8 +55,29 @@ impl ApiError {
         }
     }
 
+    /// A request that is well-formed but breaks a rule of the route (a batch over the limit).
+    pub fn unprocessable(
+        code: &'static str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            field: field.map(str::to_string),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// A part the answer needs is not working (the policy threads, the store).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -58,8 +87,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Detail {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

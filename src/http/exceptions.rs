@@ -2,36 +2,59 @@
 
 use axum::extract::State;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use dispatch_risk_training::exceptions::{Answer, NoteText};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::{Access, Routes};
 use crate::state::AppState;
+use crate::store::keys::Role;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/exceptions/classify", post(classify))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add(
+        "POST",
+        "/v1/exceptions/classify",
+        Access::Role(Role::Workflow),
+        post(classify),
+    )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ClassifyRequest {
+pub struct ClassifyRequest {
+    /// The note: a dispatcher's remark, a carrier message, a customer email (at most 10,000
+    /// characters are read).
     text: String,
     #[serde(default)]
     shipment_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct ClassifyResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClassifyResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     shipment_id: Option<String>,
+    /// category, confidence, alternatives, owner, severity, tier, needs_review, truncated
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     answer: Answer,
     model_version: Option<String>,
 }
 
-async fn classify(
+/// Classify an exception note: category, owner, severity.
+#[utoipa::path(
+    post,
+    path = "/v1/exceptions/classify",
+    tag = "exceptions",
+    request_body = ClassifyRequest,
+    responses(
+        (status = 200, description = "The category with its owner and severity", body = ClassifyResponse),
+        (status = 400, description = "Empty or missing text", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn classify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClassifyRequest>,
 ) -> Result<Json<ClassifyResponse>, ApiError> {

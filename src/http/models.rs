@@ -1,62 +1,90 @@
 //! `GET /v1/models`: what is loaded, from where, and why any part did not load;
-//! `POST /v1/models/reload`: load the active version again and swap it in atomically, unless
-//! it is worse than what serves.
+//! `POST /v1/models/reload`: load the active model version and the policy tables again and
+//! swap in each part that checks out, atomically; a part that does not is refused and the
+//! previous one keeps serving.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::{Access, Routes};
 use crate::state::AppState;
+use crate::store::keys::Role;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/models", get(list))
-        .route("/v1/models/reload", post(reload))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add("GET", "/v1/models", Access::Role(Role::Analyst), get(list))
+        .add(
+            "POST",
+            "/v1/models/reload",
+            Access::Role(Role::Analyst),
+            post(reload),
+        )
 }
 
-async fn list(State(state): State<AppState>) -> Json<Value> {
+/// The models and policies serving, and any problems loading them.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, description = "What is loaded")), security(("api_key" = [])))]
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let m = state.models.current();
+    let policies = state.policies.source();
+    let delay = m.delay.as_ref().map(|d| {
+        let d = d.read().unwrap_or_else(|p| p.into_inner());
+        json!({
+            "version": d.version(),
+            "features": d.feature_names().len(),
+            "history_outcomes": d.history.len(),
+            "carrier_scorecards": d.carriers.is_some(),
+        })
+    });
     Json(json!({
         "models_dir": state.models.dir().display().to_string(),
         "active": m.version,
+        "delay_model": delay,
         "exception_classifier": { "tier": m.classifier.tier() },
+        "policies": { "dir": policies.dir.display().to_string(), "version": policies.version },
         "problems": m.problems,
         "degraded": m.degraded(),
     }))
 }
 
-async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = state.models.clone();
-    let result = tokio::task::spawn_blocking(move || store.reload())
+/// Reload models and policies.
+#[utoipa::path(post, path = "/v1/models/reload", tag = "models",
+    responses(
+        (status = 200, description = "Everything reloaded"),
+        (status = 409, description = "A part was refused; the previous one keeps serving", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let s = state.clone();
+    let report = tokio::task::spawn_blocking(move || s.reload())
         .await
         .map_err(|e| ApiError::internal(format!("reload failed: {e}")))?;
-    match result {
-        Ok(m) => {
-            tracing::info!(version = ?m.version, "models reloaded");
-            Ok(Json(json!({
-                "reloaded": true,
-                "active": m.version,
-                "exception_classifier": { "tier": m.classifier.tier() },
-                "problems": m.problems,
-            })))
-        }
-        Err(problems) => {
-            tracing::warn!(
-                ?problems,
-                "reload refused; the previous models keep serving"
-            );
-            Err(ApiError {
-                status: StatusCode::CONFLICT,
-                code: "reload_refused",
-                message: format!(
-                    "the new models were refused and the previous ones keep serving: {}",
-                    problems.join("; ")
-                ),
-                field: None,
-            })
-        }
+    let mut refused = Vec::new();
+    if !report.models_refused.is_empty() {
+        refused.push(format!("models: {}", report.models_refused.join("; ")));
     }
+    if let Some(p) = &report.policies_refused {
+        refused.push(format!("policies: {p}"));
+    }
+    if !refused.is_empty() {
+        tracing::warn!(?refused, "reload refused; the previous parts keep serving");
+        return Err(ApiError::conflict(
+            "reload_refused",
+            format!(
+                "refused, and the previous version keeps serving: {}",
+                refused.join("; ")
+            ),
+        ));
+    }
+    let m = state.models.current();
+    tracing::info!(version = ?report.model_version, policies = %report.policy_version, "reloaded");
+    Ok(Json(json!({
+        "reloaded": true,
+        "active": report.model_version,
+        "policy_version": report.policy_version,
+        "exception_classifier": { "tier": m.classifier.tier() },
+        "problems": report.problems,
+    })))
 }

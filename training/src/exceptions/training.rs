@@ -86,7 +86,7 @@ impl NotesData {
         for n in notes {
             let k = seen.entry(n.category.clone()).or_default();
             *k += 1;
-            if *k % every == 0 {
+            if (*k).is_multiple_of(every) {
                 valid.push(n);
             } else {
                 train.push(n);

@@ -360,6 +360,18 @@ impl Encoder {
     }
 }
 
+/// The [`CALENDAR_FEATURES`] of one shipment, as the encoder computes them: what the service's
+/// fallback rules read when no model (and so no schema) is loaded.
+pub fn calendar_features(
+    decision: Timestamp,
+    deadline: Timestamp,
+    distance_km: Option<f64>,
+) -> [f64; CALENDAR_FEATURES.len()] {
+    let mut out = [f64::NAN; CALENDAR_FEATURES.len()];
+    calendar(decision, deadline, distance_km, &mut out);
+    out
+}
+
 fn calendar(decision: Timestamp, deadline: Timestamp, distance_km: Option<f64>, out: &mut [f64]) {
     let lead = (deadline - decision) as f64 / SECONDS_PER_DAY;
     out[0] = lead;

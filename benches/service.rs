@@ -1,0 +1,487 @@
+//! The service under load, against its peer, in one run: the release binary (`serve` with
+//! recording on SQLite) and the FastAPI + uvicorn + LightGBM peer in `benches/peer/` each get
+//! the same requests on loopback from this load generator.
+//!
+//! - closed loop: `--connections` clients send `/v1/score` back to back for `--seconds`;
+//! - fixed rate: `--rate` requests/s on a schedule, latency measured from the scheduled send
+//!   time (no coordinated omission);
+//! - batches: `/v1/score/batch` with 10,000 shipments, one after another.
+//!
+//! `cargo bench --bench service [-- --seconds 15 --connections 32 --rate 1000 --no-peer]`.
+//! Shipments are the last rows of `data/samples/history_sample.csv`, outcomes removed. The peer
+//! needs `pip install -r benches/peer/requirements.txt`; without uvicorn it is skipped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+struct Options {
+    seconds: f64,
+    connections: usize,
+    rate: f64,
+    batches: usize,
+    peer: bool,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("{name} takes a number"))
+            })
+    };
+    Options {
+        seconds: value("--seconds").unwrap_or(10.0),
+        connections: value("--connections").unwrap_or(32.0) as usize,
+        rate: value("--rate").unwrap_or(1000.0),
+        batches: value("--batches").unwrap_or(8.0) as usize,
+        peer: !args.iter().any(|a| a == "--no-peer"),
+    }
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// Shipments as workflows send them: the sample's last rows without outcomes.
+fn shipments(n: usize) -> Vec<Value> {
+    let mut reader = csv::Reader::from_path(repo("data/samples/history_sample.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let numbers = [
+        "order_value",
+        "weight_kg",
+        "volume_m3",
+        "package_count",
+        "distance_km",
+        "shipping_cost",
+    ];
+    rows[rows.len().saturating_sub(n)..]
+        .iter()
+        .map(|r| {
+            let mut m = Map::new();
+            for (h, v) in headers.iter().zip(r.iter()) {
+                if v.is_empty() || ["delivered_at", "shipped_at", "notes"].contains(&h) {
+                    continue;
+                }
+                let value = if numbers.contains(&h) {
+                    json!(v.parse::<f64>().unwrap())
+                } else if h == "hazardous" || h == "temperature_controlled" {
+                    json!(v == "true")
+                } else {
+                    json!(v)
+                };
+                m.insert(h.to_string(), value);
+            }
+            Value::Object(m)
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    name: &'static str,
+    url: String,
+    key: Option<String>,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Peak resident memory of a process and its children (uvicorn's workers), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let mut pids = vec![pid];
+    if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .sum::<f64>()
+        / 1024.0
+}
+
+async fn wait_up(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
+            if r.status().is_success() || r.status().as_u16() == 404 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+fn start_dispatch_risk(dir: &Path) -> Server {
+    let bin = env!("CARGO_BIN_EXE_dispatch-risk");
+    let db = format!("sqlite:{}", dir.join("bench.sqlite3").display());
+    let out = Command::new(bin)
+        .args([
+            "keys",
+            "--database-url",
+            &db,
+            "create",
+            "--name",
+            "bench",
+            "--role",
+            "workflow",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let child = Command::new(bin)
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
+        .current_dir(repo(""))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Server {
+        name: "dispatch-risk",
+        url: format!("http://127.0.0.1:{port}"),
+        key: Some(key),
+        child,
+    }
+}
+
+fn start_peer(dir: &Path) -> Option<Server> {
+    let port = free_port();
+    let child = Command::new("uvicorn")
+        .args([
+            "--app-dir",
+            repo("benches/peer").to_str().unwrap(),
+            "app:app",
+            "--workers",
+            "2",
+            "--port",
+            &port.to_string(),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ])
+        .env("PEER_MODEL_DIR", repo("models/default"))
+        .env("PEER_DB", dir.join("peer.sqlite3"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => Some(Server {
+            name: "FastAPI peer",
+            url: format!("http://127.0.0.1:{port}"),
+            key: None,
+            child,
+        }),
+        Err(e) => {
+            eprintln!("peer skipped: cannot start uvicorn ({e}); pip install -r benches/peer/requirements.txt");
+            None
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Run {
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn percentile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v[i] as f64 / 1000.0
+    }
+}
+
+fn request(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let mut r = client
+        .post(format!("{}{path}", server.url))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(k) = &server.key {
+        r = r.bearer_auth(k);
+    }
+    r
+}
+
+async fn closed_loop(
+    server: &Server,
+    bodies: Arc<Vec<Vec<u8>>>,
+    connections: usize,
+    seconds: f64,
+) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, bodies, next) = (client.clone(), bodies.clone(), next.clone());
+        let req = request(&client, server, "/v1/score", Vec::new());
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            while Instant::now() < until {
+                let i = next.fetch_add(1, Ordering::Relaxed) % bodies.len();
+                let r = req.try_clone().unwrap().body(bodies[i].clone());
+                let t = Instant::now();
+                match r.send().await {
+                    Ok(resp) if resp.status().is_success() => {
+                        let _ = resp.bytes().await;
+                        run.requests += 1;
+                        run.latencies_us.push(t.elapsed().as_micros() as u64);
+                    }
+                    _ => run.errors += 1,
+                }
+            }
+            run
+        }));
+    }
+    let mut total = Run::default();
+    for t in tasks {
+        let r = t.await.unwrap();
+        total.requests += r.requests;
+        total.errors += r.errors;
+        total.latencies_us.extend(r.latencies_us);
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    total
+}
+
+async fn fixed_rate(server: &Server, bodies: Arc<Vec<Vec<u8>>>, rate: f64, seconds: f64) -> Run {
+    let client = reqwest::Client::new();
+    let n = (rate * seconds) as usize;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let r = request(
+            &client,
+            server,
+            "/v1/score",
+            bodies[i % bodies.len()].clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            match r.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    let _ = resp.bytes().await;
+                    Some(due.elapsed().as_micros() as u64)
+                }
+                _ => None,
+            }
+        }));
+    }
+    let mut run = Run::default();
+    for t in tasks {
+        match t.await.unwrap() {
+            Some(us) => {
+                run.requests += 1;
+                run.latencies_us.push(us);
+            }
+            None => run.errors += 1,
+        }
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    run
+}
+
+async fn batches(server: &Server, body: Vec<u8>, shipments: usize, count: usize) -> Run {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut run = Run::default();
+    for _ in 0..count {
+        let t = Instant::now();
+        match request(&client, server, "/v1/score/batch", body.clone())
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.bytes().await;
+                run.requests += shipments;
+                run.latencies_us.push(t.elapsed().as_micros() as u64);
+            }
+            Ok(r) => {
+                eprintln!("batch: {}", r.status());
+                run.errors += 1;
+            }
+            Err(e) => {
+                eprintln!("batch: {e}");
+                run.errors += 1;
+            }
+        }
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    run
+}
+
+struct Measured {
+    name: &'static str,
+    closed: Run,
+    fixed: Run,
+    batch: Run,
+    rss_mib: f64,
+}
+
+async fn measure(
+    server: &Server,
+    o: &Options,
+    singles: Arc<Vec<Vec<u8>>>,
+    batch_body: Vec<u8>,
+    batch_n: usize,
+) -> Measured {
+    wait_up(&server.url).await;
+    // Warm up: caches, connections, the first compiled policies.
+    let _ = closed_loop(server, singles.clone(), 4, 1.0).await;
+    let closed = closed_loop(server, singles.clone(), o.connections, o.seconds).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fixed = fixed_rate(server, singles.clone(), o.rate, o.seconds).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let batch = batches(server, batch_body, batch_n, o.batches).await;
+    Measured {
+        name: server.name,
+        closed,
+        fixed,
+        batch,
+        rss_mib: peak_rss_mib(server.child.id()),
+    }
+}
+
+fn main() {
+    let o = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sample = shipments(10_000);
+    let singles: Arc<Vec<Vec<u8>>> = Arc::new(
+        sample
+            .iter()
+            .map(|s| serde_json::to_vec(s).unwrap())
+            .collect(),
+    );
+    let batch_body = serde_json::to_vec(&json!({ "shipments": sample })).unwrap();
+    println!(
+        "{} s per run, {} connections closed-loop, {} req/s fixed rate, {} batches of {}; load generator on the same 2 cores",
+        o.seconds, o.connections, o.rate, o.batches, sample.len()
+    );
+    let mut results = Vec::new();
+    {
+        let server = start_dispatch_risk(dir.path());
+        results.push(runtime.block_on(measure(
+            &server,
+            &o,
+            singles.clone(),
+            batch_body.clone(),
+            sample.len(),
+        )));
+    }
+    if o.peer {
+        if let Some(peer) = start_peer(dir.path()) {
+            results.push(runtime.block_on(measure(
+                &peer,
+                &o,
+                singles.clone(),
+                batch_body.clone(),
+                sample.len(),
+            )));
+        }
+    }
+    println!();
+    println!("| | score req/s (closed loop) | p50 / p99 ms | p99 ms at {} req/s (achieved) | batch shipments/s | errors | peak RSS MiB |", o.rate);
+    println!("|---|---|---|---|---|---|---|");
+    for m in &results {
+        println!(
+            "| {} | {:.0} | {:.2} / {:.2} | {:.2} ({:.0}) | {:.0} | {} | {:.0} |",
+            m.name,
+            m.closed.per_second(),
+            m.closed.percentile_ms(0.5),
+            m.closed.percentile_ms(0.99),
+            m.fixed.percentile_ms(0.99),
+            m.fixed.per_second(),
+            m.batch.per_second(),
+            m.closed.errors + m.fixed.errors + m.batch.errors,
+            m.rss_mib
+        );
+    }
+    if let [ours, peer] = &results[..] {
+        println!();
+        println!(
+            "ratios dispatch-risk / peer: throughput {:.1}x, closed-loop p99 {:.2}x, fixed-rate p99 {:.2}x, batch {:.1}x",
+            ours.closed.per_second() / peer.closed.per_second(),
+            ours.closed.percentile_ms(0.99) / peer.closed.percentile_ms(0.99),
+            ours.fixed.percentile_ms(0.99) / peer.fixed.percentile_ms(0.99),
+            ours.batch.per_second() / peer.batch.per_second(),
+        );
+    }
+}

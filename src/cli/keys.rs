@@ -1,0 +1,105 @@
+//! `dispatch-risk keys create|list|revoke`: API keys in the service's database. `create`
+//! prints the new key alone on its last line, so scripts can capture it with `tail -n1`.
+
+use anyhow::Context;
+
+use super::serve::DEFAULT_DATABASE_URL;
+use super::{CliError, CliResult};
+use crate::store::keys::Role;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+    /// The service's database (as for `serve`).
+    #[arg(long, env = "DATABASE_URL", global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create a key; the key is printed once, on the last line, and only its hash is stored.
+    Create {
+        /// What the key is for (e.g. "n8n production").
+        #[arg(long)]
+        name: String,
+        /// workflow, manager, analyst or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List keys (ids, names, roles; never the keys).
+    List,
+    /// Revoke a key by id; it stops working within seconds on every instance.
+    Revoke { id: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not a role; expected one of {}",
+            Role::ALL.map(|r| r.as_str()).join(", ")
+        )
+    })
+}
+
+pub fn run(args: Args) -> CliResult {
+    let url = args
+        .database_url
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = Store::connect(&url)
+            .await
+            .with_context(|| format!("opening the database {url}"))?;
+        match args.command {
+            Command::Create { name, role } => {
+                if name.trim().is_empty() {
+                    return Err(CliError::input(anyhow::anyhow!("--name must not be empty")));
+                }
+                let (info, secret) = store
+                    .create_key(name.trim(), role)
+                    .await
+                    .context("creating the key")?;
+                println!(
+                    "created {} ({}, role {})",
+                    info.id,
+                    info.name,
+                    info.role.as_str()
+                );
+                println!("store it now: the key is not shown again");
+                println!("{secret}");
+            }
+            Command::List => {
+                let keys = store.list_keys().await.context("listing keys")?;
+                println!(
+                    "{:<18} {:<9} {:<28} {:<28} name",
+                    "id", "role", "created", "revoked"
+                );
+                for k in keys {
+                    println!(
+                        "{:<18} {:<9} {:<28} {:<28} {}",
+                        k.id,
+                        k.role.as_str(),
+                        k.created_at,
+                        k.revoked_at.as_deref().unwrap_or("-"),
+                        k.name
+                    );
+                }
+            }
+            Command::Revoke { id } => {
+                if store.revoke_key(&id).await.context("revoking the key")? {
+                    println!("revoked {id}");
+                } else {
+                    return Err(CliError::input(anyhow::anyhow!(
+                        "no active key with id `{id}`"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,128 @@
+//! `Idempotency-Key` for the routes that record something: the first successful answer is
+//! kept (per API key) and a repeat of the same request gets it back with
+//! `Idempotent-Replayed: true`; the same key on a different request is refused.
+
+use std::future::Future;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::auth::Caller;
+use crate::state::AppState;
+use crate::store::idempotency::StoredResponse;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED: &str = "idempotent-replayed";
+const MAX_KEY_CHARS: usize = 255;
+
+/// Answers with `compute`'s result, or with the response kept for this key.
+pub async fn respond<T, F>(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    route: &'static str,
+    request: &impl Serialize,
+    compute: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: Future<Output = Result<T, ApiError>>,
+{
+    let Some(key) = idempotency_key(headers)? else {
+        let body = compute.await?;
+        return Ok(axum::Json(body).into_response());
+    };
+    let request_hash = {
+        let mut h = Sha256::new();
+        h.update(route.as_bytes());
+        h.update(b"\n");
+        h.update(serde_json::to_vec(request).map_err(|e| ApiError::internal(e.to_string()))?);
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let store_error =
+        |e: crate::store::StoreError| ApiError::internal(format!("idempotency store: {e}"));
+    if let Some(stored) = state
+        .store
+        .idempotent_response(&caller.key_id, &key)
+        .await
+        .map_err(store_error)?
+    {
+        return replay(state, stored, route, &request_hash);
+    }
+    let body = compute.await?;
+    let body = serde_json::to_string(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let kept = StoredResponse {
+        route: route.to_string(),
+        request_hash: request_hash.clone(),
+        status: 200,
+        body,
+    };
+    match state
+        .store
+        .keep_response(&caller.key_id, &key, &kept)
+        .await
+        .map_err(store_error)?
+    {
+        // A concurrent request with the same key won: answer as it did.
+        Some(first) => replay(state, first, route, &request_hash),
+        None => Ok(json_response(StatusCode::OK, kept.body, false)),
+    }
+}
+
+fn replay(
+    state: &AppState,
+    stored: StoredResponse,
+    route: &str,
+    request_hash: &str,
+) -> Result<Response, ApiError> {
+    if stored.route != route || stored.request_hash != request_hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            Some("Idempotency-Key"),
+            "this Idempotency-Key was used for a different request; use a new key per request",
+        ));
+    }
+    state.metrics.replays.inc();
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    Ok(json_response(status, stored.body, true))
+}
+
+fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut r = (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if replayed {
+        r.headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    r
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::invalid_field(
+            "Idempotency-Key",
+            format!("expected 1 to {MAX_KEY_CHARS} visible ASCII characters"),
+        )
+    };
+    let v = v.to_str().map_err(|_| bad())?.trim();
+    if v.is_empty() || v.len() > MAX_KEY_CHARS || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(v.to_string()))
+}

@@ -1,0 +1,211 @@
+//! `POST /v1/shipments/{shipment_id}/outcome`: when a delivery lands, the workflow reports it.
+//! The outcome is stored for retraining, joined to the shipment's last score for its lane and
+//! dates, and fed to the live history features and carrier scorecards of the serving model;
+//! its notes, if any, are classified and counted in the carrier's exception mix.
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Extension, Json};
+use dispatch_risk_training::data::dates::DateParser;
+use dispatch_risk_training::exceptions::NoteText;
+use dispatch_risk_training::features::history::Lane;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::{Access, Routes};
+use crate::auth::Caller;
+use crate::scoring::{ScoreResponse, Shipment, ShipmentRequest};
+use crate::state::AppState;
+use crate::store::keys::Role;
+use crate::store::outcomes::OutcomeRecord;
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add(
+        "POST",
+        "/v1/shipments/{shipment_id}/outcome",
+        Access::Role(Role::Workflow),
+        post(outcome),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRequest {
+    /// Proof-of-delivery time (ISO 8601, UTC).
+    pub delivered_at: String,
+    /// Exception notes written while the delivery travelled.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// The carrier that actually delivered, when it differs from the scored one.
+    #[serde(default)]
+    pub carrier: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutcomeResponse {
+    pub shipment_id: String,
+    /// False when the same outcome had already been recorded.
+    pub recorded: bool,
+    pub late: bool,
+    /// Delivered minus promised, in days (negative: early).
+    pub lateness_days: f64,
+    pub carrier: String,
+    /// The score the outcome joins.
+    pub score_id: String,
+    /// Whether the serving model's history and scorecards took it in.
+    pub live_history_updated: bool,
+    /// The notes' category, when notes were sent.
+    pub exception_category: Option<String>,
+}
+
+/// Report a delivered shipment.
+#[utoipa::path(
+    post,
+    path = "/v1/shipments/{shipment_id}/outcome",
+    tag = "outcomes",
+    params(("shipment_id" = String, Path, description = "The scored shipment's id")),
+    request_body = OutcomeRequest,
+    responses(
+        (status = 200, description = "Stored (or already stored with the same time)", body = OutcomeResponse),
+        (status = 400, description = "A field is wrong", body = super::error::ErrorBody),
+        (status = 404, description = "The shipment was never scored", body = super::error::ErrorBody),
+        (status = 409, description = "The shipment already has a different outcome", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn outcome(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(shipment_id): Path<String>,
+    ApiJson(request): ApiJson<OutcomeRequest>,
+) -> Result<Json<OutcomeResponse>, ApiError> {
+    let delivered = DateParser::default()
+        .parse(&request.delivered_at)
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "delivered_at",
+                format!(
+                    "`{}` is not a date; expected ISO 8601 such as 2025-03-05T14:30:00Z",
+                    request.delivered_at
+                ),
+            )
+        })?;
+    let notes = match request.notes.as_deref() {
+        Some(t) if !t.trim().is_empty() => {
+            Some(NoteText::parse(t).map_err(|e| ApiError::invalid_field("notes", e.to_string()))?)
+        }
+        _ => None,
+    };
+    let store_error = |e: crate::store::StoreError| ApiError::unavailable(format!("store: {e}"));
+    // Scores are written in the background: make sure this shipment's are in.
+    state.store.flush().await.map_err(store_error)?;
+    let last = state
+        .store
+        .last_score(&shipment_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no score is recorded for shipment `{shipment_id}`; an outcome joins the shipment's last score"
+            ))
+        })?;
+    let scored: ShipmentRequest = serde_json::from_str(&last.request)
+        .map_err(|e| ApiError::internal(format!("stored request: {e}")))?;
+    let answer: ScoreResponse = serde_json::from_str(&last.response)
+        .map_err(|e| ApiError::internal(format!("stored response: {e}")))?;
+    let shipment = Shipment::parse(scored, 0)
+        .map_err(|e| ApiError::internal(format!("stored request: {}: {}", e.field, e.message)))?;
+    let carrier = request
+        .carrier
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .or(answer.scored_carrier.clone())
+        .unwrap_or_default();
+    let iso = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let late = delivered > shipment.deadline;
+    let record = OutcomeRecord {
+        shipment_id: shipment_id.clone(),
+        score_id: Some(last.score_id.clone()),
+        delivered_at: iso(delivered),
+        notes: request.notes.clone(),
+        carrier: carrier.clone(),
+        warehouse: shipment.warehouse.clone(),
+        destination: shipment.destination.clone(),
+        scheduled_date: iso(shipment.scheduled),
+        date_deadline: iso(shipment.deadline),
+        late,
+        api_key_id: Some(caller.key_id.clone()),
+    };
+    let existing = state
+        .store
+        .insert_outcome(&record)
+        .await
+        .map_err(store_error)?;
+    let recorded = match existing {
+        None => true,
+        Some(at) if at == record.delivered_at => false,
+        Some(at) => {
+            return Err(ApiError::conflict(
+                "outcome_conflict",
+                format!("shipment `{shipment_id}` already has an outcome delivered at {at}"),
+            ))
+        }
+    };
+    let models = state.models.current();
+    let category = match notes {
+        Some(note) => {
+            let m = models.clone();
+            let answer = tokio::task::spawn_blocking(move || m.classifier.classify_one(&note))
+                .await
+                .map_err(|e| ApiError::internal(format!("classifying the notes: {e}")))?;
+            Some(answer.category)
+        }
+        None => None,
+    };
+    let mut live = false;
+    if recorded {
+        if let Some(lock) = &models.delay {
+            let mut model = lock.write().unwrap_or_else(|p| p.into_inner());
+            let lane = Lane {
+                carrier: &carrier,
+                warehouse: &shipment.warehouse,
+                destination: &shipment.destination,
+            };
+            live = model.history.record(
+                &shipment_id,
+                lane,
+                shipment.scheduled,
+                shipment.deadline,
+                delivered,
+            );
+            if let Some(cards) = model.carriers.as_mut() {
+                let cards = &mut cards.scorecards;
+                cards.record(
+                    &carrier,
+                    &shipment.warehouse,
+                    &shipment.destination,
+                    shipment.deadline,
+                    delivered,
+                );
+                if let Some(c) = &category {
+                    cards.record_exception(&carrier, &shipment.warehouse, &shipment.destination, c);
+                }
+            }
+        }
+    }
+    Ok(Json(OutcomeResponse {
+        shipment_id,
+        recorded,
+        late,
+        lateness_days: ((delivered - shipment.deadline) as f64 / 86_400.0 * 100.0).round() / 100.0,
+        carrier,
+        score_id: last.score_id,
+        live_history_updated: live,
+        exception_category: category,
+    }))
+}

@@ -1,0 +1,216 @@
+//! `POST /v1/score` and `POST /v1/score/batch`: delay risk, carrier recommendation, queue and
+//! approval for shipments, each answer recorded in the store after it is sent on its way.
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::{idempotency, Access, Routes};
+use crate::auth::Caller;
+use crate::metrics::ScoreLabels;
+use crate::scoring::{self, ScoreResponse, Shipment, ShipmentRequest, Source};
+use crate::state::AppState;
+use crate::store::keys::Role;
+use crate::store::{now_text, ScoreRecord};
+
+/// The most shipments one batch may hold.
+pub const MAX_BATCH: usize = 10_000;
+/// A full batch of large shipments fits.
+const MAX_BATCH_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add(
+        "POST",
+        "/v1/score",
+        Access::Role(Role::Workflow),
+        post(score_one),
+    )
+    .add(
+        "POST",
+        "/v1/score/batch",
+        Access::Role(Role::Workflow),
+        post(score_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// At most 10,000 shipments; answers come back in the same order.
+    pub shipments: Vec<ShipmentRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    pub count: usize,
+    /// True when any answer fell back to rules.
+    pub degraded: bool,
+    pub scores: Vec<ScoreResponse>,
+}
+
+/// Score one shipment.
+#[utoipa::path(
+    post,
+    path = "/v1/score",
+    tag = "scoring",
+    request_body = ShipmentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe retries: the first answer is returned again")),
+    responses(
+        (status = 200, description = "The score", body = ScoreResponse),
+        (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
+        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
+        (status = 403, description = "The key's role may not score", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn score_one(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ShipmentRequest>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp();
+    let shipment = Shipment::parse(request.clone(), now)
+        .map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
+    let compute = async {
+        let mut answers = run(&state, vec![shipment], now).await?;
+        let answer = answers
+            .pop()
+            .ok_or_else(|| ApiError::internal("no answer"))?;
+        record(&state, &caller, "score", &request, &answer, started).await?;
+        Ok(answer)
+    };
+    idempotency::respond(&state, &caller, &headers, "/v1/score", &request, compute).await
+}
+
+/// Score up to 10,000 shipments in one request.
+#[utoipa::path(
+    post,
+    path = "/v1/score/batch",
+    tag = "scoring",
+    request_body = BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe retries")),
+    responses(
+        (status = 200, description = "One answer per shipment, in order", body = BatchResponse),
+        (status = 400, description = "A shipment's field is missing or wrong (the field names its index)", body = super::error::ErrorBody),
+        (status = 422, description = "More than 10,000 shipments", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn score_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<BatchRequest>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let n = request.shipments.len();
+    if n > MAX_BATCH {
+        return Err(ApiError::unprocessable(
+            "batch_too_large",
+            Some("shipments"),
+            format!("{n} shipments; a batch holds at most {MAX_BATCH}: split it"),
+        ));
+    }
+    let now = chrono::Utc::now().timestamp();
+    // Every shipment is checked before any is scored: a bad batch changes nothing.
+    let shipments = request
+        .shipments
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Shipment::parse(r.clone(), now).map_err(|e| {
+                let e = e.in_batch(i);
+                ApiError::invalid_field(&e.field, e.message)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let compute = async {
+        let scores = run(&state, shipments, now).await?;
+        for (r, a) in request.shipments.iter().zip(&scores) {
+            record(&state, &caller, "batch", r, a, started).await?;
+        }
+        Ok(BatchResponse {
+            count: scores.len(),
+            degraded: scores.iter().any(|s| s.degraded),
+            scores,
+        })
+    };
+    idempotency::respond(
+        &state,
+        &caller,
+        &headers,
+        "/v1/score/batch",
+        &request,
+        compute,
+    )
+    .await
+}
+
+async fn run(
+    state: &AppState,
+    shipments: Vec<Shipment>,
+    now: i64,
+) -> Result<Vec<ScoreResponse>, ApiError> {
+    let answers = scoring::score(state.models.current(), &state.policies, shipments, now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
+    for a in &answers {
+        state
+            .metrics
+            .scores
+            .get_or_create(&ScoreLabels {
+                band: a.risk_band.as_str().to_string(),
+                source: a.source.as_str().to_string(),
+            })
+            .inc();
+        if a.source == Source::Rules {
+            state.metrics.fallbacks.inc();
+        }
+    }
+    Ok(answers)
+}
+
+/// Queues the answer for the store; waits only if the store has fallen far behind.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    endpoint: &'static str,
+    request: &ShipmentRequest,
+    answer: &ScoreResponse,
+    started: Instant,
+) -> Result<(), ApiError> {
+    state
+        .store
+        .recorder
+        .record(ScoreRecord {
+            score_id: answer.score_id.clone(),
+            shipment_id: answer.shipment_id.clone(),
+            created_at: now_text(),
+            endpoint,
+            request: serde_json::to_string(request).unwrap_or_default(),
+            response: serde_json::to_string(answer).unwrap_or_default(),
+            model_version: answer.model_version.clone(),
+            policy_version: answer.policy_version.clone(),
+            source: answer.source.as_str(),
+            risk_band: answer.risk_band.as_str(),
+            delay_risk: answer.delay_risk,
+            queue: answer.queue.as_str(),
+            requires_approval: answer.requires_approval,
+            degraded: answer.degraded,
+            latency_us: started.elapsed().as_micros() as i64,
+            api_key_id: Some(caller.key_id.clone()),
+        })
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!("the score store is not accepting records: {e}"))
+        })
+}

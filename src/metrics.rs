@@ -1,0 +1,133 @@
+//! Prometheus metrics for `GET /metrics`: requests and latency per route, scores by band and by
+//! source, fallbacks, idempotent replays, and the versions being served.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScoreLabels {
+    pub band: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub model_version: String,
+    pub policy_version: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteLabels, Counter>,
+    pub latency: Family<LatencyLabels, Histogram>,
+    pub scores: Family<ScoreLabels, Counter>,
+    pub fallbacks: Counter,
+    pub replays: Counter,
+    pub versions: Family<VersionLabels, Gauge>,
+    /// The labels set to 1 in `versions`, reset on reload.
+    current_version: Mutex<Option<VersionLabels>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dispatch_risk");
+        let requests = Family::<RouteLabels, Counter>::default();
+        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+            // 100 µs to 10 s.
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 10.0,
+            ])
+        });
+        let scores = Family::<ScoreLabels, Counter>::default();
+        let fallbacks = Counter::default();
+        let replays = Counter::default();
+        let versions = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "scores",
+            "Shipments scored, by risk band and source",
+            scores.clone(),
+        );
+        registry.register(
+            "fallbacks",
+            "Shipments whose risk came from the fallback table",
+            fallbacks.clone(),
+        );
+        registry.register(
+            "idempotent_replays",
+            "Requests answered from a stored response (Idempotency-Key)",
+            replays.clone(),
+        );
+        registry.register(
+            "serving",
+            "1 for the model and policy versions serving",
+            versions.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            scores,
+            fallbacks,
+            replays,
+            versions,
+            current_version: Mutex::new(None),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Marks the versions now serving.
+    pub fn serving(&self, model_version: Option<&str>, policy_version: &str) {
+        let labels = VersionLabels {
+            model_version: model_version.unwrap_or("none").to_string(),
+            policy_version: policy_version.to_string(),
+        };
+        let mut current = self
+            .current_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = current.take() {
+            self.versions.get_or_create(&old).set(0);
+        }
+        self.versions.get_or_create(&labels).set(1);
+        *current = Some(labels);
+    }
+}

@@ -1,0 +1,188 @@
+//! The routing and approval table (`policies/routing.json`): every row that matches a shipment's
+//! facts contributes its rule id, and may send it to a queue, require an approval by a role,
+//! give a reason code and add priority points. The service combines the matches: the most
+//! severe queue, the first approver named, every reason in table order.
+
+use serde::{Deserialize, Serialize};
+use zen_engine::{Decision, Variable};
+
+use super::{to_json, PolicyError};
+
+/// Where a delivery goes next in the dispatch workflow.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    /// Dispatch as planned.
+    #[default]
+    Standard,
+    /// A manager approves before it is booked.
+    PriorityApproval,
+    /// Held: something is wrong with the order itself.
+    Exception,
+}
+
+impl Queue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Standard => "standard",
+            Queue::PriorityApproval => "priority_approval",
+            Queue::Exception => "exception",
+        }
+    }
+}
+
+/// The role that approves; the table names it (`dispatch_manager`, `compliance_manager`...).
+pub type ApproverRole = String;
+
+/// What the routing table reads about a shipment and its score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutingFacts {
+    pub risk_band: &'static str,
+    pub delay_risk: f64,
+    /// `model` or `rules`: where the risk came from.
+    pub source: &'static str,
+    pub customer_tier: Option<String>,
+    pub priority: Option<String>,
+    pub order_value: Option<f64>,
+    pub hazardous: bool,
+    pub temperature_controlled: bool,
+    /// Days from the planned dispatch to the promised date (negative: promised before planned).
+    pub slack_days: f64,
+    pub same_day: bool,
+    pub credit_hold: bool,
+}
+
+impl RoutingFacts {
+    /// An ordinary shipment, for checking a table at load.
+    pub fn probe() -> Self {
+        RoutingFacts {
+            risk_band: "low",
+            delay_risk: 0.1,
+            source: "model",
+            customer_tier: Some("standard".into()),
+            priority: Some("0".into()),
+            order_value: Some(500.0),
+            hazardous: false,
+            temperature_controlled: false,
+            slack_days: 3.0,
+            same_day: false,
+            credit_hold: false,
+        }
+    }
+
+    /// One that sets off many rows at once.
+    pub fn probe_extreme() -> Self {
+        RoutingFacts {
+            risk_band: "critical",
+            delay_risk: 0.9,
+            source: "rules",
+            customer_tier: Some("premium".into()),
+            priority: Some("1".into()),
+            order_value: Some(50_000.0),
+            hazardous: true,
+            temperature_controlled: true,
+            slack_days: -1.0,
+            same_day: true,
+            credit_hold: true,
+        }
+    }
+}
+
+/// One matching row, as the table writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    rule: String,
+    #[serde(default)]
+    queue: Option<Queue>,
+    #[serde(default)]
+    requires_approval: Option<bool>,
+    #[serde(default)]
+    approver_role: Option<String>,
+    #[serde(default)]
+    reason_code: Option<String>,
+    #[serde(default)]
+    priority_points: Option<f64>,
+}
+
+/// The combined answer of every matching row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routing {
+    pub queue: Queue,
+    pub requires_approval: bool,
+    pub approver_role: Option<ApproverRole>,
+    /// Reasons of the rows that require approval, in table order.
+    pub reason_codes: Vec<String>,
+    /// Every matching row's rule id, in table order.
+    pub matched_rules: Vec<String>,
+    pub priority_points: f64,
+}
+
+impl Routing {
+    fn combine(rows: Vec<Row>) -> Routing {
+        let mut out = Routing::default();
+        for row in rows {
+            let approval = row.requires_approval.unwrap_or(false);
+            if let Some(q) = row.queue {
+                out.queue = out.queue.max(q);
+            }
+            if approval {
+                out.requires_approval = true;
+                if out.approver_role.is_none() {
+                    out.approver_role = row.approver_role.filter(|r| !r.is_empty());
+                }
+                if let Some(code) = row.reason_code.filter(|c| !c.is_empty()) {
+                    if !out.reason_codes.contains(&code) {
+                        out.reason_codes.push(code);
+                    }
+                }
+            }
+            out.priority_points += row.priority_points.unwrap_or(0.0);
+            out.matched_rules.push(row.rule);
+        }
+        // A queue that needs a manager's eye implies approval even if no row said so.
+        if out.queue != Queue::Standard && !out.requires_approval {
+            out.requires_approval = true;
+        }
+        if out.requires_approval && out.approver_role.is_none() {
+            out.approver_role = Some("dispatch_manager".into());
+        }
+        out
+    }
+}
+
+/// Evaluates the routing table on one shipment's facts.
+pub async fn evaluate(decision: &Decision, facts: &RoutingFacts) -> Result<Routing, PolicyError> {
+    let context =
+        serde_json::to_value(facts).map_err(|e| PolicyError::Evaluation(e.to_string()))?;
+    let response = decision
+        .evaluate(Variable::from(context))
+        .await
+        .map_err(|e| PolicyError::Evaluation(format!("routing table: {e}")))?;
+    let value = to_json(&response.result);
+    // A collect table answers a list of rows; a first-hit table one row or nothing.
+    let rows: Vec<Row> = match value {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(a) => a
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| PolicyError::Evaluation(format!("routing table row: {e}")))?,
+        serde_json::Value::Object(o) if o.is_empty() => Vec::new(),
+        other => vec![serde_json::from_value(other)
+            .map_err(|e| PolicyError::Evaluation(format!("routing table row: {e}")))?],
+    };
+    Ok(Routing::combine(rows))
+}

@@ -1,0 +1,224 @@
+//! Scoring shipments: the delay model and carrier ranking where a model is loaded, the
+//! fallback table where none is (or it fails), then the routing table on every answer. One
+//! code path serves single requests and batches; a batch is one feature matrix.
+
+use std::sync::Arc;
+
+use dispatch_risk_training::carrier::{RankingPolicy, Recommendation};
+use dispatch_risk_training::data::contract;
+use dispatch_risk_training::data::table::SECONDS_PER_DAY;
+use dispatch_risk_training::data::Timestamp;
+use dispatch_risk_training::features::schema::{calendar_features, CALENDAR_FEATURES};
+use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore};
+
+use super::request::{to_table, Shipment};
+use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
+use crate::policy::{FallbackFacts, PolicyError, PolicyPool, RoutingFacts};
+use crate::state::LoadedModels;
+
+/// How many factors each answer explains.
+pub const TOP_FACTORS: usize = 3;
+/// Batches above this size are scored off the async workers.
+const BLOCKING_ABOVE: usize = 64;
+/// Weight of the delay risk in the 0-100 priority score; the routing table adds points.
+const RISK_PRIORITY_WEIGHT: f64 = 60.0;
+
+/// What the models said about a batch.
+struct ModelPart {
+    /// `None` when no delay model answered.
+    risks: Option<Vec<RiskScore>>,
+    recommendations: Vec<Option<Recommendation>>,
+    scored_carrier: Vec<Option<String>>,
+    bands: RiskBands,
+    failed: bool,
+}
+
+fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPolicy) -> ModelPart {
+    let mut scored_carrier: Vec<Option<String>> =
+        shipments.iter().map(|s| s.carrier.clone()).collect();
+    let Some(lock) = &models.delay else {
+        return ModelPart {
+            risks: None,
+            recommendations: vec![None; shipments.len()],
+            scored_carrier,
+            bands: RiskBands::default(),
+            failed: false,
+        };
+    };
+    let model = match lock.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let mut table = to_table(shipments);
+    let rows: Vec<usize> = (0..shipments.len()).collect();
+    let mut failed = false;
+    let recommendations = match model.recommend(&table, &rows, None, ranking) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "carrier recommendation failed");
+            failed = true;
+            vec![None; shipments.len()]
+        }
+    };
+    // Without a booked carrier, the risk is the recommended carrier's.
+    for (r, rec) in recommendations.iter().enumerate() {
+        if scored_carrier[r].is_none() {
+            if let Some(rec) = rec {
+                table.carrier[r] = rec.recommended.carrier.clone();
+                scored_carrier[r] = Some(rec.recommended.carrier.clone());
+            }
+        }
+    }
+    let x = model.features(&table, &rows);
+    let risks = match model.score(&x, TOP_FACTORS, FactorMethod::Path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "delay model failed; the fallback table answers");
+            failed = true;
+            None
+        }
+    };
+    ModelPart {
+        risks,
+        recommendations,
+        scored_carrier,
+        bands: model.spec.risk_bands,
+        failed,
+    }
+}
+
+/// The fallback table's facts for one shipment.
+pub fn fallback_facts(s: &Shipment, now: Timestamp) -> FallbackFacts {
+    let calendar = calendar_features(s.scheduled, s.deadline, s.number("distance_km"));
+    let mut features: Vec<(&'static str, Option<f64>)> = CALENDAR_FEATURES
+        .iter()
+        .zip(calendar)
+        .map(|(n, v)| (*n, Some(v).filter(|v| v.is_finite())))
+        .collect();
+    for name in contract::NUMERIC.iter().chain(contract::FLAGS.iter()) {
+        features.push((name, s.number(name)));
+    }
+    FallbackFacts {
+        features,
+        deadline_before_scheduled: s.deadline < s.scheduled,
+        scheduled_in_past: s.scheduled < now,
+    }
+}
+
+/// Scores `shipments` in order. Fails only when the policy threads cannot answer.
+pub async fn score(
+    models: Arc<LoadedModels>,
+    policies: &PolicyPool,
+    shipments: Vec<Shipment>,
+    now: Timestamp,
+) -> Result<Vec<ScoreResponse>, PolicyError> {
+    let source = policies.source();
+    let (shipments, part) = if shipments.len() > BLOCKING_ABOVE {
+        let models = models.clone();
+        let ranking = source.ranking.clone();
+        tokio::task::spawn_blocking(move || {
+            let part = model_part(&models, &shipments, &ranking);
+            (shipments, part)
+        })
+        .await
+        .map_err(|e| PolicyError::Evaluation(format!("scoring thread: {e}")))?
+    } else {
+        let part = model_part(&models, &shipments, &source.ranking);
+        (shipments, part)
+    };
+    let (risks, source_kind, fallback_rules) = match part.risks {
+        Some(r) => (r, Source::Model, vec![None; shipments.len()]),
+        None => {
+            let facts = shipments.iter().map(|s| fallback_facts(s, now)).collect();
+            let answers = policies.fallback(facts).await?;
+            let risks = answers
+                .iter()
+                .map(|a| RiskScore {
+                    delay_risk: a.delay_risk,
+                    risk_band: part.bands.band(a.delay_risk),
+                    top_factors: Vec::new(),
+                    source: dispatch_risk_training::model::RiskSource::Rules,
+                    matched_rule: Some(a.rule.clone()),
+                })
+                .collect();
+            let rules = answers.into_iter().map(|a| Some(a.rule)).collect();
+            (risks, Source::Rules, rules)
+        }
+    };
+    let facts: Vec<RoutingFacts> = shipments
+        .iter()
+        .zip(&risks)
+        .map(|(s, r)| RoutingFacts {
+            risk_band: r.risk_band.as_str(),
+            delay_risk: r.delay_risk,
+            source: source_kind.as_str(),
+            customer_tier: s.category("customer_tier").map(str::to_string),
+            priority: s.category("priority").map(str::to_string),
+            order_value: s.number("order_value"),
+            hazardous: s.flag("hazardous"),
+            temperature_controlled: s.flag("temperature_controlled"),
+            slack_days: (s.deadline - s.scheduled) as f64 / SECONDS_PER_DAY,
+            same_day: s.same_day,
+            credit_hold: s.credit_hold,
+        })
+        .collect();
+    let routings = policies.route(facts).await?;
+    let degraded = source_kind == Source::Rules || part.failed || models.delay.is_none();
+    let model_version = models.delay.as_ref().and(models.version.clone());
+    let out = shipments
+        .into_iter()
+        .zip(risks)
+        .zip(routings)
+        .zip(part.recommendations)
+        .zip(part.scored_carrier)
+        .zip(fallback_rules)
+        .map(
+            |(((((s, risk), routing), rec), scored_carrier), fallback_rule)| {
+                let mut matched_rules: Vec<String> = fallback_rule.into_iter().collect();
+                matched_rules.extend(routing.matched_rules);
+                let priority = (RISK_PRIORITY_WEIGHT * risk.delay_risk + routing.priority_points)
+                    .clamp(0.0, 100.0);
+                ScoreResponse {
+                    shipment_id: s.id,
+                    delay_risk: (risk.delay_risk * 1e6).round() / 1e6,
+                    risk_band: risk.risk_band.into(),
+                    top_factors: risk
+                        .top_factors
+                        .into_iter()
+                        .map(|f| TopFactor {
+                            feature: f.feature,
+                            value: f.value,
+                            contribution: f.contribution,
+                        })
+                        .collect(),
+                    scored_carrier,
+                    recommended_carrier: rec.as_ref().map(|r| CarrierChoice::from(&r.recommended)),
+                    alternatives: rec
+                        .as_ref()
+                        .map(|r| r.alternatives.iter().map(CarrierChoice::from).collect())
+                        .unwrap_or_default(),
+                    priority_score: (priority * 10.0).round() / 10.0,
+                    queue: routing.queue,
+                    requires_approval: routing.requires_approval,
+                    approval: Approval {
+                        approver_role: routing.approver_role,
+                        reason_codes: routing.reason_codes,
+                    },
+                    source: source_kind,
+                    model_version: model_version.clone(),
+                    policy_version: source.version.clone(),
+                    degraded,
+                    matched_rules,
+                    score_id: new_score_id(),
+                }
+            },
+        )
+        .collect();
+    Ok(out)
+}
+
+/// A unique, time-ordered id: milliseconds since the epoch then 64 random bits, in hex.
+pub fn new_score_id() -> String {
+    let ms = chrono::Utc::now().timestamp_millis();
+    format!("sc_{ms:012x}{:016x}", rand::random::<u64>())
+}

@@ -1,0 +1,105 @@
+//! Delivery outcomes: stored for retraining (one per shipment), joined to the last score of the
+//! shipment for what the outcome alone does not say (lane, dates).
+
+use sqlx::Row;
+
+use super::{flag, now_text, Store, StoreError};
+
+/// The last score recorded for a shipment: its request and response, as JSON text.
+#[derive(Debug, Clone)]
+pub struct LastScore {
+    pub score_id: String,
+    pub request: String,
+    pub response: String,
+}
+
+/// An outcome joined to its shipment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeRecord {
+    pub shipment_id: String,
+    pub score_id: Option<String>,
+    pub delivered_at: String,
+    pub notes: Option<String>,
+    pub carrier: String,
+    pub warehouse: String,
+    pub destination: String,
+    pub scheduled_date: String,
+    pub date_deadline: String,
+    pub late: bool,
+    pub api_key_id: Option<String>,
+}
+
+impl Store {
+    pub async fn last_score(&self, shipment_id: &str) -> Result<Option<LastScore>, StoreError> {
+        let row = sqlx::query(
+            "SELECT score_id, request, response FROM scores WHERE shipment_id = $1 \
+             ORDER BY created_at DESC, score_id DESC LIMIT 1",
+        )
+        .bind(shipment_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(LastScore {
+                score_id: r.try_get("score_id")?,
+                request: r.try_get("request")?,
+                response: r.try_get("response")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores an outcome; `Some(existing delivered_at)` when the shipment already has one.
+    pub async fn insert_outcome(&self, o: &OutcomeRecord) -> Result<Option<String>, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO outcomes (shipment_id, score_id, delivered_at, notes, carrier, warehouse, \
+             destination, scheduled_date, date_deadline, late, received_at, api_key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (shipment_id) DO NOTHING",
+        )
+        .bind(o.shipment_id.clone())
+        .bind(o.score_id.clone())
+        .bind(o.delivered_at.clone())
+        .bind(o.notes.clone())
+        .bind(o.carrier.clone())
+        .bind(o.warehouse.clone())
+        .bind(o.destination.clone())
+        .bind(o.scheduled_date.clone())
+        .bind(o.date_deadline.clone())
+        .bind(flag(o.late))
+        .bind(now_text())
+        .bind(o.api_key_id.clone())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT delivered_at FROM outcomes WHERE shipment_id = $1")
+            .bind(o.shipment_id.clone())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(row.try_get("delivered_at")?))
+    }
+
+    pub async fn count_rows(&self, table: Table) -> Result<i64, StoreError> {
+        let row = sqlx::query(table.count_sql()).fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+/// Tables whose rows can be counted (tests, the bench).
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    Scores,
+    Outcomes,
+    Idempotency,
+}
+
+impl Table {
+    fn count_sql(self) -> &'static str {
+        match self {
+            Table::Scores => "SELECT COUNT(*) FROM scores",
+            Table::Outcomes => "SELECT COUNT(*) FROM outcomes",
+            Table::Idempotency => "SELECT COUNT(*) FROM idempotency",
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Recording scores without slowing the answers: handlers hand records to a channel and return;
+//! one task writes whatever has queued up in a single transaction, so under load each write
+//! carries hundreds of rows. A full channel makes handlers wait (nothing is dropped), and
+//! [`Recorder::flush`] returns once everything sent before it is in the database.
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{flag, StoreError};
+
+/// One answered score, as stored.
+#[derive(Debug, Clone)]
+pub struct ScoreRecord {
+    pub score_id: String,
+    pub shipment_id: String,
+    pub created_at: String,
+    pub endpoint: &'static str,
+    pub request: String,
+    pub response: String,
+    pub model_version: Option<String>,
+    pub policy_version: String,
+    pub source: &'static str,
+    pub risk_band: &'static str,
+    pub delay_risk: f64,
+    pub queue: &'static str,
+    pub requires_approval: bool,
+    pub degraded: bool,
+    pub latency_us: i64,
+    pub api_key_id: Option<String>,
+}
+
+enum Message {
+    Record(Box<ScoreRecord>),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+/// Queued records; writes are batched up to this many rows per transaction.
+const QUEUE: usize = 65_536;
+const MAX_BATCH: usize = 2_000;
+/// Rows per INSERT statement: 16 columns x 50 stays under SQLite's 999-parameter floor.
+const ROWS_PER_STATEMENT: usize = 50;
+
+pub struct Recorder {
+    tx: mpsc::Sender<Message>,
+}
+
+impl Recorder {
+    pub fn start(pool: AnyPool) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx));
+        Recorder { tx }
+    }
+
+    /// Queues a record; waits only when the queue is full.
+    pub async fn record(&self, record: ScoreRecord) -> Result<(), StoreError> {
+        self.tx
+            .send(Message::Record(Box::new(record)))
+            .await
+            .map_err(|_| StoreError::RecorderStopped)
+    }
+
+    /// Waits until every record queued before this call is written.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Message::Flush(tx))
+            .await
+            .map_err(|_| StoreError::RecorderStopped)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Sql(sqlx::Error::Protocol(e))),
+            Err(_) => Err(StoreError::RecorderStopped),
+        }
+    }
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Message>) {
+    let mut batch: Vec<Box<ScoreRecord>> = Vec::with_capacity(MAX_BATCH);
+    let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Message::Record(r) => batch.push(r),
+                Message::Flush(w) => waiting.push(w),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let mut result = Ok(());
+        if !batch.is_empty() {
+            // A failed write is retried with backoff rather than dropped: the records were
+            // accepted. Flushes wait for the outcome.
+            let mut delay = std::time::Duration::from_millis(50);
+            for attempt in 0..8 {
+                match write(&pool, &batch).await {
+                    Ok(()) => {
+                        result = Ok(());
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, attempt, rows = batch.len(), "recording scores failed; retrying");
+                        result = Err(e.to_string());
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    }
+                }
+            }
+            if result.is_err() {
+                tracing::error!(
+                    rows = batch.len(),
+                    "recording scores failed for good; these records are lost"
+                );
+            }
+            batch.clear();
+        }
+        for w in waiting.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+async fn write(pool: &AnyPool, batch: &[Box<ScoreRecord>]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let sql = insert_sql(chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.score_id.clone())
+                .bind(r.shipment_id.clone())
+                .bind(r.created_at.clone())
+                .bind(r.endpoint)
+                .bind(r.request.clone())
+                .bind(r.response.clone())
+                .bind(r.model_version.clone())
+                .bind(r.policy_version.clone())
+                .bind(r.source)
+                .bind(r.risk_band)
+                .bind(r.delay_risk)
+                .bind(r.queue)
+                .bind(flag(r.requires_approval))
+                .bind(flag(r.degraded))
+                .bind(r.latency_us)
+                .bind(r.api_key_id.clone());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+const COLUMNS: usize = 16;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
+         model_version, policy_version, source, risk_band, delay_risk, queue, requires_approval, \
+         degraded, latency_us, api_key_id) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..COLUMNS {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", r * COLUMNS + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}

@@ -1,0 +1,167 @@
+//! The service as tests run it: `Application::build` on port 0 with a fresh database (an SQLite
+//! file in a temporary directory, or a new database on the PostgreSQL server named by
+//! `TEST_DATABASE_URL`), a key per role, and a real HTTP client.
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use dispatch_risk::state::AppState;
+use dispatch_risk::store::keys::Role;
+use dispatch_risk::{Application, ServeConfig};
+use serde_json::Value;
+
+pub fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub keys: HashMap<Role, String>,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A configuration on the repository's policies and a fresh SQLite file in `dir`.
+pub fn config(models_dir: PathBuf, dir: &Path) -> ServeConfig {
+    let mut c = ServeConfig::new(
+        models_dir,
+        format!("sqlite:{}", dir.join("test.sqlite3").display()),
+    );
+    c.bind = "127.0.0.1:0".parse().unwrap();
+    c.policies_dir = repo("policies");
+    c.encoders_dir = Some(repo("models/encoders"));
+    c.policy_threads = 2;
+    c
+}
+
+impl TestApp {
+    pub async fn spawn(models_dir: PathBuf) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(models_dir, dir.path());
+        Self::spawn_with(c, dir).await
+    }
+
+    /// Starts `config` (its database must be fresh) and creates a key per role.
+    pub async fn spawn_with(config: ServeConfig, dir: tempfile::TempDir) -> TestApp {
+        let app = Application::build(config)
+            .await
+            .expect("the service starts");
+        let state = app.state().clone();
+        let mut keys = HashMap::new();
+        for role in Role::ALL {
+            let (_, secret) = state
+                .store
+                .create_key(&format!("test {}", role.as_str()), role)
+                .await
+                .unwrap();
+            keys.insert(role, secret);
+        }
+        let url = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            url,
+            state,
+            keys,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        role: Option<Role>,
+    ) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(role) = role {
+            r = r.bearer_auth(&self.keys[&role]);
+        }
+        r
+    }
+
+    /// POSTs a JSON body with a key of `role`; the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: &str, role: Option<Role>) -> (u16, Value) {
+        let r = self
+            .request(reqwest::Method::POST, path, role)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("every answer is JSON"))
+    }
+
+    pub async fn get(&self, path: &str, role: Option<Role>) -> (u16, Value) {
+        let r = self
+            .request(reqwest::Method::GET, path, role)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("every answer is JSON"))
+    }
+}
+
+/// A fresh database on the PostgreSQL server of `TEST_DATABASE_URL`, or `None` (with a note)
+/// when the variable is not set.
+pub async fn postgres_database(test: &str) -> Option<String> {
+    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("{test}: skipped: TEST_DATABASE_URL is not set (no PostgreSQL to test against)");
+        return None;
+    };
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("dispatch_risk_test_{:016x}", rand_id());
+    let mut conn = sqlx::AnyConnection::connect(&base)
+        .await
+        .expect("TEST_DATABASE_URL connects");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("creating a test database");
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("a database URL ends in /dbname");
+    Some(format!("{prefix}/{name}"))
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// A shipment request as a workflow sends it.
+pub fn shipment(id: &str) -> Value {
+    serde_json::json!({
+        "shipment_id": id,
+        "scheduled_date": "2024-04-20T08:00:00Z",
+        "date_deadline": "2024-04-23T18:00:00Z",
+        "carrier": "NordFreight",
+        "warehouse": "WH-WEST",
+        "destination": "IT-TO Turin",
+        "customer_tier": "standard",
+        "priority": "0",
+        "order_value": 633.38,
+        "weight_kg": 32.4,
+        "volume_m3": 0.178,
+        "package_count": 2,
+        "distance_km": 881.0,
+        "shipping_cost": 34.25,
+        "hazardous": false,
+        "temperature_controlled": false,
+        "transport_mode": "road",
+        "service_level": "standard"
+    })
+}

@@ -1,0 +1,83 @@
+//! The same service on PostgreSQL, as several instances behind a load balancer would run it:
+//! each test gets a new database on the server of `TEST_DATABASE_URL` (CI points it at the
+//! machine's PostgreSQL). Without the variable the tests say they were skipped.
+
+mod common;
+
+use common::{postgres_database, repo, shipment, TestApp};
+use dispatch_risk::store::keys::Role;
+use dispatch_risk::store::outcomes::Table;
+use serde_json::{json, Value};
+
+const W: Option<Role> = Some(Role::Workflow);
+
+#[tokio::test]
+async fn scores_outcomes_and_idempotency_on_postgres() {
+    let Some(url) = postgres_database("scores_outcomes_and_idempotency_on_postgres").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(repo("models"), dir.path());
+    config.database_url = url.clone();
+    let app = TestApp::spawn_with(config, dir).await;
+    let shipments: Vec<Value> = (0..120).map(|i| shipment(&format!("PG/OUT/{i}"))).collect();
+    let (s, batch) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": shipments }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{batch}");
+    let send = |key: &'static str| {
+        app.request(reqwest::Method::POST, "/v1/score", W)
+            .header("content-type", "application/json")
+            .header("Idempotency-Key", key)
+            .body(shipment("PG/OUT/I").to_string())
+            .send()
+    };
+    let first: Value = send("k1").await.unwrap().json().await.unwrap();
+    let again = send("k1").await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let (s, o) = app
+        .post(
+            "/v1/shipments/PG%2FOUT%2F7/outcome",
+            r#"{"delivered_at": "2024-04-22T09:00:00Z"}"#,
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(o["late"], false);
+    let store = &app.state.store;
+    store.flush().await.unwrap();
+    assert_eq!(store.count_rows(Table::Scores).await.unwrap(), 121);
+    assert_eq!(store.count_rows(Table::Outcomes).await.unwrap(), 1);
+    assert_eq!(store.count_rows(Table::Idempotency).await.unwrap(), 1);
+    let last = store.last_score("PG/OUT/7").await.unwrap().unwrap();
+    assert_eq!(
+        last.score_id,
+        batch["scores"][7]["score_id"].as_str().unwrap()
+    );
+    // A second instance on the same database sees the keys and the records.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(repo("models"), dir.path());
+    config.database_url = url;
+    let second = dispatch_risk::Application::build(config).await.unwrap();
+    let found = second
+        .state()
+        .store
+        .find_key(&app.keys[&Role::Workflow])
+        .await
+        .unwrap();
+    assert_eq!(found.map(|k| k.role), Some(Role::Workflow));
+    assert_eq!(
+        second
+            .state()
+            .store
+            .count_rows(Table::Scores)
+            .await
+            .unwrap(),
+        121
+    );
+}

@@ -1,0 +1,462 @@
+//! Scoring over real HTTP on the committed models and policies, with a real SQLite store:
+//! the answer's contract, the routing table's decisions, batches, bad input, the fallback with
+//! no models, recording, idempotency, outcomes and carrier recommendations.
+
+mod common;
+
+use common::{repo, shipment, TestApp};
+use dispatch_risk::store::keys::Role;
+use dispatch_risk::store::outcomes::Table;
+use serde_json::{json, Value};
+
+const W: Option<Role> = Some(Role::Workflow);
+const A: Option<Role> = Some(Role::Analyst);
+
+fn band_of(p: f64) -> &'static str {
+    match p {
+        p if p >= 0.75 => "critical",
+        p if p >= 0.5 => "high",
+        p if p >= 0.25 => "medium",
+        _ => "low",
+    }
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_score_carries_the_whole_contract() {
+    let app = TestApp::spawn(repo("models")).await;
+    let (s, a) = app
+        .post("/v1/score", &shipment("WH/OUT/1").to_string(), W)
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let risk = a["delay_risk"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&risk), "{a}");
+    assert_eq!(a["risk_band"], band_of(risk), "{a}");
+    assert_eq!(a["shipment_id"], "WH/OUT/1");
+    assert_eq!(
+        (a["source"].as_str(), a["degraded"].as_bool()),
+        (Some("model"), Some(false))
+    );
+    assert_eq!(a["model_version"], "default");
+    let (_, ready) = app.get("/readyz", None).await;
+    assert_eq!(a["policy_version"], ready["policy_version"]);
+    let factors = a["top_factors"].as_array().unwrap();
+    assert_eq!(factors.len(), 3, "{a}");
+    for f in factors {
+        assert!(
+            f["feature"].is_string() && f["contribution"].is_f64(),
+            "{f}"
+        );
+    }
+    // Strongest first.
+    let c: Vec<f64> = factors
+        .iter()
+        .map(|f| f["contribution"].as_f64().unwrap().abs())
+        .collect();
+    assert!(c.windows(2).all(|w| w[0] >= w[1]), "{c:?}");
+    let rec = &a["recommended_carrier"];
+    assert!(rec["carrier"].is_string(), "{a}");
+    let p = rec["on_time_probability"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    assert!(!strings(&rec["reasons"]).is_empty());
+    assert!(a["alternatives"].is_array());
+    assert_eq!(a["scored_carrier"], "NordFreight");
+    let priority = a["priority_score"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&priority));
+    assert!(a["score_id"].as_str().unwrap().starts_with("sc_"));
+    assert!(["standard", "priority_approval", "exception"].contains(&a["queue"].as_str().unwrap()));
+    assert_eq!(
+        a["requires_approval"].as_bool().unwrap(),
+        a["approval"]["approver_role"].is_string(),
+        "{a}"
+    );
+
+    // Without a carrier, the risk is the recommended carrier's.
+    let mut open = shipment("WH/OUT/2");
+    open.as_object_mut().unwrap().remove("carrier");
+    let (s, b) = app.post("/v1/score", &open.to_string(), W).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["scored_carrier"], b["recommended_carrier"]["carrier"],
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn the_routing_table_decides_queue_approval_and_reasons() {
+    let app = TestApp::spawn(repo("models")).await;
+    let score = |patch: Value| {
+        let mut s = shipment("WH/OUT/R");
+        for (k, v) in patch.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        let app = &app;
+        async move {
+            let (status, a) = app.post("/v1/score", &s.to_string(), W).await;
+            assert_eq!(status, 200, "{a}");
+            a
+        }
+    };
+    let a = score(json!({"hazardous": true})).await;
+    assert_eq!(a["queue"], "priority_approval", "{a}");
+    assert_eq!(a["requires_approval"], true);
+    assert_eq!(a["approval"]["approver_role"], "compliance_manager");
+    assert!(strings(&a["approval"]["reason_codes"]).contains(&"hazardous_goods"));
+    assert!(strings(&a["matched_rules"]).contains(&"hazardous-goods"));
+
+    let a = score(json!({"credit_hold": true, "hazardous": true})).await;
+    assert_eq!(a["queue"], "exception", "{a}");
+    // The first row naming an approver wins; every reason is listed in table order.
+    assert_eq!(a["approval"]["approver_role"], "credit_controller");
+    assert_eq!(
+        strings(&a["approval"]["reason_codes"]),
+        ["credit_hold", "hazardous_goods"]
+    );
+
+    // Promised before the planned dispatch.
+    let a = score(json!({"date_deadline": "2024-04-19T18:00:00Z"})).await;
+    assert_eq!(a["queue"], "exception", "{a}");
+    assert!(strings(&a["approval"]["reason_codes"]).contains(&"deadline_before_schedule"));
+
+    // Points raise the priority score without an approval.
+    let plain = score(json!({})).await;
+    let urgent = score(json!({"priority": 1, "customer_tier": "premium"})).await;
+    assert!(
+        strings(&urgent["matched_rules"]).contains(&"urgent-priority"),
+        "{urgent}"
+    );
+    assert!(
+        urgent["priority_score"].as_f64().unwrap() > plain["priority_score"].as_f64().unwrap(),
+        "{plain} {urgent}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_answers_in_order_as_single_requests_do() {
+    let app = TestApp::spawn(repo("models")).await;
+    let mut shipments = Vec::new();
+    for (i, carrier) in ["NordFreight", "AlpExpress", "NordFreight"]
+        .iter()
+        .enumerate()
+    {
+        let mut s = shipment(&format!("WH/OUT/B{i}"));
+        s["carrier"] = json!(carrier);
+        s["distance_km"] = json!(300.0 + 200.0 * i as f64);
+        shipments.push(s);
+    }
+    let (s, batch) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": shipments }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{batch}");
+    assert_eq!(batch["count"], 3);
+    let scores = batch["scores"].as_array().unwrap();
+    for (i, one) in shipments.iter().enumerate() {
+        let (_, single) = app.post("/v1/score", &one.to_string(), W).await;
+        let mut b = scores[i].clone();
+        let mut s = single.clone();
+        assert_ne!(b["score_id"], s["score_id"]);
+        b["score_id"] = json!(null);
+        s["score_id"] = json!(null);
+        assert_eq!(b, s, "shipment {i}");
+    }
+    app.state.store.flush().await.unwrap();
+    assert_eq!(app.state.store.count_rows(Table::Scores).await.unwrap(), 6);
+}
+
+#[tokio::test]
+async fn bad_shipments_are_refused_by_field_and_change_nothing() {
+    let app = TestApp::spawn(repo("models")).await;
+    let with = |k: &str, v: Value| {
+        let mut s = shipment("WH/OUT/X");
+        s[k] = v;
+        s.to_string()
+    };
+    let mut missing = shipment("WH/OUT/X");
+    missing.as_object_mut().unwrap().remove("warehouse");
+    let cases = [
+        (
+            missing.to_string(),
+            "invalid_request",
+            "warehouse",
+            "missing field",
+        ),
+        (
+            with("order_value", json!("lots")),
+            "invalid_request",
+            "order_value",
+            "expected f64",
+        ),
+        (
+            with("weight_kg", json!(-3)),
+            "invalid_field",
+            "weight_kg",
+            "not a number >= 0",
+        ),
+        (
+            with("date_deadline", json!("soon")),
+            "invalid_field",
+            "date_deadline",
+            "ISO 8601",
+        ),
+        (
+            with("hazardous", json!("maybe")),
+            "invalid_request",
+            "hazardous",
+            "expected a boolean",
+        ),
+        (
+            with("delivered_at", json!("2024-04-22")),
+            "invalid_request",
+            "delivered_at",
+            "unknown field",
+        ),
+        (
+            with("shipment_id", json!("")),
+            "invalid_field",
+            "shipment_id",
+            "empty",
+        ),
+    ];
+    for (body, code, field, needle) in &cases {
+        let (s, e) = app.post("/v1/score", body, W).await;
+        assert_eq!(s, 400, "{body}: {e}");
+        assert_eq!(e["error"]["code"], *code, "{body}: {e}");
+        assert_eq!(e["error"]["field"], *field, "{body}: {e}");
+        let m = e["error"]["message"].as_str().unwrap();
+        assert!(m.contains(needle), "{body}: {m}");
+    }
+    // One bad shipment in a batch: named by index, and nothing of the batch is scored.
+    let mut shipments: Vec<Value> = (0..4).map(|i| shipment(&format!("WH/OUT/{i}"))).collect();
+    shipments[2]["date_deadline"] = json!("31/02/2024");
+    let (s, e) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": shipments }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["field"], "shipments[2].date_deadline", "{e}");
+    // Over the limit.
+    let many: Vec<Value> = (0..10_001).map(|i| shipment(&format!("S{i}"))).collect();
+    let (s, e) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": many }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("batch_too_large")),
+        "{e}"
+    );
+    assert_eq!(e["error"]["field"], "shipments");
+    app.state.store.flush().await.unwrap();
+    assert_eq!(app.state.store.count_rows(Table::Scores).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn with_no_models_every_score_is_answered_by_the_fallback_table() {
+    let empty = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(empty.path().to_path_buf()).await;
+    // Odoo's rule: planned dispatch already past (these dates are in 2024).
+    let (s, a) = app
+        .post("/v1/score", &shipment("WH/OUT/F1").to_string(), W)
+        .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        (a["source"].as_str(), a["degraded"].as_bool()),
+        (Some("rules"), Some(true))
+    );
+    assert_eq!(a["model_version"], Value::Null);
+    assert!(
+        strings(&a["matched_rules"]).contains(&"odoo-schedule-passed"),
+        "{a}"
+    );
+    assert_eq!(a["delay_risk"], 0.8);
+    assert_eq!(a["risk_band"], "critical");
+    assert_eq!(a["recommended_carrier"], Value::Null);
+    // A future shipment reaches the tree's leaves: a short lead time over a long way is riskier.
+    let future = |id: &str, deadline: &str, km: f64| {
+        let mut s = shipment(id);
+        s.as_object_mut().unwrap().remove("scheduled_date");
+        s["date_deadline"] = json!(deadline);
+        s["distance_km"] = json!(km);
+        s
+    };
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(30)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::Duration::days(8)).to_rfc3339();
+    let (_, tight) = app
+        .post("/v1/score", &future("F2", &soon, 1500.0).to_string(), W)
+        .await;
+    let (_, easy) = app
+        .post("/v1/score", &future("F3", &later, 200.0).to_string(), W)
+        .await;
+    let rule = |a: &Value| strings(&a["matched_rules"])[0].to_string();
+    assert!(rule(&tight).starts_with("fallback-"), "{tight}");
+    assert!(rule(&easy).starts_with("fallback-"), "{easy}");
+    assert!(
+        tight["delay_risk"].as_f64().unwrap() > easy["delay_risk"].as_f64().unwrap(),
+        "{tight} {easy}"
+    );
+    let mut open = future("F4", &later, 10.0);
+    open.as_object_mut().unwrap().remove("carrier");
+    let (s, r) = app
+        .post("/v1/carriers/recommend", &open.to_string(), W)
+        .await;
+    assert_eq!((s, r["degraded"].as_bool()), (200, Some(true)), "{r}");
+}
+
+#[tokio::test]
+async fn every_score_is_recorded_with_its_versions() {
+    let app = TestApp::spawn(repo("models")).await;
+    let (_, a) = app
+        .post("/v1/score", &shipment("WH/OUT/S1").to_string(), W)
+        .await;
+    app.state.store.flush().await.unwrap();
+    let last = app
+        .state
+        .store
+        .last_score("WH/OUT/S1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.score_id, a["score_id"].as_str().unwrap());
+    let stored: Value = serde_json::from_str(&last.response).unwrap();
+    assert_eq!(stored, a);
+    let request: Value = serde_json::from_str(&last.request).unwrap();
+    assert_eq!(request["distance_km"], 881.0);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_answer() {
+    let app = TestApp::spawn(repo("models")).await;
+    let send = |key: &str, body: String| {
+        app.request(reqwest::Method::POST, "/v1/score", W)
+            .header("content-type", "application/json")
+            .header("Idempotency-Key", key)
+            .body(body)
+            .send()
+    };
+    let first = send("n8n-run-1", shipment("WH/OUT/I1").to_string())
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = send("n8n-run-1", shipment("WH/OUT/I1").to_string())
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    let other = send("n8n-run-1", shipment("WH/OUT/I2").to_string())
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 422);
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["error"]["code"], "idempotency_key_reused");
+    app.state.store.flush().await.unwrap();
+    assert_eq!(app.state.store.count_rows(Table::Scores).await.unwrap(), 1);
+    let metrics = reqwest::get(format!("{}/metrics", app.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("dispatch_risk_idempotent_replays_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn outcomes_join_the_last_score_and_feed_the_live_history() {
+    let app = TestApp::spawn(repo("models")).await;
+    let (_, models) = app.get("/v1/models", A).await;
+    let before = models["delay_model"]["history_outcomes"].as_u64().unwrap();
+    let (_, a) = app
+        .post("/v1/score", &shipment("WH/OUT/O1").to_string(), W)
+        .await;
+    let path = "/v1/shipments/WH%2FOUT%2FO1/outcome";
+    let body = json!({"delivered_at": "2024-04-24T10:00:00Z", "notes": "driver stuck at the border, customs papers missing"});
+    let (s, o) = app.post(path, &body.to_string(), W).await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(o["recorded"], true);
+    assert_eq!(o["late"], true);
+    assert_eq!(o["lateness_days"], 0.67);
+    assert_eq!(o["score_id"], a["score_id"]);
+    assert_eq!(o["carrier"], "NordFreight");
+    assert_eq!(o["live_history_updated"], true);
+    assert!(o["exception_category"].is_string(), "{o}");
+    let (_, models) = app.get("/v1/models", A).await;
+    assert_eq!(
+        models["delay_model"]["history_outcomes"].as_u64().unwrap(),
+        before + 1
+    );
+    // The same report again is acknowledged, a different one refused.
+    let (s, o) = app.post(path, &body.to_string(), W).await;
+    assert_eq!((s, o["recorded"].as_bool()), (200, Some(false)), "{o}");
+    let (s, e) = app.post(path, r#"{"delivered_at": "2024-04-25"}"#, W).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("outcome_conflict")),
+        "{e}"
+    );
+    let (s, e) = app
+        .post(
+            "/v1/shipments/NEVER/outcome",
+            r#"{"delivered_at": "2024-04-25"}"#,
+            W,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
+    let (s, e) = app.post(path, r#"{"delivered_at": "yesterday"}"#, W).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("delivered_at")),
+        "{e}"
+    );
+    assert_eq!(
+        app.state.store.count_rows(Table::Outcomes).await.unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn carriers_are_ranked_for_a_shipment_without_one() {
+    let app = TestApp::spawn(repo("models")).await;
+    let mut s = shipment("WH/OUT/C1");
+    s.as_object_mut().unwrap().remove("carrier");
+    let (status, r) = app.post("/v1/carriers/recommend", &s.to_string(), W).await;
+    assert_eq!(status, 200, "{r}");
+    let carriers = r["carriers"].as_array().unwrap();
+    assert!(carriers.len() >= 2, "{r}");
+    assert_eq!(r["degraded"], false);
+    // The score's recommendation is the same ranking's head.
+    let (_, a) = app.post("/v1/score", &s.to_string(), W).await;
+    assert_eq!(a["recommended_carrier"], carriers[0], "{a}");
+    s["carrier"] = json!("NordFreight");
+    let (status, e) = app.post("/v1/carriers/recommend", &s.to_string(), W).await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("carrier")),
+        "{e}"
+    );
+}
