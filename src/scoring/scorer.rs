@@ -87,6 +87,61 @@ fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPo
     }
 }
 
+/// [`model_part`] on contiguous slices of a large batch, one per core: carrier ranking walks
+/// the shipments one by one, so a 10,000-shipment batch would otherwise use a single core.
+fn model_part_parallel(
+    models: &LoadedModels,
+    shipments: &[Shipment],
+    ranking: &RankingPolicy,
+) -> ModelPart {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = shipments.len().div_ceil(threads).max(BLOCKING_ABOVE);
+    if shipments.len() <= chunk {
+        return model_part(models, shipments, ranking);
+    }
+    let parts: Vec<ModelPart> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shipments
+            .chunks(chunk)
+            .map(|c| (c.len(), scope.spawn(move || model_part(models, c, ranking))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| {
+                // A model that panics is a model that failed: the fallback table answers.
+                h.join().unwrap_or_else(|_| ModelPart {
+                    risks: None,
+                    recommendations: vec![None; n],
+                    scored_carrier: vec![None; n],
+                    bands: RiskBands::default(),
+                    failed: true,
+                })
+            })
+            .collect()
+    });
+    let mut out = ModelPart {
+        risks: Some(Vec::with_capacity(shipments.len())),
+        recommendations: Vec::with_capacity(shipments.len()),
+        scored_carrier: Vec::with_capacity(shipments.len()),
+        bands: parts[0].bands,
+        failed: false,
+    };
+    for p in parts {
+        out.failed |= p.failed;
+        out.risks = match (out.risks, p.risks) {
+            (Some(mut all), Some(r)) => {
+                all.extend(r);
+                Some(all)
+            }
+            // One slice without model risks sends the whole batch to the fallback table, so
+            // a batch never mixes sources.
+            _ => None,
+        };
+        out.recommendations.extend(p.recommendations);
+        out.scored_carrier.extend(p.scored_carrier);
+    }
+    out
+}
+
 /// The fallback table's facts for one shipment.
 pub fn fallback_facts(s: &Shipment, now: Timestamp) -> FallbackFacts {
     let calendar = calendar_features(s.scheduled, s.deadline, s.number("distance_km"));
@@ -117,7 +172,7 @@ pub async fn score(
         let models = models.clone();
         let ranking = source.ranking.clone();
         tokio::task::spawn_blocking(move || {
-            let part = model_part(&models, &shipments, &ranking);
+            let part = model_part_parallel(&models, &shipments, &ranking);
             (shipments, part)
         })
         .await
