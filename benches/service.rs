@@ -57,14 +57,7 @@ fn shipments(n: usize) -> Vec<Value> {
     let mut reader = csv::Reader::from_path(repo("data/samples/history_sample.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
-    let numbers = [
-        "order_value",
-        "weight_kg",
-        "volume_m3",
-        "package_count",
-        "distance_km",
-        "shipping_cost",
-    ];
+    let numbers = dispatch_risk_training::data::contract::NUMERIC;
     rows[rows.len().saturating_sub(n)..]
         .iter()
         .map(|r| {

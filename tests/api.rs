@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{repo, shipment, TestApp};
+use common::{chromium, repo, shipment, TestApp};
 use dispatch_risk::http::{route_table, Access};
 use dispatch_risk::store::keys::Role;
 use dispatch_risk::store::outcomes::Table;
@@ -151,21 +150,6 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         spec["components"]["schemas"]["ScoreResponse"]["properties"]["requires_approval"]
             .is_object()
     );
-}
-
-fn chromium() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|d| d.join(name))
-                    .find(|p| p.is_file())
-            })
-        })
 }
 
 #[tokio::test]

@@ -2,31 +2,15 @@
 //! out, and every chart must have drawn something. Chromium is found on PATH (or `CHROMIUM`);
 //! without it the test says it was skipped, unless `REQUIRE_BROWSER=1` (CI) makes that a failure.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
+
+use common::chromium;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_dispatch-risk")
-}
-
-fn chromium() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "google-chrome-stable",
-    ]
-    .iter()
-    .find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-    })
 }
 
 fn run(args: &[&str]) {

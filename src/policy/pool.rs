@@ -12,19 +12,15 @@ use tokio::sync::oneshot;
 use super::{fallback, routing, Compiled, FallbackFacts, FallbackRisk, PolicyError, PolicySource};
 use super::{Routing, RoutingFacts};
 
-/// Work for one thread: a slice of a batch.
-enum Job {
-    Route {
-        source: Arc<PolicySource>,
-        facts: Vec<RoutingFacts>,
-        reply: oneshot::Sender<Result<Vec<Routing>, PolicyError>>,
-    },
-    Fallback {
-        source: Arc<PolicySource>,
-        facts: Vec<FallbackFacts>,
-        reply: oneshot::Sender<Result<Vec<FallbackRisk>, PolicyError>>,
-    },
+/// Work for one thread: evaluates a slice of a batch on the thread's decisions for the set
+/// the job was issued under, and sends the answers back.
+struct Job {
+    source: Arc<PolicySource>,
+    run: Run,
 }
+
+/// A job's work, given the thread's decisions (or why they could not be compiled).
+type Run = Box<dyn FnOnce(Result<&Compiled, PolicyError>, &tokio::runtime::Runtime) + Send>;
 
 /// Evaluates the active policy set on a few dedicated threads; `swap` replaces the set for
 /// the next job without stopping the threads.
@@ -33,6 +29,9 @@ pub struct PolicyPool {
     next: AtomicUsize,
     current: RwLock<Arc<PolicySource>>,
 }
+
+/// Evaluates one fact on a thread's decisions, blocking on its runtime.
+type Eval<F, T> = fn(&tokio::runtime::Runtime, &Compiled, &F) -> Result<T, PolicyError>;
 
 /// Below this many shipments a batch is not worth splitting across threads.
 const SPLIT_AT: usize = 64;
@@ -71,11 +70,8 @@ impl PolicyPool {
     }
 
     pub async fn route(&self, facts: Vec<RoutingFacts>) -> Result<Vec<Routing>, PolicyError> {
-        let source = self.source();
-        self.split(facts, |facts, reply| Job::Route {
-            source: source.clone(),
-            facts,
-            reply,
+        self.split(facts, |rt, c, f| {
+            rt.block_on(routing::evaluate(&c.routing, f))
         })
         .await
     }
@@ -84,27 +80,25 @@ impl PolicyPool {
         &self,
         facts: Vec<FallbackFacts>,
     ) -> Result<Vec<FallbackRisk>, PolicyError> {
-        let source = self.source();
-        self.split(facts, |facts, reply| Job::Fallback {
-            source: source.clone(),
-            facts,
-            reply,
+        self.split(facts, |rt, c, f| {
+            rt.block_on(fallback::evaluate(&c.fallback, f))
         })
         .await
     }
 
-    async fn split<F, T>(
-        &self,
-        mut facts: Vec<F>,
-        job: impl Fn(Vec<F>, oneshot::Sender<Result<Vec<T>, PolicyError>>) -> Job,
-    ) -> Result<Vec<T>, PolicyError> {
+    /// Evaluates `eval` on every fact, the batch split across the threads, answers in order.
+    async fn split<F, T>(&self, mut facts: Vec<F>, eval: Eval<F, T>) -> Result<Vec<T>, PolicyError>
+    where
+        F: Send + 'static,
+        T: Send + 'static,
+    {
+        let source = self.source();
         let parts = if facts.len() < SPLIT_AT {
             1
         } else {
             self.senders.len()
         };
         let chunk = facts.len().div_ceil(parts).max(1);
-        let mut pending = Vec::with_capacity(parts);
         // Split from the back so each part keeps its order; answers are joined front to back.
         let mut chunks = Vec::with_capacity(parts);
         while facts.len() > chunk {
@@ -113,11 +107,21 @@ impl PolicyPool {
         }
         chunks.push(facts);
         chunks.reverse();
+        let mut pending = Vec::with_capacity(chunks.len());
         for part in chunks {
-            let (tx, rx) = oneshot::channel();
+            let (tx, rx) = oneshot::channel::<Result<Vec<T>, PolicyError>>();
+            let run = move |compiled: Result<&Compiled, PolicyError>,
+                            runtime: &tokio::runtime::Runtime| {
+                let result =
+                    compiled.and_then(|c| part.iter().map(|f| eval(runtime, c, f)).collect());
+                let _ = tx.send(result);
+            };
             let k = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
             self.senders[k]
-                .send(job(part, tx))
+                .send(Job {
+                    source: source.clone(),
+                    run: Box::new(run),
+                })
                 .map_err(|_| PolicyError::Stopped)?;
             pending.push(rx);
         }
@@ -142,40 +146,8 @@ fn worker(rx: mpsc::Receiver<Job>) {
     };
     let mut compiled: Option<Compiled> = None;
     while let Ok(job) = rx.recv() {
-        match job {
-            Job::Route {
-                source,
-                facts,
-                reply,
-            } => {
-                let result = ensure(&mut compiled, &source).and_then(|c| {
-                    runtime.block_on(async {
-                        let mut out = Vec::with_capacity(facts.len());
-                        for f in &facts {
-                            out.push(routing::evaluate(&c.routing, f).await?);
-                        }
-                        Ok(out)
-                    })
-                });
-                let _ = reply.send(result);
-            }
-            Job::Fallback {
-                source,
-                facts,
-                reply,
-            } => {
-                let result = ensure(&mut compiled, &source).and_then(|c| {
-                    runtime.block_on(async {
-                        let mut out = Vec::with_capacity(facts.len());
-                        for f in &facts {
-                            out.push(fallback::evaluate(&c.fallback, f).await?);
-                        }
-                        Ok(out)
-                    })
-                });
-                let _ = reply.send(result);
-            }
-        }
+        let decisions = ensure(&mut compiled, &job.source);
+        (job.run)(decisions, &runtime);
     }
 }
 

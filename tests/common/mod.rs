@@ -165,3 +165,24 @@ pub fn shipment(id: &str) -> Value {
         "service_level": "standard"
     })
 }
+
+/// Chromium for the browser tests: `CHROMIUM`, else the first of the usual names on PATH.
+pub fn chromium() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    })
+}
