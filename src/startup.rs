@@ -93,6 +93,19 @@ impl Application {
             policies = %policy_version,
             "models and policies loaded"
         );
+        // Outcomes reported since the model was trained feed its history from the start.
+        let outcomes = store
+            .all_outcomes()
+            .await
+            .context("reading stored outcomes")?;
+        if !outcomes.is_empty() {
+            let taken = loaded.take_outcomes(&outcomes);
+            tracing::info!(
+                stored = outcomes.len(),
+                taken,
+                "outcomes replayed into the history"
+            );
+        }
         let metrics = Metrics::default();
         metrics.serving(
             loaded.delay.as_ref().and(loaded.version.as_deref()),
@@ -171,8 +184,11 @@ async fn reload_on_hangup(state: AppState) {
     };
     while hup.recv().await.is_some() {
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.reload()).await {
+        let report = tokio::task::spawn_blocking(move || s.reload()).await;
+        let replayed = state.replay_outcomes().await.unwrap_or(0);
+        match report {
             Ok(r) => tracing::info!(
+                replayed,
                 model_version = ?r.model_version,
                 policy_version = %r.policy_version,
                 models_refused = ?r.models_refused,

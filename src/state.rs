@@ -93,6 +93,49 @@ impl LoadedModels {
     }
 }
 
+impl LoadedModels {
+    /// Feeds delivered shipments into the delay model's history features and carrier
+    /// scorecards; ones it already holds are skipped. Returns how many were taken in.
+    pub fn take_outcomes(&self, outcomes: &[crate::store::outcomes::OutcomeRecord]) -> usize {
+        let Some(lock) = &self.delay else {
+            return 0;
+        };
+        let dates = dispatch_risk_training::data::dates::DateParser::default();
+        let mut model = lock.write().unwrap_or_else(|p| p.into_inner());
+        let mut taken = 0;
+        for o in outcomes {
+            let (Some(delivered), Some(scheduled), Some(deadline)) = (
+                dates.parse(&o.delivered_at),
+                dates.parse(&o.scheduled_date),
+                dates.parse(&o.date_deadline),
+            ) else {
+                continue;
+            };
+            let lane = dispatch_risk_training::features::history::Lane {
+                carrier: &o.carrier,
+                warehouse: &o.warehouse,
+                destination: &o.destination,
+            };
+            if model
+                .history
+                .record(&o.shipment_id, lane, scheduled, deadline, delivered)
+            {
+                taken += 1;
+                if let Some(cards) = model.carriers.as_mut() {
+                    cards.scorecards.record(
+                        &o.carrier,
+                        &o.warehouse,
+                        &o.destination,
+                        deadline,
+                        delivered,
+                    );
+                }
+            }
+        }
+        taken
+    }
+}
+
 /// The models directory and the version being served.
 pub struct ModelStore {
     dir: PathBuf,
@@ -169,6 +212,18 @@ pub struct ReloadReport {
 }
 
 impl AppState {
+    /// Feeds the stored outcomes into the models now serving, so a reload keeps what
+    /// workflows reported since the model was trained.
+    pub async fn replay_outcomes(&self) -> Result<usize, crate::store::StoreError> {
+        let outcomes = self.store.all_outcomes().await?;
+        let models = self.models.current();
+        Ok(
+            tokio::task::spawn_blocking(move || models.take_outcomes(&outcomes))
+                .await
+                .unwrap_or(0),
+        )
+    }
+
     /// Loads the active model version and the policy files again; each part that loads and
     /// checks is swapped in, each that does not is refused and the previous one keeps serving.
     /// Blocking: call it off the async workers.

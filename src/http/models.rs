@@ -79,12 +79,17 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         ));
     }
     let m = state.models.current();
-    tracing::info!(version = ?report.model_version, policies = %report.policy_version, "reloaded");
+    let replayed = state
+        .replay_outcomes()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("replaying stored outcomes: {e}")))?;
+    tracing::info!(version = ?report.model_version, policies = %report.policy_version, replayed, "reloaded");
     Ok(Json(json!({
         "reloaded": true,
         "active": report.model_version,
         "policy_version": report.policy_version,
         "exception_classifier": { "tier": m.classifier.tier() },
+        "outcomes_replayed": replayed,
         "problems": report.problems,
     })))
 }

@@ -80,6 +80,34 @@ impl Store {
         Ok(Some(row.try_get("delivered_at")?))
     }
 
+    /// Every stored outcome, oldest first: replayed into a newly loaded model's history.
+    pub async fn all_outcomes(&self) -> Result<Vec<OutcomeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT shipment_id, score_id, delivered_at, notes, carrier, warehouse, destination, \
+             scheduled_date, date_deadline, late, api_key_id FROM outcomes ORDER BY delivered_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let late: i32 = r.try_get("late")?;
+                Ok(OutcomeRecord {
+                    shipment_id: r.try_get("shipment_id")?,
+                    score_id: r.try_get("score_id")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                    notes: r.try_get("notes")?,
+                    carrier: r.try_get("carrier")?,
+                    warehouse: r.try_get("warehouse")?,
+                    destination: r.try_get("destination")?,
+                    scheduled_date: r.try_get("scheduled_date")?,
+                    date_deadline: r.try_get("date_deadline")?,
+                    late: late != 0,
+                    api_key_id: r.try_get("api_key_id")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn count_rows(&self, table: Table) -> Result<i64, StoreError> {
         let row = sqlx::query(table.count_sql()).fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)
