@@ -92,7 +92,7 @@ impl Store {
             .await?;
         let migrator = Migrator::new(Embedded).await?;
         migrator.run(&pool).await?;
-        let recorder = Arc::new(Recorder::start(pool.clone()));
+        let recorder = Arc::new(Recorder::start(pool.clone(), backend));
         Ok(Store {
             pool,
             backend,
