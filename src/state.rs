@@ -6,12 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::exceptions::{load_classifier, ExceptionClassifier, Taxonomy, Tier};
+use dispatch_risk_training::features::history::Lane;
 use dispatch_risk_training::model::DelayModel;
 
 use crate::auth::KeyCache;
 use crate::metrics::Metrics;
 use crate::policy::PolicyPool;
+use crate::store::outcomes::OutcomeRecord;
 use crate::store::Store;
 
 /// The version directory used when the models directory has no `ACTIVE` file.
@@ -96,43 +99,53 @@ impl LoadedModels {
 impl LoadedModels {
     /// Feeds delivered shipments into the delay model's history features and carrier
     /// scorecards; ones it already holds are skipped. Returns how many were taken in.
-    pub fn take_outcomes(&self, outcomes: &[crate::store::outcomes::OutcomeRecord]) -> usize {
+    pub fn take_outcomes(&self, outcomes: &[OutcomeRecord]) -> usize {
+        outcomes
+            .iter()
+            .filter(|o| self.take_outcome(o, None))
+            .count()
+    }
+
+    /// One outcome (with its notes' category, counted in the carrier's exception mix); false
+    /// when there is no delay model or it already holds this shipment.
+    pub fn take_outcome(&self, o: &OutcomeRecord, exception: Option<&str>) -> bool {
         let Some(lock) = &self.delay else {
-            return 0;
+            return false;
         };
-        let dates = dispatch_risk_training::data::dates::DateParser::default();
+        let dates = DateParser::default();
+        let (Some(delivered), Some(scheduled), Some(deadline)) = (
+            dates.parse(&o.delivered_at),
+            dates.parse(&o.scheduled_date),
+            dates.parse(&o.date_deadline),
+        ) else {
+            return false;
+        };
+        let lane = Lane {
+            carrier: &o.carrier,
+            warehouse: &o.warehouse,
+            destination: &o.destination,
+        };
         let mut model = lock.write().unwrap_or_else(|p| p.into_inner());
-        let mut taken = 0;
-        for o in outcomes {
-            let (Some(delivered), Some(scheduled), Some(deadline)) = (
-                dates.parse(&o.delivered_at),
-                dates.parse(&o.scheduled_date),
-                dates.parse(&o.date_deadline),
-            ) else {
-                continue;
-            };
-            let lane = dispatch_risk_training::features::history::Lane {
-                carrier: &o.carrier,
-                warehouse: &o.warehouse,
-                destination: &o.destination,
-            };
-            if model
-                .history
-                .record(&o.shipment_id, lane, scheduled, deadline, delivered)
-            {
-                taken += 1;
-                if let Some(cards) = model.carriers.as_mut() {
-                    cards.scorecards.record(
-                        &o.carrier,
-                        &o.warehouse,
-                        &o.destination,
-                        deadline,
-                        delivered,
-                    );
-                }
+        if !model
+            .history
+            .record(&o.shipment_id, lane, scheduled, deadline, delivered)
+        {
+            return false;
+        }
+        if let Some(cards) = model.carriers.as_mut() {
+            let cards = &mut cards.scorecards;
+            cards.record(
+                &o.carrier,
+                &o.warehouse,
+                &o.destination,
+                deadline,
+                delivered,
+            );
+            if let Some(c) = exception {
+                cards.record_exception(&o.carrier, &o.warehouse, &o.destination, c);
             }
         }
-        taken
+        true
     }
 }
 

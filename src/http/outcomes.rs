@@ -8,7 +8,6 @@ use axum::routing::post;
 use axum::{Extension, Json};
 use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::exceptions::NoteText;
-use dispatch_risk_training::features::history::Lane;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -167,37 +166,8 @@ pub async fn outcome(
         }
         None => None,
     };
-    let mut live = false;
-    if recorded {
-        if let Some(lock) = &models.delay {
-            let mut model = lock.write().unwrap_or_else(|p| p.into_inner());
-            let lane = Lane {
-                carrier: &carrier,
-                warehouse: &shipment.warehouse,
-                destination: &shipment.destination,
-            };
-            live = model.history.record(
-                &shipment_id,
-                lane,
-                shipment.scheduled,
-                shipment.deadline,
-                delivered,
-            );
-            if let Some(cards) = model.carriers.as_mut() {
-                let cards = &mut cards.scorecards;
-                cards.record(
-                    &carrier,
-                    &shipment.warehouse,
-                    &shipment.destination,
-                    shipment.deadline,
-                    delivered,
-                );
-                if let Some(c) = &category {
-                    cards.record_exception(&carrier, &shipment.warehouse, &shipment.destination, c);
-                }
-            }
-        }
-    }
+    // Only a new outcome feeds the live history (a repeat would count twice).
+    let live = recorded && models.take_outcome(&record, category.as_deref());
     Ok(Json(OutcomeResponse {
         shipment_id,
         recorded,
