@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::auth::KeyCache;
 use crate::http::router;
 use crate::metrics::Metrics;
-use crate::policy::{PolicyPool, PolicySource};
+use crate::policy::{ActivePolicies, PolicySource};
 use crate::state::{AppState, ModelStore};
 use crate::store::Store;
 
@@ -35,8 +35,6 @@ pub struct ServeConfig {
     pub database_url: String,
     /// Whether `GET /metrics` answers without a key.
     pub public_metrics: bool,
-    /// Threads evaluating policies (zen-engine runs off the async workers).
-    pub policy_threads: usize,
 }
 
 impl ServeConfig {
@@ -50,7 +48,6 @@ impl ServeConfig {
             policies_dir: PathBuf::from("policies"),
             database_url,
             public_metrics: true,
-            policy_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -71,8 +68,7 @@ impl Application {
             .context("loading the policies")?
             .context("loading the policies")?;
         let policy_version = policy_source.version.clone();
-        let policies = PolicyPool::start(policy_source, config.policy_threads)
-            .context("starting the policy threads")?;
+        let policies = ActivePolicies::new(policy_source);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;

@@ -13,7 +13,7 @@ use dispatch_risk_training::model::DelayModel;
 
 use crate::auth::KeyCache;
 use crate::metrics::Metrics;
-use crate::policy::PolicyPool;
+use crate::policy::ActivePolicies;
 use crate::store::outcomes::OutcomeRecord;
 use crate::store::Store;
 
@@ -203,7 +203,7 @@ impl ModelStore {
 #[derive(Clone)]
 pub struct AppState {
     pub models: Arc<ModelStore>,
-    pub policies: Arc<PolicyPool>,
+    pub policies: Arc<ActivePolicies>,
     pub store: Store,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,

@@ -66,7 +66,6 @@ struct FileConfig {
     taxonomy: Option<PathBuf>,
     public_metrics: Option<bool>,
     log_format: Option<LogFormat>,
-    policy_threads: Option<usize>,
 }
 
 fn read_file_config(path: &Path) -> CliResult<FileConfig> {
@@ -103,14 +102,6 @@ pub fn run(args: Args) -> CliResult {
         config.policies_dir = p;
     }
     config.public_metrics = !args.private_metrics && file.public_metrics.unwrap_or(true);
-    if let Some(n) = file.policy_threads {
-        if n == 0 {
-            return Err(CliError::input(anyhow::anyhow!(
-                "policy_threads must be at least 1"
-            )));
-        }
-        config.policy_threads = n;
-    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let app = Application::build(config).await?;

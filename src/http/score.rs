@@ -160,9 +160,14 @@ async fn run(
     shipments: Vec<Shipment>,
     now: i64,
 ) -> Result<Vec<ScoreResponse>, ApiError> {
-    let answers = scoring::score(state.models.current(), &state.policies, shipments, now)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
+    let answers = scoring::score(
+        state.models.current(),
+        state.policies.source(),
+        shipments,
+        now,
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
     for a in &answers {
         state
             .metrics

@@ -3,13 +3,12 @@
 //! the planned dispatch is already past), then the shallow tree that training exports, one row
 //! per leaf. [`table_from_tree`] writes the table from a model's `fallback_rules.json`.
 
+use super::jdm::DecisionTable;
+use super::PolicyError;
 use dispatch_risk_training::features::schema::CALENDAR_FEATURES;
 use dispatch_risk_training::model::fallback::FallbackRules;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use zen_engine::{Decision, Variable};
-
-use super::{to_json, PolicyError};
 
 /// Risk given when the promised date is before the planned dispatch: late unless it leaves early.
 pub const DEADLINE_BEFORE_SCHEDULE_RISK: f64 = 0.95;
@@ -75,15 +74,10 @@ pub struct FallbackRisk {
 }
 
 /// Evaluates the fallback table; every shipment must match a row.
-pub async fn evaluate(
-    decision: &Decision,
-    facts: &FallbackFacts,
-) -> Result<FallbackRisk, PolicyError> {
-    let response = decision
-        .evaluate(Variable::from(facts.to_json()))
-        .await
+pub fn evaluate(table: &DecisionTable, facts: &FallbackFacts) -> Result<FallbackRisk, PolicyError> {
+    let value = table
+        .evaluate(&facts.to_json())
         .map_err(|e| PolicyError::Evaluation(format!("fallback table: {e}")))?;
-    let value = to_json(&response.result);
     let risk: FallbackRisk = match value {
         Value::Array(mut a) if !a.is_empty() => serde_json::from_value(a.swap_remove(0)),
         Value::Object(o) if !o.is_empty() => serde_json::from_value(Value::Object(o)),

@@ -1,21 +1,20 @@
 //! Routing, approval and fallback-risk policies: JDM decision tables (GoRules' format, editable in
-//! its visual editor) in `policies/`, evaluated by zen-engine. Analysts change the tables, not
-//! the code; a table that fails to parse, validate or answer a probe is refused and the previous
-//! set stays active.
+//! its visual editor) in `policies/`, evaluated with GoRules' expression engine ([`jdm`]).
+//! Analysts change the tables, not the code; a table that fails to parse, compile or answer a
+//! probe is refused and the previous set stays active.
 
 pub mod fallback;
-pub mod pool;
+pub mod jdm;
 pub mod routing;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use dispatch_risk_training::carrier::RankingPolicy;
 use sha2::{Digest, Sha256};
-use zen_engine::model::GraphContent;
-use zen_engine::Decision;
 
 pub use fallback::{FallbackFacts, FallbackRisk};
-pub use pool::PolicyPool;
+use jdm::DecisionTable;
 pub use routing::{ApproverRole, Queue, Routing, RoutingFacts};
 
 /// The routing and approval table's file in the policies directory.
@@ -31,16 +30,14 @@ pub enum PolicyError {
     File { path: PathBuf, message: String },
     #[error("policy evaluation failed: {0}")]
     Evaluation(String),
-    #[error("the policy threads have stopped")]
-    Stopped,
 }
 
-/// The texts of one policy set, checked, with a version that names their content.
-#[derive(Debug, Clone, PartialEq)]
+/// One policy set, compiled and checked, with a version that names its content.
+#[derive(Debug, Clone)]
 pub struct PolicySource {
     pub dir: PathBuf,
-    pub routing: String,
-    pub fallback: String,
+    pub routing: DecisionTable,
+    pub fallback: DecisionTable,
     pub ranking: RankingPolicy,
     /// The first 12 hex digits of the SHA-256 of the files: recorded with every score.
     pub version: String,
@@ -83,75 +80,77 @@ impl PolicySource {
             .take(6)
             .map(|b| format!("{b:02x}"))
             .collect();
+        let table = |name: &str, text: &str| {
+            DecisionTable::parse(text).map_err(|e| PolicyError::File {
+                path: dir.join(name),
+                message: e.to_string(),
+            })
+        };
         let source = PolicySource {
             dir: dir.to_path_buf(),
-            routing,
-            fallback,
+            routing: table(ROUTING_FILE, &routing)?,
+            fallback: table(FALLBACK_FILE, &fallback)?,
             ranking,
             version,
         };
-        let compiled = source.compile()?;
-        compiled.probe(&source)?;
+        source.probe()?;
         Ok(source)
     }
 
-    /// Builds the decisions. zen-engine's decisions hold `Rc`s, so each policy thread compiles
-    /// its own from these texts.
-    pub fn compile(&self) -> Result<Compiled, PolicyError> {
-        Ok(Compiled {
-            version: self.version.clone(),
-            routing: decision(&self.dir.join(ROUTING_FILE), &self.routing)?,
-            fallback: decision(&self.dir.join(FALLBACK_FILE), &self.fallback)?,
-        })
-    }
-}
-
-/// One thread's decisions.
-pub struct Compiled {
-    pub version: String,
-    pub routing: Decision,
-    pub fallback: Decision,
-}
-
-impl Compiled {
-    /// Evaluates both tables once on typical facts and reads the answers as the service will,
-    /// so a table with a misnamed output column is refused at load, not at the first request.
-    fn probe(&self, source: &PolicySource) -> Result<(), PolicyError> {
-        let runtime = pool::local_runtime()?;
+    /// Evaluates both tables on typical facts and reads the answers as the service will, so a
+    /// table with a misnamed output column is refused at load, not at the first request.
+    fn probe(&self) -> Result<(), PolicyError> {
         let file_error = |name: &str, e: PolicyError| PolicyError::File {
-            path: source.dir.join(name),
+            path: self.dir.join(name),
             message: e.to_string(),
         };
         for facts in [RoutingFacts::probe(), RoutingFacts::probe_extreme()] {
-            runtime
-                .block_on(routing::evaluate(&self.routing, &facts))
+            self.route(&facts)
                 .map_err(|e| file_error(ROUTING_FILE, e))?;
         }
         for facts in [FallbackFacts::probe(), FallbackFacts::probe_late()] {
-            runtime
-                .block_on(fallback::evaluate(&self.fallback, &facts))
+            self.fallback(&facts)
                 .map_err(|e| file_error(FALLBACK_FILE, e))?;
         }
         Ok(())
     }
+
+    /// The routing table's combined answer for one shipment.
+    pub fn route(&self, facts: &RoutingFacts) -> Result<Routing, PolicyError> {
+        routing::evaluate(&self.routing, facts)
+    }
+
+    /// The fallback table's risk for one shipment.
+    pub fn fallback(&self, facts: &FallbackFacts) -> Result<FallbackRisk, PolicyError> {
+        fallback::evaluate(&self.fallback, facts)
+    }
 }
 
-fn decision(path: &Path, text: &str) -> Result<Decision, PolicyError> {
-    let err = |message: String| PolicyError::File {
-        path: path.to_path_buf(),
-        message,
-    };
-    let content: GraphContent =
-        serde_json::from_str(text).map_err(|e| err(format!("not a JDM decision graph: {e}")))?;
-    let mut decision = Decision::from(content);
-    decision
-        .validate()
-        .map_err(|e| err(format!("invalid decision graph: {e}")))?;
-    decision.compile();
-    Ok(decision)
+/// The policy set serving now; reload swaps it whole, so a request sees one set throughout.
+pub struct ActivePolicies {
+    current: RwLock<Arc<PolicySource>>,
 }
 
-/// A zen-engine variable as JSON, for reading a table's answer.
-fn to_json(v: &zen_engine::Variable) -> serde_json::Value {
-    v.to_value()
+impl ActivePolicies {
+    pub fn new(source: PolicySource) -> Self {
+        ActivePolicies {
+            current: RwLock::new(Arc::new(source)),
+        }
+    }
+
+    pub fn source(&self) -> Arc<PolicySource> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Makes `source` (already checked by [`PolicySource::load`]) the active set.
+    pub fn swap(&self, source: PolicySource) {
+        let new = Arc::new(source);
+        match self.current.write() {
+            Ok(mut g) => *g = new,
+            Err(p) => *p.into_inner() = new,
+        }
+    }
 }

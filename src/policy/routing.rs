@@ -3,10 +3,9 @@
 //! give a reason code and add priority points. The service combines the matches: the most
 //! severe queue, the first approver named, every reason in table order.
 
+use super::jdm::DecisionTable;
+use super::PolicyError;
 use serde::{Deserialize, Serialize};
-use zen_engine::{Decision, Variable};
-
-use super::{to_json, PolicyError};
 
 /// Where a delivery goes next in the dispatch workflow.
 #[derive(
@@ -164,14 +163,12 @@ impl Routing {
 }
 
 /// Evaluates the routing table on one shipment's facts.
-pub async fn evaluate(decision: &Decision, facts: &RoutingFacts) -> Result<Routing, PolicyError> {
+pub fn evaluate(table: &DecisionTable, facts: &RoutingFacts) -> Result<Routing, PolicyError> {
     let context =
         serde_json::to_value(facts).map_err(|e| PolicyError::Evaluation(e.to_string()))?;
-    let response = decision
-        .evaluate(Variable::from(context))
-        .await
+    let value = table
+        .evaluate(&context)
         .map_err(|e| PolicyError::Evaluation(format!("routing table: {e}")))?;
-    let value = to_json(&response.result);
     // A collect table answers a list of rows; a first-hit table one row or nothing.
     let rows: Vec<Row> = match value {
         serde_json::Value::Null => Vec::new(),

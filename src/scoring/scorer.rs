@@ -13,7 +13,7 @@ use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore};
 
 use super::request::{to_table, Shipment};
 use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
-use crate::policy::{FallbackFacts, PolicyError, PolicyPool, RoutingFacts};
+use crate::policy::{FallbackFacts, PolicyError, PolicySource, RoutingFacts};
 use crate::state::LoadedModels;
 
 /// How many factors each answer explains.
@@ -87,37 +87,53 @@ fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPo
     }
 }
 
-/// [`model_part`] on contiguous slices of a large batch, one per core: carrier ranking walks
-/// the shipments one by one, so a 10,000-shipment batch would otherwise use a single core.
+/// Runs `f` on contiguous slices of `items`, one per core when there are enough items to be
+/// worth it, and answers per slice in order: its length, and `None` if it panicked.
+fn per_core<T: Sync, U: Send>(
+    items: &[T],
+    f: impl Fn(&[T]) -> U + Sync,
+) -> Vec<(usize, Option<U>)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(BLOCKING_ABOVE);
+    if items.len() <= chunk {
+        return vec![(items.len(), Some(f(items)))];
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| (c.len(), scope.spawn(move || f(c))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| (n, h.join().ok()))
+            .collect()
+    })
+}
+
+/// [`model_part`] on slices of a large batch, one per core: carrier ranking walks the
+/// shipments one by one, so a 10,000-shipment batch would otherwise use a single core.
 fn model_part_parallel(
     models: &LoadedModels,
     shipments: &[Shipment],
     ranking: &RankingPolicy,
 ) -> ModelPart {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = shipments.len().div_ceil(threads).max(BLOCKING_ABOVE);
-    if shipments.len() <= chunk {
-        return model_part(models, shipments, ranking);
-    }
-    let parts: Vec<ModelPart> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shipments
-            .chunks(chunk)
-            .map(|c| (c.len(), scope.spawn(move || model_part(models, c, ranking))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, h)| {
-                // A model that panics is a model that failed: the fallback table answers.
-                h.join().unwrap_or_else(|_| ModelPart {
-                    risks: None,
-                    recommendations: vec![None; n],
-                    scored_carrier: vec![None; n],
-                    bands: RiskBands::default(),
-                    failed: true,
-                })
+    let mut parts: Vec<ModelPart> = per_core(shipments, |c| model_part(models, c, ranking))
+        .into_iter()
+        .map(|(n, part)| {
+            // A model that panics is a model that failed: the fallback table answers.
+            part.unwrap_or_else(|| ModelPart {
+                risks: None,
+                recommendations: vec![None; n],
+                scored_carrier: vec![None; n],
+                bands: RiskBands::default(),
+                failed: true,
             })
-            .collect()
-    });
+        })
+        .collect();
+    if parts.len() == 1 {
+        return parts.remove(0);
+    }
     let mut out = ModelPart {
         risks: Some(Vec::with_capacity(shipments.len())),
         recommendations: Vec::with_capacity(shipments.len()),
@@ -160,32 +176,53 @@ pub fn fallback_facts(s: &Shipment, now: Timestamp) -> FallbackFacts {
     }
 }
 
-/// Scores `shipments` in order. Fails only when the policy threads cannot answer.
+/// Evaluates `eval` on every fact, a large batch split across the cores, answers in order.
+fn evaluate_all<F: Sync, T: Send>(
+    facts: &[F],
+    eval: impl Fn(&F) -> Result<T, PolicyError> + Sync,
+) -> Result<Vec<T>, PolicyError> {
+    let mut out = Vec::with_capacity(facts.len());
+    for (_, part) in per_core(facts, |c| {
+        c.iter().map(&eval).collect::<Result<Vec<T>, _>>()
+    }) {
+        let part =
+            part.ok_or_else(|| PolicyError::Evaluation("a policy thread panicked".into()))?;
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// Scores `shipments` in order, a large batch off the async workers. Fails only when the
+/// policies cannot answer.
 pub async fn score(
     models: Arc<LoadedModels>,
-    policies: &PolicyPool,
+    policies: Arc<PolicySource>,
     shipments: Vec<Shipment>,
     now: Timestamp,
 ) -> Result<Vec<ScoreResponse>, PolicyError> {
-    let source = policies.source();
-    let (shipments, part) = if shipments.len() > BLOCKING_ABOVE {
-        let models = models.clone();
-        let ranking = source.ranking.clone();
-        tokio::task::spawn_blocking(move || {
-            let part = model_part_parallel(&models, &shipments, &ranking);
-            (shipments, part)
-        })
-        .await
-        .map_err(|e| PolicyError::Evaluation(format!("scoring thread: {e}")))?
+    if shipments.len() > BLOCKING_ABOVE {
+        tokio::task::spawn_blocking(move || score_now(&models, &policies, shipments, now))
+            .await
+            .map_err(|e| PolicyError::Evaluation(format!("scoring thread: {e}")))?
     } else {
-        let part = model_part(&models, &shipments, &source.ranking);
-        (shipments, part)
-    };
+        score_now(&models, &policies, shipments, now)
+    }
+}
+
+/// [`score`] on the calling thread (using every core for a large batch).
+pub fn score_now(
+    models: &LoadedModels,
+    source: &PolicySource,
+    shipments: Vec<Shipment>,
+    now: Timestamp,
+) -> Result<Vec<ScoreResponse>, PolicyError> {
+    let part = model_part_parallel(models, &shipments, &source.ranking);
     let (risks, source_kind, fallback_rules) = match part.risks {
         Some(r) => (r, Source::Model, vec![None; shipments.len()]),
         None => {
-            let facts = shipments.iter().map(|s| fallback_facts(s, now)).collect();
-            let answers = policies.fallback(facts).await?;
+            let facts: Vec<FallbackFacts> =
+                shipments.iter().map(|s| fallback_facts(s, now)).collect();
+            let answers = evaluate_all(&facts, |f| source.fallback(f))?;
             let risks = answers
                 .iter()
                 .map(|a| RiskScore {
@@ -217,7 +254,7 @@ pub async fn score(
             credit_hold: s.credit_hold,
         })
         .collect();
-    let routings = policies.route(facts).await?;
+    let routings = evaluate_all(&facts, |f| source.route(f))?;
     let degraded = source_kind == Source::Rules || part.failed || models.delay.is_none();
     let model_version = models.delay.as_ref().and(models.version.clone());
     let out = shipments

@@ -33,7 +33,6 @@ pub fn config(models_dir: PathBuf, dir: &Path) -> ServeConfig {
     c.bind = "127.0.0.1:0".parse().unwrap();
     c.policies_dir = repo("policies");
     c.encoders_dir = Some(repo("models/encoders"));
-    c.policy_threads = 2;
     c
 }
 
