@@ -319,6 +319,47 @@ async fn with_no_models_every_score_is_answered_by_the_fallback_table() {
     assert_eq!((s, r["degraded"].as_bool()), (200, Some(true)), "{r}");
 }
 
+/// A batch large enough to be checked, scored, routed and serialized across the cores: the
+/// answers keep their order and each is recorded with exactly its request and its answer.
+#[tokio::test]
+async fn a_large_batch_answers_in_order_and_records_each_answer() {
+    let app = TestApp::spawn(repo("models")).await;
+    let carriers = ["DHL Freight", "DB Schenker", "Kuehne+Nagel"];
+    let shipments: Vec<Value> = (0..300)
+        .map(|i| {
+            let mut s = shipment(&format!("WH/OUT/L{i:03}"));
+            s["carrier"] = json!(carriers[i % 3]);
+            s["distance_km"] = json!(100.0 + 7.0 * i as f64);
+            s
+        })
+        .collect();
+    let (status, batch) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": shipments }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["count"], 300);
+    let scores = batch["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 300);
+    app.state.store.flush().await.unwrap();
+    for (i, (asked, answer)) in shipments.iter().zip(scores).enumerate() {
+        assert_eq!(answer["shipment_id"], asked["shipment_id"], "answer {i}");
+        let id = asked["shipment_id"].as_str().unwrap();
+        let last = app.state.store.last_score(id).await.unwrap().unwrap();
+        let stored: Value = serde_json::from_str(&last.response).unwrap();
+        assert_eq!(&stored, answer, "record {i}");
+        let request: Value = serde_json::from_str(&last.request).unwrap();
+        assert_eq!(request["distance_km"], asked["distance_km"], "record {i}");
+    }
+    // Different distances give different risks: the answers are not one answer repeated.
+    let risks: std::collections::BTreeSet<String> =
+        scores.iter().map(|a| a["delay_risk"].to_string()).collect();
+    assert!(risks.len() > 10, "{} distinct risks", risks.len());
+}
+
 #[tokio::test]
 async fn every_score_is_recorded_with_its_versions() {
     let app = TestApp::spawn(repo("models")).await;

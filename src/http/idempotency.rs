@@ -6,7 +6,6 @@ use std::future::Future;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
@@ -18,28 +17,27 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_KEY_CHARS: usize = 255;
 
-/// Answers with `compute`'s result, or with the response kept for this key.
-pub async fn respond<T, F>(
+/// Answers with `compute`'s body (JSON text), or with the response kept for this key.
+/// `request_json` (the request as JSON) is only read when a key is sent.
+pub async fn respond<F>(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     route: &'static str,
-    request: &impl Serialize,
+    request_json: impl FnOnce() -> String,
     compute: F,
 ) -> Result<Response, ApiError>
 where
-    T: Serialize,
-    F: Future<Output = Result<T, ApiError>>,
+    F: Future<Output = Result<String, ApiError>>,
 {
     let Some(key) = idempotency_key(headers)? else {
-        let body = compute.await?;
-        return Ok(axum::Json(body).into_response());
+        return Ok(json_response(StatusCode::OK, compute.await?, false));
     };
     let request_hash = {
         let mut h = Sha256::new();
         h.update(route.as_bytes());
         h.update(b"\n");
-        h.update(serde_json::to_vec(request).map_err(|e| ApiError::internal(e.to_string()))?);
+        h.update(request_json().as_bytes());
         h.finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -56,7 +54,6 @@ where
         return replay(state, stored, route, &request_hash);
     }
     let body = compute.await?;
-    let body = serde_json::to_string(&body).map_err(|e| ApiError::internal(e.to_string()))?;
     let kept = StoredResponse {
         route: route.to_string(),
         request_hash: request_hash.clone(),

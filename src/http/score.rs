@@ -15,7 +15,7 @@ use super::json::ApiJson;
 use super::{idempotency, Access, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
-use crate::scoring::{self, ScoreResponse, Shipment, ShipmentRequest, Source};
+use crate::scoring::{self, parallel, ScoreResponse, Shipment, ShipmentRequest, Source};
 use crate::state::AppState;
 use crate::store::keys::Role;
 use crate::store::{now_text, ScoreRecord};
@@ -78,17 +78,28 @@ pub async fn score_one(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp();
-    let shipment = Shipment::parse(request.clone(), now)
-        .map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
+    let request_json = to_json(&request)?;
+    let shipment =
+        Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
     let compute = async {
-        let mut answers = run(&state, vec![shipment], now).await?;
-        let answer = answers
+        let answer = run(&state, vec![shipment], now)
+            .await?
             .pop()
             .ok_or_else(|| ApiError::internal("no answer"))?;
-        record(&state, &caller, "score", &request, &answer, started).await?;
-        Ok(answer)
+        let body = to_json(&answer)?;
+        let record = record_of(&answer, "score", request_json.clone(), body.clone());
+        send(&state, &caller, vec![record], started).await?;
+        Ok(body)
     };
-    idempotency::respond(&state, &caller, &headers, "/v1/score", &request, compute).await
+    idempotency::respond(
+        &state,
+        &caller,
+        &headers,
+        "/v1/score",
+        || request_json.clone(),
+        compute,
+    )
+    .await
 }
 
 /// Score up to 10,000 shipments in one request.
@@ -121,38 +132,94 @@ pub async fn score_batch(
         ));
     }
     let now = chrono::Utc::now().timestamp();
-    // Every shipment is checked before any is scored: a bad batch changes nothing.
-    let shipments = request
-        .shipments
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            Shipment::parse(r.clone(), now).map_err(|e| {
-                let e = e.in_batch(i);
-                ApiError::invalid_field(&e.field, e.message)
-            })
+    // Every shipment is checked before any is scored: a bad batch changes nothing. Checking
+    // and the JSON each record keeps are spread over the cores, off the async workers.
+    let parsed = tokio::task::spawn_blocking(move || {
+        parallel::map(&request.shipments, |r| {
+            (to_json(r), Shipment::parse(r.clone(), now))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| ApiError::internal("checking the batch failed"))?;
+    let mut shipments = Vec::with_capacity(n);
+    let mut request_jsons = Vec::with_capacity(n);
+    for (i, (json, shipment)) in parsed.into_iter().enumerate() {
+        request_jsons.push(json?);
+        shipments.push(shipment.map_err(|e| {
+            let e = e.in_batch(i);
+            ApiError::invalid_field(&e.field, e.message)
+        })?);
+    }
+    let request_json = || format!("{{\"shipments\":[{}]}}", request_jsons.join(","));
     let compute = async {
         let scores = run(&state, shipments, now).await?;
-        for (r, a) in request.shipments.iter().zip(&scores) {
-            record(&state, &caller, "batch", r, a, started).await?;
-        }
-        Ok(BatchResponse {
-            count: scores.len(),
-            degraded: scores.iter().any(|s| s.degraded),
-            scores,
+        let (scores, bodies) = tokio::task::spawn_blocking(move || {
+            let bodies = parallel::map(&scores, to_json);
+            (scores, bodies)
         })
+        .await
+        .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))?;
+        let bodies = bodies
+            .ok_or_else(|| ApiError::internal("serializing the answers failed"))?
+            .into_iter()
+            .collect::<Result<Vec<String>, _>>()?;
+        // The answers are serialized once: the body is their concatenation, as BatchResponse.
+        let body = format!(
+            "{{\"count\":{},\"degraded\":{},\"scores\":[{}]}}",
+            scores.len(),
+            scores.iter().any(|s| s.degraded),
+            bodies.join(",")
+        );
+        let records = scores
+            .iter()
+            .zip(request_jsons.iter().cloned().zip(bodies))
+            .map(|(a, (req, resp))| record_of(a, "batch", req, resp))
+            .collect();
+        send(&state, &caller, records, started).await?;
+        Ok(body)
     };
     idempotency::respond(
         &state,
         &caller,
         &headers,
         "/v1/score/batch",
-        &request,
+        request_json,
         compute,
     )
     .await
+}
+
+/// What the store keeps of one answer; latency and key are set when it is sent.
+fn record_of(
+    answer: &ScoreResponse,
+    endpoint: &'static str,
+    request: String,
+    response: String,
+) -> ScoreRecord {
+    ScoreRecord {
+        score_id: answer.score_id.clone(),
+        shipment_id: answer.shipment_id.clone(),
+        created_at: now_text(),
+        endpoint,
+        request,
+        response,
+        model_version: answer.model_version.clone(),
+        policy_version: answer.policy_version.clone(),
+        source: answer.source.as_str(),
+        risk_band: answer.risk_band.as_str(),
+        delay_risk: answer.delay_risk,
+        queue: answer.queue.as_str(),
+        requires_approval: answer.requires_approval,
+        degraded: answer.degraded,
+        latency_us: 0,
+        api_key_id: None,
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|e| ApiError::internal(format!("writing JSON: {e}")))
 }
 
 async fn run(
@@ -168,54 +235,41 @@ async fn run(
     )
     .await
     .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
+    // Counted per label first: one lookup per band and source, not per answer.
+    let mut counts: Vec<(ScoreLabels, u64)> = Vec::new();
     for a in &answers {
-        state
-            .metrics
-            .scores
-            .get_or_create(&ScoreLabels {
-                band: a.risk_band.as_str().to_string(),
-                source: a.source.as_str().to_string(),
-            })
-            .inc();
-        if a.source == Source::Rules {
-            state.metrics.fallbacks.inc();
+        let labels = ScoreLabels {
+            band: a.risk_band.as_str().to_string(),
+            source: a.source.as_str().to_string(),
+        };
+        match counts.iter_mut().find(|(l, _)| *l == labels) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((labels, 1)),
         }
+    }
+    for (labels, n) in counts {
+        if labels.source == Source::Rules.as_str() {
+            state.metrics.fallbacks.inc_by(n);
+        }
+        state.metrics.scores.get_or_create(&labels).inc_by(n);
     }
     Ok(answers)
 }
 
-/// Queues the answer for the store; waits only if the store has fallen far behind.
-async fn record(
+/// Queues the answers' records for the store; waits only if the store has fallen far behind.
+async fn send(
     state: &AppState,
     caller: &Caller,
-    endpoint: &'static str,
-    request: &ShipmentRequest,
-    answer: &ScoreResponse,
+    records: Vec<ScoreRecord>,
     started: Instant,
 ) -> Result<(), ApiError> {
-    state
-        .store
-        .recorder
-        .record(ScoreRecord {
-            score_id: answer.score_id.clone(),
-            shipment_id: answer.shipment_id.clone(),
-            created_at: now_text(),
-            endpoint,
-            request: serde_json::to_string(request).unwrap_or_default(),
-            response: serde_json::to_string(answer).unwrap_or_default(),
-            model_version: answer.model_version.clone(),
-            policy_version: answer.policy_version.clone(),
-            source: answer.source.as_str(),
-            risk_band: answer.risk_band.as_str(),
-            delay_risk: answer.delay_risk,
-            queue: answer.queue.as_str(),
-            requires_approval: answer.requires_approval,
-            degraded: answer.degraded,
-            latency_us: started.elapsed().as_micros() as i64,
-            api_key_id: Some(caller.key_id.clone()),
-        })
-        .await
-        .map_err(|e| {
+    let latency_us = started.elapsed().as_micros() as i64;
+    for mut r in records {
+        r.latency_us = latency_us;
+        r.api_key_id = Some(caller.key_id.clone());
+        state.store.recorder.record(r).await.map_err(|e| {
             ApiError::unavailable(format!("the score store is not accepting records: {e}"))
-        })
+        })?;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use dispatch_risk_training::data::Timestamp;
 use dispatch_risk_training::features::schema::{calendar_features, CALENDAR_FEATURES};
 use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore};
 
+use super::parallel::{per_core, MIN_SLICE};
 use super::request::{to_table, Shipment};
 use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
 use crate::policy::{FallbackFacts, PolicyError, PolicySource, RoutingFacts};
@@ -18,8 +19,6 @@ use crate::state::LoadedModels;
 
 /// How many factors each answer explains.
 pub const TOP_FACTORS: usize = 3;
-/// Batches above this size are scored off the async workers.
-const BLOCKING_ABOVE: usize = 64;
 /// Weight of the delay risk in the 0-100 priority score; the routing table adds points.
 const RISK_PRIORITY_WEIGHT: f64 = 60.0;
 
@@ -85,30 +84,6 @@ fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPo
         bands: model.spec.risk_bands,
         failed,
     }
-}
-
-/// Runs `f` on contiguous slices of `items`, one per core when there are enough items to be
-/// worth it, and answers per slice in order: its length, and `None` if it panicked.
-fn per_core<T: Sync, U: Send>(
-    items: &[T],
-    f: impl Fn(&[T]) -> U + Sync,
-) -> Vec<(usize, Option<U>)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(BLOCKING_ABOVE);
-    if items.len() <= chunk {
-        return vec![(items.len(), Some(f(items)))];
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| (c.len(), scope.spawn(move || f(c))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, h)| (n, h.join().ok()))
-            .collect()
-    })
 }
 
 /// [`model_part`] on slices of a large batch, one per core: carrier ranking walks the
@@ -200,7 +175,7 @@ pub async fn score(
     shipments: Vec<Shipment>,
     now: Timestamp,
 ) -> Result<Vec<ScoreResponse>, PolicyError> {
-    if shipments.len() > BLOCKING_ABOVE {
+    if shipments.len() > MIN_SLICE {
         tokio::task::spawn_blocking(move || score_now(&models, &policies, shipments, now))
             .await
             .map_err(|e| PolicyError::Evaluation(format!("scoring thread: {e}")))?
