@@ -37,12 +37,12 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// Checks the request's key against `needed`.
+    /// Checks the request's key against `needed` (`None`: any valid key will do).
     pub async fn authorize(
         &self,
         store: &Store,
         headers: &HeaderMap,
-        needed: Role,
+        needed: Option<Role>,
     ) -> Result<Result<Caller, Denied>, StoreError> {
         let Some(secret) = presented_key(headers) else {
             return Ok(Err(Denied::Unauthenticated(
@@ -54,14 +54,16 @@ impl KeyCache {
             None => Err(Denied::Unauthenticated(
                 "the API key is not valid (unknown or revoked)",
             )),
-            Some(k) if !k.role.allows(needed) => Err(Denied::Forbidden {
-                role: k.role,
-                needed,
-            }),
-            Some(k) => Ok(Caller {
-                key_id: k.id,
-                role: k.role,
-            }),
+            Some(k) => match needed {
+                Some(needed) if !k.role.allows(needed) => Err(Denied::Forbidden {
+                    role: k.role,
+                    needed,
+                }),
+                _ => Ok(Caller {
+                    key_id: k.id,
+                    role: k.role,
+                }),
+            },
         })
     }
 

@@ -78,8 +78,16 @@ async fn keys_and_roles_guard_every_route_but_health() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // The API description needs a key, of any role.
+    let (s, _) = app.get("/openapi.json", None).await;
+    assert_eq!(s, 401);
+    for role in [Role::Workflow, Role::Manager, Role::Analyst] {
+        let (s, spec) = app.get("/openapi.json", Some(role)).await;
+        assert_eq!(s, 200, "{role:?}");
+        assert!(spec["paths"].is_object());
+    }
     // Open routes answer without a key.
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
+    for path in ["/healthz", "/readyz", "/metrics", "/docs"] {
         let r = app
             .client
             .get(format!("{}{path}", app.url))
@@ -90,7 +98,7 @@ async fn keys_and_roles_guard_every_route_but_health() {
     }
     // Every protected route refuses a request without a key before reading it.
     for route in route_table() {
-        if let Access::Role(_) = route.access {
+        if let Access::Role(_) | Access::AnyKey = route.access {
             let path = route.path.replace("{shipment_id}", "X");
             let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
             let r = app.request(method, &path, None).send().await.unwrap();
@@ -102,7 +110,7 @@ async fn keys_and_roles_guard_every_route_but_health() {
 #[tokio::test]
 async fn the_openapi_document_lists_exactly_the_routes_served() {
     let app = TestApp::spawn(repo("models")).await;
-    let (s, spec) = app.get("/openapi.json", None).await;
+    let (s, spec) = app.get("/openapi.json", Some(Role::Workflow)).await;
     assert_eq!(s, 200);
     let paths = spec["paths"].as_object().unwrap();
     let mut served = Vec::new();
@@ -120,7 +128,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
         assert_eq!(
             secured,
-            matches!(route.access, Access::Role(_)),
+            matches!(route.access, Access::Role(_) | Access::AnyKey),
             "{} {}: the spec's security does not match the route's",
             route.method,
             route.path
@@ -163,31 +171,40 @@ async fn the_docs_page_renders_every_route_in_chromium() {
         return;
     };
     let app = TestApp::spawn(repo("models")).await;
-    let url = format!("{}/docs", app.url);
-    let profile = tempfile::tempdir().unwrap();
-    let profile_arg = format!("--user-data-dir={}", profile.path().display());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--virtual-time-budget=5000",
-                &profile_arg,
-                "--dump-dom",
-                &url,
-            ])
-            .output()
-            .expect("runs chromium")
-    })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let render = |url: String| {
+        let browser = browser.clone();
+        tokio::task::spawn_blocking(move || {
+            let profile = tempfile::tempdir().unwrap();
+            let profile_arg = format!("--user-data-dir={}", profile.path().display());
+            let out = Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--virtual-time-budget=5000",
+                    &profile_arg,
+                    "--dump-dom",
+                    &url,
+                ])
+                .output()
+                .expect("runs chromium");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+    // Without a key the page asks for one and shows no route.
+    let dom = render(format!("{}/docs", app.url)).await.unwrap();
+    assert!(
+        !dom.contains("data-loaded") && !dom.contains("data-path="),
+        "the page rendered without a key: {dom}"
+    );
+    assert!(dom.contains("Enter an API key"), "{dom}");
+    let key = &app.keys[&Role::Workflow];
+    let dom = render(format!("{}/docs#key={key}", app.url)).await.unwrap();
     assert!(
         dom.contains("data-loaded=\"true\""),
         "the page did not render the spec: {dom}"

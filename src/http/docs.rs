@@ -56,18 +56,23 @@ impl Modify for Security {
 }
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/openapi.json", Access::Open, get(openapi_json))
+    r.add("GET", "/openapi.json", Access::AnyKey, get(openapi_json))
         .add("GET", "/docs", Access::Open, get(docs_page))
 }
 
-/// This description, as OpenAPI 3.1 JSON.
+/// This description, as OpenAPI 3.1 JSON (any valid key).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document")))]
+    responses(
+        (status = 200, description = "The OpenAPI document"),
+        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = [])))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-/// A readable page of this description.
+/// A readable page of this description: it asks for an API key (or takes one from the URL's
+/// `#key=` fragment, which browsers never send) and reads `/openapi.json` with it.
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "HTML", content_type = "text/html")))]
 pub async fn docs_page() -> Html<&'static str> {

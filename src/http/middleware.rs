@@ -78,8 +78,9 @@ pub async fn require_key(
     let needed = match access {
         Access::Open => return next.run(request).await,
         Access::Metrics if state.public_metrics => return next.run(request).await,
-        Access::Metrics => Role::Analyst,
-        Access::Role(r) => r,
+        Access::Metrics => Some(Role::Analyst),
+        Access::Role(r) => Some(r),
+        Access::AnyKey => None,
     };
     let verdict = state
         .keys

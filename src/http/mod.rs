@@ -27,8 +27,11 @@ use crate::store::keys::Role;
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone: health and readiness, the API description.
+    /// Anyone: health, readiness and the docs page (a page without data: it asks for a key
+    /// and reads the description with it).
     Open,
+    /// Any valid key, whatever its role: the API description (`/openapi.json`).
+    AnyKey,
     /// `GET /metrics`: open unless configured otherwise, then analysts.
     Metrics,
     /// A key with this role (or admin).
@@ -64,12 +67,11 @@ impl Routes {
             access,
         });
         let handler = match (&self.state, access) {
-            (Some(state), Access::Role(_) | Access::Metrics) => {
-                handler.route_layer(axum::middleware::from_fn_with_state(
+            (Some(state), Access::Role(_) | Access::AnyKey | Access::Metrics) => handler
+                .route_layer(axum::middleware::from_fn_with_state(
                     (state.clone(), access),
                     middleware::require_key,
-                ))
-            }
+                )),
             _ => handler,
         };
         self.router = self.router.route(path, handler);
