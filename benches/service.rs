@@ -7,6 +7,9 @@
 //!   time (no coordinated omission);
 //! - batches: `/v1/score/batch` with 10,000 shipments, one after another.
 //!
+//! Each phase starts once the server's recorder has written the previous phase's records;
+//! the batch row also gives the rate until the batches' records are all written.
+//!
 //! `cargo bench --bench service [-- --seconds 15 --connections 32 --rate 1000 --no-peer]`.
 //! Shipments are the last rows of `data/samples/history_sample.csv`, outcomes removed. The peer
 //! needs `pip install -r benches/peer/requirements.txt`; without uvicorn it is skipped.
@@ -382,7 +385,35 @@ struct Measured {
     closed: Run,
     fixed: Run,
     batch: Run,
+    /// Batch shipments per second until every one was answered and recorded.
+    recorded_per_second: f64,
     rss_mib: f64,
+}
+
+/// Waits a second, then until the server's recorder has written everything it accepted (from
+/// `/metrics`; the peer records before it answers and has no backlog), so one phase's writes do
+/// not load the next.
+async fn settle(server: &Server) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let Ok(r) = client.get(format!("{}/metrics", server.url)).send().await else {
+            return;
+        };
+        let text = r.text().await.unwrap_or_default();
+        let Some(pending) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("dispatch_risk_recorder_pending "))
+        else {
+            return;
+        };
+        if pending.trim() == "0" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{}: the recorder did not drain in 300 s", server.name);
 }
 
 async fn measure(
@@ -395,16 +426,24 @@ async fn measure(
     wait_up(&server.url).await;
     // Warm up: caches, connections, the first compiled policies.
     let _ = closed_loop(server, singles.clone(), 4, 1.0).await;
+    settle(server).await;
     let closed = closed_loop(server, singles.clone(), o.connections, o.seconds).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(server).await;
     let fixed = fixed_rate(server, singles.clone(), o.rate, o.seconds).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(server).await;
     let batch = batches(server, batch_body, batch_n, o.batches).await;
+    // The batches' records still queued when the last answer came back: the time to write
+    // them counts in the recorded rate.
+    let drained = Instant::now();
+    settle(server).await;
+    let recorded_per_second =
+        batch.requests as f64 / (batch.seconds + drained.elapsed().as_secs_f64());
     Measured {
         name: server.name,
         closed,
         fixed,
         batch,
+        recorded_per_second,
         rss_mib: peak_rss_mib(server.child.id()),
     }
 }
@@ -451,11 +490,11 @@ fn main() {
         }
     }
     println!();
-    println!("| | score req/s (closed loop) | p50 / p99 ms | p99 ms at {} req/s (achieved) | batch shipments/s | errors | peak RSS MiB |", o.rate);
+    println!("| | score req/s (closed loop) | p50 / p99 ms | p99 ms at {} req/s (achieved) | batch shipments/s answered (and recorded) | errors | peak RSS MiB |", o.rate);
     println!("|---|---|---|---|---|---|---|");
     for m in &results {
         println!(
-            "| {} | {:.0} | {:.2} / {:.2} | {:.2} ({:.0}) | {:.0} | {} | {:.0} |",
+            "| {} | {:.0} | {:.2} / {:.2} | {:.2} ({:.0}) | {:.0} ({:.0}) | {} | {:.0} |",
             m.name,
             m.closed.per_second(),
             m.closed.percentile_ms(0.5),
@@ -463,6 +502,7 @@ fn main() {
             m.fixed.percentile_ms(0.99),
             m.fixed.per_second(),
             m.batch.per_second(),
+            m.recorded_per_second,
             m.closed.errors + m.fixed.errors + m.batch.errors,
             m.rss_mib
         );

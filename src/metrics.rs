@@ -1,5 +1,6 @@
 //! Prometheus metrics for `GET /metrics`: requests and latency per route, scores by band and by
-//! source, fallbacks, idempotent replays, and the versions being served.
+//! source, fallbacks, idempotent replays, the versions being served, and the records waiting
+//! to be written.
 
 use std::sync::Mutex;
 
@@ -44,6 +45,8 @@ pub struct Metrics {
     pub fallbacks: Counter,
     pub replays: Counter,
     pub versions: Family<VersionLabels, Gauge>,
+    /// Score records accepted and not yet in the database (set when metrics are read).
+    pub recorder_pending: Gauge,
     /// The labels set to 1 in `versions`, reset on reload.
     current_version: Mutex<Option<VersionLabels>>,
 }
@@ -63,6 +66,7 @@ impl Default for Metrics {
         let fallbacks = Counter::default();
         let replays = Counter::default();
         let versions = Family::<VersionLabels, Gauge>::default();
+        let recorder_pending = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -93,6 +97,11 @@ impl Default for Metrics {
             "1 for the model and policy versions serving",
             versions.clone(),
         );
+        registry.register(
+            "recorder_pending",
+            "Score records accepted and not yet written to the database",
+            recorder_pending.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -101,6 +110,7 @@ impl Default for Metrics {
             fallbacks,
             replays,
             versions,
+            recorder_pending,
             current_version: Mutex::new(None),
         }
     }

@@ -360,6 +360,47 @@ async fn a_large_batch_answers_in_order_and_records_each_answer() {
     assert!(risks.len() > 10, "{} distinct risks", risks.len());
 }
 
+/// The recorder's backlog is exported, and it drains once the database takes writes again.
+#[tokio::test]
+async fn the_recorder_backlog_shows_in_metrics_until_written() {
+    let app = TestApp::spawn(repo("models")).await;
+    let metric = || async {
+        let text = reqwest::get(format!("{}/metrics", app.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("dispatch_risk_recorder_pending "))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no recorder_pending in {text}"))
+    };
+    // Another writer holds SQLite's write lock, so the recorder's transaction waits.
+    let mut holder = app.state.store.pool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let (s, _) = app
+            .post(
+                "/v1/score",
+                &shipment(&format!("WH/OUT/P{i}")).to_string(),
+                W,
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    assert_eq!(app.state.store.recorder.pending(), 3);
+    assert_eq!(metric().await, "3");
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    app.state.store.flush().await.unwrap();
+    assert_eq!(metric().await, "0");
+    assert_eq!(app.state.store.count_rows(Table::Scores).await.unwrap(), 3);
+}
+
 #[tokio::test]
 async fn every_score_is_recorded_with_its_versions() {
     let app = TestApp::spawn(repo("models")).await;

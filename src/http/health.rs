@@ -38,6 +38,10 @@ pub async fn readyz(State(state): State<AppState>) -> Json<Value> {
 /// Prometheus metrics, in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state
+        .metrics
+        .recorder_pending
+        .set(i64::try_from(state.store.recorder.pending()).unwrap_or(i64::MAX));
     (
         [(
             CONTENT_TYPE,

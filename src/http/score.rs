@@ -15,10 +15,12 @@ use super::json::ApiJson;
 use super::{idempotency, Access, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
-use crate::scoring::{self, parallel, ScoreResponse, Shipment, ShipmentRequest, Source};
+use crate::scoring::scorer::MIN_SLICE;
+use crate::scoring::{self, ScoreResponse, Shipment, ShipmentRequest, Source};
 use crate::state::AppState;
 use crate::store::keys::Role;
 use crate::store::{now_text, ScoreRecord};
+use dispatch_risk_training::parallel;
 
 /// The most shipments one batch may hold.
 pub const MAX_BATCH: usize = 10_000;
@@ -135,7 +137,7 @@ pub async fn score_batch(
     // Every shipment is checked before any is scored: a bad batch changes nothing. Checking
     // and the JSON each record keeps are spread over the cores, off the async workers.
     let parsed = tokio::task::spawn_blocking(move || {
-        parallel::map(&request.shipments, |r| {
+        parallel::map(&request.shipments, MIN_SLICE, |r| {
             (to_json(r), Shipment::parse(r.clone(), now))
         })
     })
@@ -156,7 +158,7 @@ pub async fn score_batch(
     let compute = async {
         let scores = run(&state, shipments, now).await?;
         let (scores, bodies) = tokio::task::spawn_blocking(move || {
-            let bodies = parallel::map(&scores, to_json);
+            let bodies = parallel::map(&scores, MIN_SLICE, to_json);
             (scores, bodies)
         })
         .await

@@ -2,7 +2,6 @@
 //! joins the delay model, carrier ranking and the policy tables, and the answer's contract.
 //! Nothing here knows HTTP; the handlers and the benchmarks call it.
 
-pub mod parallel;
 pub mod request;
 pub mod response;
 pub mod scorer;

@@ -10,8 +10,8 @@ use dispatch_risk_training::data::table::SECONDS_PER_DAY;
 use dispatch_risk_training::data::Timestamp;
 use dispatch_risk_training::features::schema::{calendar_features, CALENDAR_FEATURES};
 use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore};
+use dispatch_risk_training::parallel::per_core;
 
-use super::parallel::{per_core, MIN_SLICE};
 use super::request::{to_table, Shipment};
 use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
 use crate::policy::{FallbackFacts, PolicyError, PolicySource, RoutingFacts};
@@ -19,6 +19,8 @@ use crate::state::LoadedModels;
 
 /// How many factors each answer explains.
 pub const TOP_FACTORS: usize = 3;
+/// Batches above this size are scored off the async workers and split across the cores.
+pub const MIN_SLICE: usize = 64;
 /// Weight of the delay risk in the 0-100 priority score; the routing table adds points.
 const RISK_PRIORITY_WEIGHT: f64 = 60.0;
 
@@ -93,19 +95,20 @@ fn model_part_parallel(
     shipments: &[Shipment],
     ranking: &RankingPolicy,
 ) -> ModelPart {
-    let mut parts: Vec<ModelPart> = per_core(shipments, |c| model_part(models, c, ranking))
-        .into_iter()
-        .map(|(n, part)| {
-            // A model that panics is a model that failed: the fallback table answers.
-            part.unwrap_or_else(|| ModelPart {
-                risks: None,
-                recommendations: vec![None; n],
-                scored_carrier: vec![None; n],
-                bands: RiskBands::default(),
-                failed: true,
+    let mut parts: Vec<ModelPart> =
+        per_core(shipments, MIN_SLICE, |c| model_part(models, c, ranking))
+            .into_iter()
+            .map(|(n, part)| {
+                // A model that panics is a model that failed: the fallback table answers.
+                part.unwrap_or_else(|| ModelPart {
+                    risks: None,
+                    recommendations: vec![None; n],
+                    scored_carrier: vec![None; n],
+                    bands: RiskBands::default(),
+                    failed: true,
+                })
             })
-        })
-        .collect();
+            .collect();
     if parts.len() == 1 {
         return parts.remove(0);
     }
@@ -157,7 +160,7 @@ fn evaluate_all<F: Sync, T: Send>(
     eval: impl Fn(&F) -> Result<T, PolicyError> + Sync,
 ) -> Result<Vec<T>, PolicyError> {
     let mut out = Vec::with_capacity(facts.len());
-    for (_, part) in per_core(facts, |c| {
+    for (_, part) in per_core(facts, MIN_SLICE, |c| {
         c.iter().map(&eval).collect::<Result<Vec<T>, _>>()
     }) {
         let part =

@@ -3,6 +3,9 @@
 //! carries hundreds of rows. A full channel makes handlers wait (nothing is dropped), and
 //! [`Recorder::flush`] returns once everything sent before it is in the database.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,21 +46,31 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 pub struct Recorder {
     tx: mpsc::Sender<Message>,
+    /// Records accepted and not yet written (or given up on).
+    pending: Arc<AtomicU64>,
 }
 
 impl Recorder {
     pub fn start(pool: AnyPool, backend: Backend) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, backend, rx));
-        Recorder { tx }
+        let pending = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(pool, backend, rx, pending.clone()));
+        Recorder { tx, pending }
+    }
+
+    /// Records accepted and not yet written: the backlog, for metrics.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Queues a record; waits only when the queue is full.
     pub async fn record(&self, record: ScoreRecord) -> Result<(), StoreError> {
-        self.tx
-            .send(Message::Record(Box::new(record)))
-            .await
-            .map_err(|_| StoreError::RecorderStopped)
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let sent = self.tx.send(Message::Record(Box::new(record))).await;
+        if sent.is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent.map_err(|_| StoreError::RecorderStopped)
     }
 
     /// Waits until every record queued before this call is written.
@@ -75,7 +88,12 @@ impl Recorder {
     }
 }
 
-async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Message>) {
+async fn run(
+    pool: AnyPool,
+    backend: Backend,
+    mut rx: mpsc::Receiver<Message>,
+    pending: Arc<AtomicU64>,
+) {
     let mut batch: Vec<Box<ScoreRecord>> = Vec::with_capacity(MAX_BATCH);
     let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -114,6 +132,7 @@ async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Message>) {
                     "recording scores failed for good; these records are lost"
                 );
             }
+            pending.fetch_sub(batch.len() as u64, Ordering::Relaxed);
             batch.clear();
         }
         for w in waiting.drain(..) {

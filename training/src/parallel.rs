@@ -39,6 +39,47 @@ pub fn for_row_blocks<T: Send>(
     });
 }
 
+/// Runs `f` on contiguous slices of `items` of at least `min_items`, one per core, and answers
+/// per slice in order: its length, and `None` if that slice panicked (the others still answer).
+pub fn per_core<T: Sync, U: Send>(
+    items: &[T],
+    min_items: usize,
+    f: impl Fn(&[T]) -> U + Sync,
+) -> Vec<(usize, Option<U>)> {
+    if items.len() <= min_items {
+        return vec![(items.len(), Some(f(items)))];
+    }
+    let chunk = items.len().div_ceil(threads()).max(min_items).max(1);
+    if items.len() <= chunk {
+        return vec![(items.len(), Some(f(items)))];
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| (c.len(), scope.spawn(move || f(c))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| (n, h.join().ok()))
+            .collect()
+    })
+}
+
+/// `f` on every item, in order, split across the cores above `min_items`; `None` if any slice
+/// panicked.
+pub fn map<T: Sync, U: Send>(
+    items: &[T],
+    min_items: usize,
+    f: impl Fn(&T) -> U + Sync,
+) -> Option<Vec<U>> {
+    let mut out = Vec::with_capacity(items.len());
+    for (_, part) in per_core(items, min_items, |c| c.iter().map(&f).collect::<Vec<U>>()) {
+        out.extend(part?);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +95,24 @@ mod tests {
             }
         });
         assert!(out.chunks(2).enumerate().all(|(r, v)| v == [r, 1]));
+    }
+
+    #[test]
+    fn map_answers_in_order_whether_split_or_not() {
+        for n in [0, 1, 64, 10 * 64 + 7] {
+            let items: Vec<usize> = (0..n).collect();
+            let squares = map(&items, 64, |x| x * x).unwrap();
+            assert_eq!(squares, items.iter().map(|x| x * x).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_panicking_slice_is_reported_not_propagated() {
+        let items: Vec<usize> = (0..640).collect();
+        let out = map(&items, 64, |&x| {
+            assert!(x != 3, "boom");
+            x
+        });
+        assert!(out.is_none());
     }
 }
