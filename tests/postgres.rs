@@ -59,6 +59,25 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
         last.score_id,
         batch["scores"][7]["score_id"].as_str().unwrap()
     );
+    // A batch naming a shipment twice: one upsert per shipment per statement, the newest wins.
+    let repeated: Vec<Value> = ["PG/OUT/7", "PG/OUT/8", "PG/OUT/7"]
+        .iter()
+        .map(|id| shipment(id))
+        .collect();
+    let (s, again) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": repeated }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{again}");
+    store.flush().await.unwrap();
+    let id = |i: usize| again["scores"][i]["score_id"].as_str().unwrap().to_string();
+    let last = store.last_score("PG/OUT/8").await.unwrap().unwrap();
+    assert_eq!(last.score_id, id(1));
+    let last = store.last_score("PG/OUT/7").await.unwrap().unwrap();
+    assert!(last.score_id == id(0) || last.score_id == id(2), "{}", last.score_id);
     // A second instance on the same database sees the keys and the records.
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
@@ -78,6 +97,6 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
             .count_rows(Table::Scores)
             .await
             .unwrap(),
-        121
+        124
     );
 }

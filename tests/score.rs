@@ -401,6 +401,38 @@ async fn the_recorder_backlog_shows_in_metrics_until_written() {
     assert_eq!(app.state.store.count_rows(Table::Scores).await.unwrap(), 3);
 }
 
+/// Outcomes join a shipment's newest score: scored again later, or twice in one batch.
+#[tokio::test]
+async fn the_latest_score_of_a_shipment_is_its_newest() {
+    let app = TestApp::spawn(repo("models")).await;
+    let (_, first) = app
+        .post("/v1/score", &shipment("WH/OUT/R1").to_string(), W)
+        .await;
+    app.state.store.flush().await.unwrap();
+    let last = app.state.store.last_score("WH/OUT/R1").await.unwrap().unwrap();
+    assert_eq!(last.score_id, first["score_id"].as_str().unwrap());
+    let repeated: Vec<Value> = ["WH/OUT/R1", "WH/OUT/R2", "WH/OUT/R1"]
+        .iter()
+        .map(|id| shipment(id))
+        .collect();
+    let (s, batch) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": repeated }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{batch}");
+    app.state.store.flush().await.unwrap();
+    let id = |i: usize| batch["scores"][i]["score_id"].as_str().unwrap().to_string();
+    let last = app.state.store.last_score("WH/OUT/R1").await.unwrap().unwrap();
+    assert!(last.score_id == id(0) || last.score_id == id(2), "{}", last.score_id);
+    assert_ne!(last.score_id, first["score_id"].as_str().unwrap());
+    let last = app.state.store.last_score("WH/OUT/R2").await.unwrap().unwrap();
+    assert_eq!(last.score_id, id(1));
+    assert!(app.state.store.last_score("WH/OUT/R3").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn every_score_is_recorded_with_its_versions() {
     let app = TestApp::spawn(repo("models")).await;

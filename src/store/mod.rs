@@ -90,7 +90,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let migrator = Migrator::new(Embedded).await?;
+        let migrator = Migrator::new(Embedded(MIGRATIONS)).await?;
         migrator.run(&pool).await?;
         let recorder = Arc::new(Recorder::start(pool.clone(), backend));
         Ok(Store {
@@ -108,10 +108,16 @@ impl Store {
 
 /// The migrations of `migrations/`, compiled in so the binary needs no files beside it.
 #[derive(Debug)]
-struct Embedded;
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "latest scores",
+        include_str!("../../migrations/0002_latest_scores.sql"),
+    ),
+];
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(
@@ -123,8 +129,9 @@ impl MigrationSource<'static> for Embedded {
                 + 'static,
         >,
     > {
-        Box::pin(async {
-            Ok(MIGRATIONS
+        Box::pin(async move {
+            Ok(self
+                .0
                 .iter()
                 .map(|(version, description, sql)| {
                     Migration::new(
@@ -148,4 +155,57 @@ pub fn now_text() -> String {
 /// A bool as the integer both databases store.
 pub fn flag(b: bool) -> i32 {
     b as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before `latest_scores` existed gets it filled from its scores.
+    #[tokio::test]
+    async fn the_latest_scores_migration_fills_in_from_existing_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("old.sqlite3").display());
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .connect(&format!("{url}?mode=rwc"))
+            .await
+            .unwrap();
+        Migrator::new(Embedded(&MIGRATIONS[..1]))
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for (shipment, score, at) in [
+            ("A", "sc_2", "2026-01-02T00:00:00Z"),
+            ("A", "sc_1", "2026-01-01T00:00:00Z"),
+            ("B", "sc_4", "2026-01-01T00:00:00Z"),
+            ("B", "sc_3", "2026-01-01T00:00:00Z"),
+        ] {
+            sqlx::query(
+                "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, \
+                 response, policy_version, source, risk_band, delay_risk, queue, \
+                 requires_approval, degraded, latency_us) \
+                 VALUES ($1, $2, $3, 'score', '{}', '{}', 'p', 'model', 'low', 0.1, 'standard', \
+                 0, 0, 1)",
+            )
+            .bind(score)
+            .bind(shipment)
+            .bind(at)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+        let store = Store::connect(&url).await.unwrap();
+        let last = |id: &'static str| {
+            let store = store.clone();
+            async move { store.last_score(id).await.unwrap().map(|s| s.score_id) }
+        };
+        assert_eq!(last("A").await.as_deref(), Some("sc_2"));
+        // The same time: the larger (time-ordered) score id is the later one.
+        assert_eq!(last("B").await.as_deref(), Some("sc_4"));
+        assert_eq!(last("C").await, None);
+    }
 }

@@ -32,8 +32,8 @@ pub struct OutcomeRecord {
 impl Store {
     pub async fn last_score(&self, shipment_id: &str) -> Result<Option<LastScore>, StoreError> {
         let row = sqlx::query(
-            "SELECT score_id, request, response FROM scores WHERE shipment_id = $1 \
-             ORDER BY created_at DESC, score_id DESC LIMIT 1",
+            "SELECT s.score_id, s.request, s.response FROM latest_scores l \
+             JOIN scores s ON s.score_id = l.score_id WHERE l.shipment_id = $1",
         )
         .bind(shipment_id.to_string())
         .fetch_optional(&self.pool)

@@ -3,6 +3,7 @@
 //! carries hundreds of rows. A full channel makes handlers wait (nothing is dropped), and
 //! [`Recorder::flush`] returns once everything sent before it is in the database.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -170,8 +171,62 @@ async fn write(
                 .bind(r.api_key_id.clone());
         }
         q.execute(&mut *tx).await?;
+        latest_sql(chunk, backend).execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+/// Moves each shipment's entry in `latest_scores` to its newest record in `chunk`, unless a
+/// newer one is there already. One row per shipment per statement: PostgreSQL refuses an
+/// upsert that touches a row twice.
+fn latest_sql(
+    chunk: &[Box<ScoreRecord>],
+    backend: Backend,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut newest: Vec<&ScoreRecord> = Vec::with_capacity(chunk.len());
+    let mut at: HashMap<&str, usize> = HashMap::with_capacity(chunk.len());
+    for r in chunk {
+        match at.get(r.shipment_id.as_str()) {
+            Some(&i) => {
+                let kept = newest[i];
+                if (&r.created_at, &r.score_id) > (&kept.created_at, &kept.score_id) {
+                    newest[i] = r;
+                }
+            }
+            None => {
+                at.insert(&r.shipment_id, newest.len());
+                newest.push(r);
+            }
+        }
+    }
+    let mut sql =
+        String::from("INSERT INTO latest_scores (shipment_id, score_id, created_at) VALUES ");
+    for i in 0..newest.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        match backend {
+            Backend::Sqlite => sql.push_str("(?,?,?)"),
+            Backend::Postgres => {
+                sql.push_str(&format!("(${},${},${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            }
+        }
+    }
+    sql.push_str(
+        " ON CONFLICT (shipment_id) DO UPDATE SET score_id = excluded.score_id, \
+         created_at = excluded.created_at \
+         WHERE excluded.created_at > latest_scores.created_at \
+         OR (excluded.created_at = latest_scores.created_at \
+         AND excluded.score_id > latest_scores.score_id)",
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in newest {
+        q = q
+            .bind(r.shipment_id.clone())
+            .bind(r.score_id.clone())
+            .bind(r.created_at.clone());
+    }
+    q
 }
 
 const COLUMNS: usize = 16;
