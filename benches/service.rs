@@ -16,6 +16,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -99,8 +100,19 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// Stops the server and everything it started: each server leads its own process group,
+    /// and uvicorn's workers, killed with their parent alone, lived on and loaded later runs.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -178,6 +190,7 @@ fn start_dispatch_risk(dir: &Path) -> Server {
         ])
         .current_dir(repo(""))
         .env("RUST_LOG", "warn")
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -207,6 +220,7 @@ fn start_peer(dir: &Path) -> Option<Server> {
         ])
         .env("PEER_MODEL_DIR", repo("models/default"))
         .env("PEER_DB", dir.join("peer.sqlite3"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
