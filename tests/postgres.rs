@@ -77,7 +77,11 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
     let last = store.last_score("PG/OUT/8").await.unwrap().unwrap();
     assert_eq!(last.score_id, id(1));
     let last = store.last_score("PG/OUT/7").await.unwrap().unwrap();
-    assert!(last.score_id == id(0) || last.score_id == id(2), "{}", last.score_id);
+    assert!(
+        last.score_id == id(0) || last.score_id == id(2),
+        "{}",
+        last.score_id
+    );
     // A second instance on the same database sees the keys and the records.
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());

@@ -409,7 +409,13 @@ async fn the_latest_score_of_a_shipment_is_its_newest() {
         .post("/v1/score", &shipment("WH/OUT/R1").to_string(), W)
         .await;
     app.state.store.flush().await.unwrap();
-    let last = app.state.store.last_score("WH/OUT/R1").await.unwrap().unwrap();
+    let last = app
+        .state
+        .store
+        .last_score("WH/OUT/R1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(last.score_id, first["score_id"].as_str().unwrap());
     let repeated: Vec<Value> = ["WH/OUT/R1", "WH/OUT/R2", "WH/OUT/R1"]
         .iter()
@@ -425,12 +431,34 @@ async fn the_latest_score_of_a_shipment_is_its_newest() {
     assert_eq!(s, 200, "{batch}");
     app.state.store.flush().await.unwrap();
     let id = |i: usize| batch["scores"][i]["score_id"].as_str().unwrap().to_string();
-    let last = app.state.store.last_score("WH/OUT/R1").await.unwrap().unwrap();
-    assert!(last.score_id == id(0) || last.score_id == id(2), "{}", last.score_id);
+    let last = app
+        .state
+        .store
+        .last_score("WH/OUT/R1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        last.score_id == id(0) || last.score_id == id(2),
+        "{}",
+        last.score_id
+    );
     assert_ne!(last.score_id, first["score_id"].as_str().unwrap());
-    let last = app.state.store.last_score("WH/OUT/R2").await.unwrap().unwrap();
+    let last = app
+        .state
+        .store
+        .last_score("WH/OUT/R2")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(last.score_id, id(1));
-    assert!(app.state.store.last_score("WH/OUT/R3").await.unwrap().is_none());
+    assert!(app
+        .state
+        .store
+        .last_score("WH/OUT/R3")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
