@@ -408,15 +408,8 @@ async fn the_latest_score_of_a_shipment_is_its_newest() {
     let (_, first) = app
         .post("/v1/score", &shipment("WH/OUT/R1").to_string(), W)
         .await;
-    app.state.store.flush().await.unwrap();
-    let last = app
-        .state
-        .store
-        .last_score("WH/OUT/R1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(last.score_id, first["score_id"].as_str().unwrap());
+    let first = first["score_id"].as_str().map(str::to_string);
+    assert_eq!(app.latest_score_id("WH/OUT/R1").await, first);
     let repeated: Vec<Value> = ["WH/OUT/R1", "WH/OUT/R2", "WH/OUT/R1"]
         .iter()
         .map(|id| shipment(id))
@@ -429,36 +422,12 @@ async fn the_latest_score_of_a_shipment_is_its_newest() {
         )
         .await;
     assert_eq!(s, 200, "{batch}");
-    app.state.store.flush().await.unwrap();
-    let id = |i: usize| batch["scores"][i]["score_id"].as_str().unwrap().to_string();
-    let last = app
-        .state
-        .store
-        .last_score("WH/OUT/R1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        last.score_id == id(0) || last.score_id == id(2),
-        "{}",
-        last.score_id
-    );
-    assert_ne!(last.score_id, first["score_id"].as_str().unwrap());
-    let last = app
-        .state
-        .store
-        .last_score("WH/OUT/R2")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(last.score_id, id(1));
-    assert!(app
-        .state
-        .store
-        .last_score("WH/OUT/R3")
-        .await
-        .unwrap()
-        .is_none());
+    let id = |i: usize| batch["scores"][i]["score_id"].as_str().map(str::to_string);
+    let r1 = app.latest_score_id("WH/OUT/R1").await;
+    assert!(r1 == id(0) || r1 == id(2), "{r1:?}");
+    assert_ne!(r1, first);
+    assert_eq!(app.latest_score_id("WH/OUT/R2").await, id(1));
+    assert_eq!(app.latest_score_id("WH/OUT/R3").await, None);
 }
 
 #[tokio::test]

@@ -104,6 +104,18 @@ impl TestApp {
         let status = r.status().as_u16();
         (status, r.json().await.expect("every answer is JSON"))
     }
+
+    /// The id of the score outcomes would join for `shipment_id`, once every record is written.
+    #[allow(dead_code)] // not every test binary asks
+    pub async fn latest_score_id(&self, shipment_id: &str) -> Option<String> {
+        self.state.store.flush().await.unwrap();
+        self.state
+            .store
+            .last_score(shipment_id)
+            .await
+            .unwrap()
+            .map(|s| s.score_id)
+    }
 }
 
 /// A fresh database on the PostgreSQL server of `TEST_DATABASE_URL`, or `None` (with a note)
