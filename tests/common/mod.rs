@@ -106,7 +106,6 @@ impl TestApp {
     }
 
     /// The id of the score outcomes would join for `shipment_id`, once every record is written.
-    #[allow(dead_code)] // not every test binary asks
     pub async fn latest_score_id(&self, shipment_id: &str) -> Option<String> {
         self.state.store.flush().await.unwrap();
         self.state
