@@ -69,7 +69,6 @@ pub struct DecisionTable {
 
 #[derive(Debug, Clone)]
 struct InputColumn {
-    name: String,
     /// The expression whose value `$` takes in this column's cells; none: cells are boolean
     /// expressions on the whole context.
     field: Option<Expression<Standard>>,
@@ -188,7 +187,7 @@ impl DecisionTable {
             },
             inputs: inputs
                 .into_iter()
-                .map(|(_, name, field)| InputColumn { name, field })
+                .map(|(_, _, field)| InputColumn { field })
                 .collect(),
             rows,
         })
@@ -208,21 +207,18 @@ impl DecisionTable {
         let base = Variable::from(context);
         let mut scope = Scope::new(base);
         // Each column's `$`, computed once per evaluation as zen-engine's isolate caches it.
-        let mut references: Vec<Option<Variable>> = Vec::with_capacity(self.inputs.len());
-        for column in &self.inputs {
-            references.push(match &column.field {
-                None => None,
-                Some(f) => {
-                    Some(
-                        f.evaluate_with_scope(&scope, vm)
-                            .map_err(|e| JdmError::Evaluation {
-                                what: format!("input column `{}`", column.name),
-                                message: e.to_string(),
-                            })?,
-                    )
-                }
-            });
-        }
+        // A field that cannot be evaluated on this context leaves `$` unset: as in zen-engine,
+        // that column's non-empty cells then fail to match.
+        let references: Vec<Option<Variable>> = self
+            .inputs
+            .iter()
+            .map(|column| {
+                column
+                    .field
+                    .as_ref()
+                    .and_then(|f| f.evaluate_with_scope(&scope, vm).ok())
+            })
+            .collect();
         let mut collected = Vec::new();
         for row in &self.rows {
             if !self.row_matches(row, &references, &mut scope, vm) {
@@ -472,6 +468,28 @@ mod tests {
         // A cell that cannot be evaluated on the value (a string compared to a number) fails
         // to match rather than failing the table.
         assert_eq!(t.evaluate(&json!({"v": "x"})).unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn a_field_that_cannot_be_evaluated_fails_its_cells_only() {
+        let inputs = json!([{"id": "d", "name": "Day", "field": "date(when)"}]);
+        let outputs = json!([{"id": "o", "name": "O", "field": "o"}]);
+        let rules = json!([
+            {"_id": "dated", "d": "$ != null", "o": "\"dated\""},
+            {"_id": "any", "o": "\"any\""}
+        ]);
+        // The premise: the field itself fails on a value that is not a date.
+        let bad = Variable::from(json!({"when": "not a date"}));
+        assert!(zen_expression::evaluate_expression("date(when)", bad).is_err());
+        let t = DecisionTable::parse(&graph("first", inputs, outputs, rules)).unwrap();
+        assert_eq!(
+            t.evaluate(&json!({"when": "2026-11-27"})).unwrap(),
+            json!({"o": "dated"})
+        );
+        assert_eq!(
+            t.evaluate(&json!({"when": "not a date"})).unwrap(),
+            json!({"o": "any"})
+        );
     }
 
     #[test]
