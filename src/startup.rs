@@ -72,9 +72,16 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        // Outcomes reported since the model was trained feed its history from the start.
+        let outcomes = store
+            .all_outcomes()
+            .await
+            .context("reading stored outcomes")?;
         // Loading reads and checks tens of megabytes: off the async workers.
-        let models = tokio::task::spawn_blocking(move || {
-            ModelStore::open(config.models_dir, config.encoders_dir, config.taxonomy)
+        let (models, replayed) = tokio::task::spawn_blocking(move || {
+            let models = ModelStore::open(config.models_dir, config.encoders_dir, config.taxonomy);
+            let replayed = models.current().take_outcomes(&outcomes);
+            (models, replayed)
         })
         .await
         .context("loading the models")?;
@@ -87,21 +94,9 @@ impl Application {
             delay_model = loaded.delay.is_some(),
             classifier = ?loaded.classifier.tier(),
             policies = %policy_version,
+            outcomes_replayed = replayed,
             "models and policies loaded"
         );
-        // Outcomes reported since the model was trained feed its history from the start.
-        let outcomes = store
-            .all_outcomes()
-            .await
-            .context("reading stored outcomes")?;
-        if !outcomes.is_empty() {
-            let taken = loaded.take_outcomes(&outcomes);
-            tracing::info!(
-                stored = outcomes.len(),
-                taken,
-                "outcomes replayed into the history"
-            );
-        }
         let metrics = Metrics::default();
         metrics.serving(
             loaded.delay.as_ref().and(loaded.version.as_deref()),
@@ -179,12 +174,9 @@ async fn reload_on_hangup(state: AppState) {
         return;
     };
     while hup.recv().await.is_some() {
-        let s = state.clone();
-        let report = tokio::task::spawn_blocking(move || s.reload()).await;
-        let replayed = state.replay_outcomes().await.unwrap_or(0);
-        match report {
+        match state.reload().await {
             Ok(r) => tracing::info!(
-                replayed,
+                replayed = r.outcomes_replayed,
                 model_version = ?r.model_version,
                 policy_version = %r.policy_version,
                 models_refused = ?r.models_refused,

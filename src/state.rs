@@ -15,7 +15,7 @@ use crate::auth::KeyCache;
 use crate::metrics::Metrics;
 use crate::policy::ActivePolicies;
 use crate::store::outcomes::OutcomeRecord;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The version directory used when the models directory has no `ACTIVE` file.
 pub const DEFAULT_VERSION: &str = "default";
@@ -173,21 +173,26 @@ impl ModelStore {
         &self.dir
     }
 
-    /// Loads the active version again and swaps it in, unless the version is missing or any
-    /// of its files fails to load: then it is refused with the reasons and the previous models
-    /// keep serving.
+    /// Loads the active version again, feeds it `outcomes` (reported since its training) and
+    /// only then swaps it in, so no request sees it without them; unless the version is
+    /// missing or any of its files fails to load: then it is refused with the reasons and the
+    /// previous models keep serving. Returns the new models and how many outcomes they took.
     /// Blocking, like [`ModelStore::open`].
-    pub fn reload(&self) -> Result<Arc<LoadedModels>, Vec<String>> {
+    pub fn reload(
+        &self,
+        outcomes: &[OutcomeRecord],
+    ) -> Result<(Arc<LoadedModels>, usize), Vec<String>> {
         let new = LoadedModels::load(&self.dir, self.encoders.as_deref(), self.taxonomy.clone());
         if !new.failed.is_empty() {
             return Err(new.failed);
         }
+        let replayed = new.take_outcomes(outcomes);
         let new = Arc::new(new);
         match self.current.write() {
             Ok(mut g) => *g = new.clone(),
             Err(p) => *p.into_inner() = new.clone(),
         }
-        Ok(new)
+        Ok((new, replayed))
     }
 
     /// The models serving now; held for one request.
@@ -211,6 +216,15 @@ pub struct AppState {
     pub public_metrics: bool,
 }
 
+/// Why a reload could not run at all (a refused part is a [`ReloadReport`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("reading the stored outcomes: {0}")]
+    Outcomes(#[from] StoreError),
+    #[error("the reload thread failed: {0}")]
+    Thread(String),
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, Default)]
 pub struct ReloadReport {
@@ -222,29 +236,28 @@ pub struct ReloadReport {
     /// Why new policies were refused (the previous ones stay active).
     pub policies_refused: Option<String>,
     pub problems: Vec<String>,
+    /// Stored outcomes the new models took into their history.
+    pub outcomes_replayed: usize,
 }
 
 impl AppState {
-    /// Feeds the stored outcomes into the models now serving, so a reload keeps what
-    /// workflows reported since the model was trained.
-    pub async fn replay_outcomes(&self) -> Result<usize, crate::store::StoreError> {
-        let outcomes = self.store.all_outcomes().await?;
-        let models = self.models.current();
-        Ok(
-            tokio::task::spawn_blocking(move || models.take_outcomes(&outcomes))
-                .await
-                .unwrap_or(0),
-        )
-    }
-
     /// Loads the active model version and the policy files again; each part that loads and
     /// checks is swapped in, each that does not is refused and the previous one keeps serving.
-    /// Blocking: call it off the async workers.
-    pub fn reload(&self) -> ReloadReport {
+    /// New models take the stored outcomes before they serve, so live history survives.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let outcomes = self.store.all_outcomes().await?;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || state.reload_blocking(&outcomes))
+            .await
+            .map_err(|e| ReloadError::Thread(e.to_string()))
+    }
+
+    fn reload_blocking(&self, outcomes: &[OutcomeRecord]) -> ReloadReport {
         let mut report = ReloadReport::default();
-        match self.models.reload() {
-            Ok(m) => {
+        match self.models.reload(outcomes) {
+            Ok((m, replayed)) => {
                 report.problems = m.problems.clone();
+                report.outcomes_replayed = replayed;
             }
             Err(why) => report.models_refused = why,
         }

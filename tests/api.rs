@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{chromium, repo, shipment, TestApp};
+use common::{chromium, copy_dir, repo, shipment, TestApp};
 use dispatch_risk::http::{route_table, Access};
 use dispatch_risk::store::keys::Role;
 use dispatch_risk::store::outcomes::Table;
@@ -270,16 +270,6 @@ async fn the_keys_command_prints_the_new_key_last_and_stores_only_its_hash() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a role"));
     let out = run(&["revoke", "key_nothing"]);
     assert_eq!(out.status.code(), Some(2));
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{repo, TestApp};
+use common::{copy_dir, repo, TestApp};
 use dispatch_risk::store::keys::Role;
 use serde_json::{json, Value};
 
@@ -160,14 +158,6 @@ async fn with_no_models_the_rules_answer_and_the_service_says_it_is_degraded() {
             .contains("does not exist"),
         "{models}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 #[tokio::test]

@@ -4,9 +4,12 @@
 
 mod common;
 
-use common::{repo, shipment, TestApp};
+use std::sync::Arc;
+
+use common::{copy_dir, repo, shipment, TestApp};
 use dispatch_risk::store::keys::Role;
 use dispatch_risk::store::outcomes::Table;
+use dispatch_risk::Application;
 use serde_json::{json, Value};
 
 const W: Option<Role> = Some(Role::Workflow);
@@ -548,6 +551,60 @@ async fn outcomes_join_the_last_score_and_feed_the_live_history() {
         app.state.store.count_rows(Table::Outcomes).await.unwrap(),
         1
     );
+}
+
+/// Outcomes reported to the service stay in the live history when the models are reloaded,
+/// also when the policies are refused in the same reload, and when the service restarts.
+#[tokio::test]
+async fn stored_outcomes_survive_reloads_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_dir(&repo("policies"), &policies);
+    let mut config = common::config(repo("models"), dir.path());
+    config.policies_dir = policies.clone();
+    let restart = config.clone();
+    let app = TestApp::spawn_with(config, dir).await;
+    let history = |app: &TestApp| {
+        let models = app.state.models.current();
+        let delay = models.delay.as_ref().unwrap().read().unwrap();
+        delay.history.len()
+    };
+    let trained = history(&app);
+    app.post("/v1/score", &shipment("WH/OUT/H1").to_string(), W)
+        .await;
+    let (s, o) = app
+        .post(
+            "/v1/shipments/WH%2FOUT%2FH1/outcome",
+            r#"{"delivered_at": "2024-04-24T10:00:00Z"}"#,
+            W,
+        )
+        .await;
+    assert_eq!(
+        (s, o["live_history_updated"].as_bool()),
+        (200, Some(true)),
+        "{o}"
+    );
+    assert_eq!(history(&app), trained + 1);
+
+    let (s, r) = app.post("/v1/models/reload", "{}", A).await;
+    assert_eq!((s, r["outcomes_replayed"].as_u64()), (200, Some(1)), "{r}");
+    assert_eq!(history(&app), trained + 1);
+
+    // The policies are refused, the models are swapped in anyway, with the outcome.
+    std::fs::write(policies.join("routing.json"), "{ not json").unwrap();
+    let before = Arc::as_ptr(&app.state.models.current());
+    let (s, r) = app.post("/v1/models/reload", "{}", A).await;
+    assert_eq!(s, 409, "{r}");
+    assert_ne!(Arc::as_ptr(&app.state.models.current()), before);
+    assert_eq!(history(&app), trained + 1);
+
+    // A restart on the same database and policies (mended) starts from the stored outcome.
+    std::fs::copy(repo("policies/routing.json"), policies.join("routing.json")).unwrap();
+    app.state.store.flush().await.unwrap();
+    let second = Application::build(restart).await.unwrap();
+    let models = second.state().models.current();
+    let delay = models.delay.as_ref().unwrap().read().unwrap();
+    assert_eq!(delay.history.len(), trained + 1);
 }
 
 #[tokio::test]

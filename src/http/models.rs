@@ -57,10 +57,10 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     ),
     security(("api_key" = [])))]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let s = state.clone();
-    let report = tokio::task::spawn_blocking(move || s.reload())
+    let report = state
+        .reload()
         .await
-        .map_err(|e| ApiError::internal(format!("reload failed: {e}")))?;
+        .map_err(|e| ApiError::unavailable(format!("reload failed: {e}")))?;
     let mut refused = Vec::new();
     if !report.models_refused.is_empty() {
         refused.push(format!("models: {}", report.models_refused.join("; ")));
@@ -79,10 +79,7 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         ));
     }
     let m = state.models.current();
-    let replayed = state
-        .replay_outcomes()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("replaying stored outcomes: {e}")))?;
+    let replayed = report.outcomes_replayed;
     tracing::info!(version = ?report.model_version, policies = %report.policy_version, replayed, "reloaded");
     Ok(Json(json!({
         "reloaded": true,

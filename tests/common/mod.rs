@@ -24,6 +24,17 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// Copies the files of `from` (not its subdirectories) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 /// A configuration on the repository's policies and a fresh SQLite file in `dir`.
 pub fn config(models_dir: PathBuf, dir: &Path) -> ServeConfig {
     let mut c = ServeConfig::new(
