@@ -89,7 +89,13 @@ pub async fn score_one(
             .pop()
             .ok_or_else(|| ApiError::internal("no answer"))?;
         let body = to_json(&answer)?;
-        let record = record_of(&answer, "score", request_json.clone(), body.clone());
+        let record = record_of(
+            &answer,
+            "score",
+            &now_text(),
+            request_json.clone(),
+            body.clone(),
+        );
         send(&state, &caller, vec![record], started).await?;
         Ok(body)
     };
@@ -174,10 +180,11 @@ pub async fn score_batch(
             scores.iter().any(|s| s.degraded),
             bodies.join(",")
         );
+        let created_at = now_text();
         let records = scores
             .iter()
             .zip(request_jsons.iter().cloned().zip(bodies))
-            .map(|(a, (req, resp))| record_of(a, "batch", req, resp))
+            .map(|(a, (req, resp))| record_of(a, "batch", &created_at, req, resp))
             .collect();
         send(&state, &caller, records, started).await?;
         Ok(body)
@@ -197,13 +204,14 @@ pub async fn score_batch(
 fn record_of(
     answer: &ScoreResponse,
     endpoint: &'static str,
+    created_at: &str,
     request: String,
     response: String,
 ) -> ScoreRecord {
     ScoreRecord {
         score_id: answer.score_id.clone(),
         shipment_id: answer.shipment_id.clone(),
-        created_at: now_text(),
+        created_at: created_at.to_string(),
         endpoint,
         request,
         response,

@@ -10,7 +10,7 @@ use dispatch_risk_training::data::table::SECONDS_PER_DAY;
 use dispatch_risk_training::data::Timestamp;
 use dispatch_risk_training::features::schema::{calendar_features, CALENDAR_FEATURES};
 use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore};
-use dispatch_risk_training::parallel::per_core;
+use dispatch_risk_training::parallel::{self, per_core};
 
 use super::request::{to_table, Shipment};
 use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
@@ -159,15 +159,10 @@ fn evaluate_all<F: Sync, T: Send>(
     facts: &[F],
     eval: impl Fn(&F) -> Result<T, PolicyError> + Sync,
 ) -> Result<Vec<T>, PolicyError> {
-    let mut out = Vec::with_capacity(facts.len());
-    for (_, part) in per_core(facts, MIN_SLICE, |c| {
-        c.iter().map(&eval).collect::<Result<Vec<T>, _>>()
-    }) {
-        let part =
-            part.ok_or_else(|| PolicyError::Evaluation("a policy thread panicked".into()))?;
-        out.extend(part?);
-    }
-    Ok(out)
+    parallel::map(facts, MIN_SLICE, eval)
+        .ok_or_else(|| PolicyError::Evaluation("a policy thread panicked".into()))?
+        .into_iter()
+        .collect()
 }
 
 /// Scores `shipments` in order, a large batch off the async workers. Fails only when the
