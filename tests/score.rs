@@ -251,6 +251,73 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
         .await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(e["error"]["field"], "shipments[2].date_deadline", "{e}");
+    assert_eq!(e["error"]["code"], "invalid_field", "{e}");
+    // JSON that does not fit a shipment: the field is named within its shipment too.
+    let cases = [
+        (
+            "order_value",
+            json!("lots"),
+            "shipments[1].order_value",
+            "invalid type",
+        ),
+        (
+            "colour",
+            json!("red"),
+            "shipments[1].colour",
+            "unknown field",
+        ),
+    ];
+    for (key, value, field, needle) in cases {
+        let mut bad = shipments.clone();
+        bad[2] = shipment("WH/OUT/2");
+        bad[1][key] = value;
+        let (s, e) = app
+            .post(
+                "/v1/score/batch",
+                &json!({ "shipments": bad }).to_string(),
+                W,
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{e}"
+        );
+        assert_eq!(e["error"]["field"], field, "{e}");
+        let m = e["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with(field) && m.contains(needle), "{m}");
+    }
+    let mut bad = shipments.clone();
+    bad[3].as_object_mut().unwrap().remove("warehouse");
+    let (s, e) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": bad }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(
+        e["error"]["field"], "shipments[2].date_deadline",
+        "the first bad shipment: {e}"
+    );
+    bad[2] = shipment("WH/OUT/2");
+    let (_, e) = app
+        .post(
+            "/v1/score/batch",
+            &json!({ "shipments": bad }).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(e["error"]["field"], "shipments[3].warehouse", "{e}");
+    let (s, e) = app
+        .post("/v1/score/batch", r#"{"shipments": [], "extra": 1}"#, W)
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("extra")),
+        "{e}"
+    );
     // Over the limit.
     let many: Vec<Value> = (0..10_001).map(|i| shipment(&format!("S{i}"))).collect();
     let (s, e) = app

@@ -55,6 +55,14 @@ impl ApiError {
         }
     }
 
+    /// A request whose JSON does not fit the route's type: a missing field, a wrong type.
+    pub fn invalid_request(field: Option<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            field,
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
+    }
+
     /// A request that is well-formed but breaks a rule of the route (a batch over the limit).
     pub fn unprocessable(
         code: &'static str,
@@ -107,11 +115,7 @@ impl From<JsonRejection> for ApiError {
                 let detail = std::error::Error::source(&e)
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| e.body_text());
-                let field = field_of(&detail);
-                ApiError {
-                    field,
-                    ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
-                }
+                Self::invalid_request(field_of(&detail), detail)
             }
             JsonRejection::JsonSyntaxError(e) => Self::new(
                 StatusCode::BAD_REQUEST,

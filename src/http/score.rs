@@ -9,6 +9,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Extension;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::json::ApiJson;
@@ -16,7 +17,7 @@ use super::{idempotency, Access, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
 use crate::scoring::scorer::MIN_SLICE;
-use crate::scoring::{self, ScoreResponse, Shipment, ShipmentRequest, Source};
+use crate::scoring::{self, FieldError, ScoreResponse, Shipment, ShipmentRequest, Source};
 use crate::state::AppState;
 use crate::store::keys::Role;
 use crate::store::{now_text, ScoreRecord};
@@ -47,6 +48,15 @@ pub(crate) fn routes(r: Routes) -> Routes {
 pub struct BatchRequest {
     /// At most 10,000 shipments; answers come back in the same order.
     pub shipments: Vec<ShipmentRequest>,
+}
+
+/// A batch as it arrives: the body is only scanned on the async worker, each shipment's JSON
+/// kept as sent; the shipments are then read and checked across the cores, and each is
+/// recorded as it was sent rather than written out again. Documented as [`BatchRequest`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    shipments: Vec<Box<RawValue>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -128,7 +138,7 @@ pub async fn score_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<BatchRequest>,
+    ApiJson(request): ApiJson<RawBatch>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let n = request.shipments.len();
@@ -142,24 +152,22 @@ pub async fn score_batch(
     let now = chrono::Utc::now().timestamp();
     // Every shipment is checked before any is scored: a bad batch changes nothing. Checking
     // and the JSON each record keeps are spread over the cores, off the async workers.
-    let parsed = tokio::task::spawn_blocking(move || {
-        parallel::map(&request.shipments, MIN_SLICE, |r| {
-            (to_json(r), Shipment::parse(r.clone(), now))
-        })
+    let raw = request.shipments;
+    let (raw, parsed) = tokio::task::spawn_blocking(move || {
+        let parsed = parallel::map(&raw, MIN_SLICE, |r| read_shipment(r, now));
+        (raw, parsed)
     })
     .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| ApiError::internal("checking the batch failed"))?;
+    .map_err(|e| ApiError::internal(format!("checking the batch: {e}")))?;
+    let parsed = parsed.ok_or_else(|| ApiError::internal("checking the batch failed"))?;
     let mut shipments = Vec::with_capacity(n);
-    let mut request_jsons = Vec::with_capacity(n);
-    for (i, (json, shipment)) in parsed.into_iter().enumerate() {
-        request_jsons.push(json?);
-        shipments.push(shipment.map_err(|e| {
-            let e = e.in_batch(i);
-            ApiError::invalid_field(&e.field, e.message)
-        })?);
+    for (i, shipment) in parsed.into_iter().enumerate() {
+        shipments.push(shipment.map_err(|e| e.in_batch(i))?);
     }
+    let request_jsons: Vec<String> = raw
+        .into_iter()
+        .map(|r| String::from(Box::<str>::from(r)))
+        .collect();
     let request_json = || format!("{{\"shipments\":[{}]}}", request_jsons.join(","));
     let compute = async {
         let scores = run(&state, shipments, now).await?;
@@ -174,12 +182,20 @@ pub async fn score_batch(
             .into_iter()
             .collect::<Result<Vec<String>, _>>()?;
         // The answers are serialized once: the body is their concatenation, as BatchResponse.
-        let body = format!(
-            "{{\"count\":{},\"degraded\":{},\"scores\":[{}]}}",
+        let mut body =
+            String::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 64);
+        body.push_str(&format!(
+            "{{\"count\":{},\"degraded\":{},\"scores\":[",
             scores.len(),
             scores.iter().any(|s| s.degraded),
-            bodies.join(",")
-        );
+        ));
+        for (i, b) in bodies.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(b);
+        }
+        body.push_str("]}");
         let created_at = now_text();
         let records = scores
             .iter()
@@ -198,6 +214,56 @@ pub async fn score_batch(
         compute,
     )
     .await
+}
+
+/// A batch shipment's error before its index is known.
+enum ItemError {
+    /// JSON that does not fit the type: the field within the shipment, serde's message.
+    Json {
+        field: Option<String>,
+        message: String,
+    },
+    /// A value that fails its check.
+    Value(FieldError),
+}
+
+impl ItemError {
+    /// The error of the `index`th shipment, its field named `shipments[index].field`.
+    fn in_batch(self, index: usize) -> ApiError {
+        match self {
+            ItemError::Value(e) => {
+                let e = e.in_batch(index);
+                ApiError::invalid_field(&e.field, e.message)
+            }
+            ItemError::Json { field, message } => {
+                let at = format!("shipments[{index}]");
+                let field = field.map_or(at.clone(), |f| format!("{at}.{f}"));
+                let message = format!("{field}: {message}");
+                ApiError::invalid_request(Some(field), message)
+            }
+        }
+    }
+}
+
+/// Reads and checks one shipment of a batch.
+fn read_shipment(raw: &RawValue, now: i64) -> Result<Shipment, ItemError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let request: ShipmentRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let message = e.inner().to_string();
+        // Missing and unknown fields are reported at the shipment itself: name the field.
+        let path = e.path().to_string();
+        let field = if path == "." {
+            ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_string)
+        } else {
+            Some(path)
+        };
+        ItemError::Json { field, message }
+    })?;
+    Shipment::parse(request, now).map_err(ItemError::Value)
 }
 
 /// What the store keeps of one answer; latency and key are set when it is sent.

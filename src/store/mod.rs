@@ -77,10 +77,15 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL: readers never wait for the recorder; NORMAL sync is durable
                         // across process crashes, the busy timeout rides out checkpoints.
+                        // A recorder transaction dirties several MiB: with SQLite's 2 MiB
+                        // page cache it spilled pages to the WAL mid-transaction, and its
+                        // statement journals went to temporary files.
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA synchronous = NORMAL",
                             "PRAGMA busy_timeout = 5000",
+                            "PRAGMA cache_size = -65536",
+                            "PRAGMA temp_store = MEMORY",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }

@@ -122,6 +122,31 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
             "the lane's own carrier is a candidate"
         );
     }
+    // A carrier variant is the row encoded with that carrier, though only the carrier's own
+    // features are recomputed for it.
+    let carriers: Vec<String> = {
+        let mut c = table.carrier.clone();
+        c.sort();
+        c.dedup();
+        c
+    };
+    for r in [0, 7, 42] {
+        let variants =
+            model
+                .encoder()
+                .encode_carrier_variants(&table, r, &carriers, &model.history);
+        for (k, carrier) in carriers.iter().enumerate() {
+            let mut swapped = table.clone();
+            swapped.carrier[r] = carrier.clone();
+            let direct = model.features(&swapped, &[r]);
+            let same = variants
+                .row(k)
+                .iter()
+                .zip(direct.row(0))
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "row {r} with {carrier}: the variant differs");
+        }
+    }
     let rows: Vec<usize> = (0..50).collect();
     let x = model.features(&table, &rows);
     let plain = model.predict(&x).unwrap();

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::scorecard::Scorecards;
+use super::scorecard::{Recent, Scorecards};
 use crate::error::{Error, Result};
 
 /// `policies/carrier_ranking.toml`: how much on-time delivery, cost and the SLA weigh.
@@ -207,12 +207,14 @@ fn explain(
     with_cost: bool,
 ) {
     let lane = format!("{} -> {}", shipment.warehouse, shipment.destination);
-    let recent: Vec<Option<(f64, u32)>> = ranked
+    let lane_recent: Vec<Option<Recent>> = ranked
         .iter()
-        .map(|r| {
-            cards
-                .lane_card(&r.carrier, shipment.warehouse, shipment.destination)
-                .and_then(|v| v.recent_on_time_rate.map(|rate| (rate, v.recent_volume)))
+        .map(|r| cards.lane_recent(&r.carrier, shipment.warehouse, shipment.destination))
+        .collect();
+    let recent: Vec<Option<(f64, u32)>> = lane_recent
+        .iter()
+        .map(|v| {
+            v.and_then(|v| v.on_time_rate.map(|rate| (rate, v.volume)))
                 .filter(|(_, n)| *n >= 5)
         })
         .collect();
@@ -231,7 +233,7 @@ fn explain(
         .filter_map(|r| r.expected_cost)
         .fold(f64::INFINITY, f64::min);
     let days = cards.config.recent_days;
-    for (r, recent) in ranked.iter_mut().zip(recent) {
+    for ((r, recent), card) in ranked.iter_mut().zip(recent).zip(lane_recent) {
         if r.on_time_probability == best_p {
             r.reasons.push(format!(
                 "highest on-time probability ({:.0}%)",
@@ -249,10 +251,7 @@ fn explain(
         if with_cost && r.expected_cost == Some(cheapest_within) {
             r.reasons.push("cheapest within SLA".into());
         }
-        if cards
-            .lane_card(&r.carrier, shipment.warehouse, shipment.destination)
-            .is_none()
-        {
+        if card.is_none() {
             r.reasons.push(format!(
                 "no deliveries on {lane} yet: rated on its network record"
             ));

@@ -190,6 +190,15 @@ impl Card {
     }
 }
 
+/// A card's recent window (see [`ScorecardConfig::recent_days`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recent {
+    pub volume: u32,
+    pub on_time_rate: Option<f64>,
+    /// Recent on-time rate minus the rate of the trend window before it.
+    pub trend: Option<f64>,
+}
+
 /// A card as an analyst reads it: rates, shrunk rate, quantiles and trend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardView {
@@ -449,25 +458,47 @@ impl Scorecards {
         v
     }
 
+    /// The recent window of the carrier's card on a lane, without the rest of its
+    /// [`CardView`]: `None` if it has not delivered there. Ranking asks this of every
+    /// candidate on every recommendation.
+    pub fn lane_recent(&self, carrier: &str, warehouse: &str, destination: &str) -> Option<Recent> {
+        self.card(Level::Lane, carrier, warehouse, destination)
+            .map(|c| self.recent(c))
+    }
+
+    fn recent(&self, c: &Card) -> Recent {
+        let Some(t) = self.as_of else {
+            return Recent {
+                volume: 0,
+                on_time_rate: None,
+                trend: None,
+            };
+        };
+        let now = t.div_euclid(WEEK) + 1;
+        let recent_weeks = (self.config.recent_days as i64 / 7).max(1);
+        let trend_weeks = (self.config.trend_days as i64 / 7).max(1);
+        let (rn, rl) = c.window(now - recent_weeks, now);
+        let (pn, pl) = c.window(now - recent_weeks - trend_weeks, now - recent_weeks);
+        let rate = |n: u32, l: u32| (n > 0).then(|| 1.0 - l as f64 / n as f64);
+        let trend =
+            (rn >= 5 && pn >= 5).then(|| rate(rn, rl).unwrap_or(0.0) - rate(pn, pl).unwrap_or(0.0));
+        Recent {
+            volume: rn,
+            on_time_rate: rate(rn, rl),
+            trend,
+        }
+    }
+
     fn view(&self, c: &Card) -> CardView {
         let parent = match c.level {
             Level::Carrier => self.overall_on_time(),
             _ => self.carrier_on_time(&c.carrier),
         };
-        let (recent_volume, recent_on_time_rate, trend) = match self.as_of {
-            Some(t) => {
-                let now = t.div_euclid(WEEK) + 1;
-                let recent_weeks = (self.config.recent_days as i64 / 7).max(1);
-                let trend_weeks = (self.config.trend_days as i64 / 7).max(1);
-                let (rn, rl) = c.window(now - recent_weeks, now);
-                let (pn, pl) = c.window(now - recent_weeks - trend_weeks, now - recent_weeks);
-                let rate = |n: u32, l: u32| (n > 0).then(|| 1.0 - l as f64 / n as f64);
-                let trend = (rn >= 5 && pn >= 5)
-                    .then(|| rate(rn, rl).unwrap_or(0.0) - rate(pn, pl).unwrap_or(0.0));
-                (rn, rate(rn, rl), trend)
-            }
-            None => (0, None, None),
-        };
+        let Recent {
+            volume: recent_volume,
+            on_time_rate: recent_on_time_rate,
+            trend,
+        } = self.recent(c);
         CardView {
             level: c.level,
             carrier: c.carrier.clone(),

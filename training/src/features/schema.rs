@@ -255,7 +255,7 @@ impl Encoder {
                 carrier,
                 ..table.lane(row)
             };
-            history.features_at(
+            history.carrier_features_at(
                 lane,
                 table.scheduled_date[row],
                 table.date_deadline[row],
