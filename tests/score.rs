@@ -90,6 +90,20 @@ async fn a_score_carries_the_whole_contract() {
         b["scored_carrier"], b["recommended_carrier"]["carrier"],
         "{b}"
     );
+    // ...the same risk and factors as booking that carrier: the ranking's encoded row of the
+    // recommended carrier is the row scored.
+    open["carrier"] = b["recommended_carrier"]["carrier"].clone();
+    let (_, booked) = app.post("/v1/score", &open.to_string(), W).await;
+    assert_eq!(booked["delay_risk"], b["delay_risk"], "{booked}");
+    assert_eq!(booked["top_factors"], b["top_factors"], "{booked}");
+    // A booked carrier that has never served the lane is not a candidate; it is scored all
+    // the same.
+    open["carrier"] = json!("Unheard-of Haulage");
+    let (s, c) = app.post("/v1/score", &open.to_string(), W).await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["scored_carrier"], "Unheard-of Haulage");
+    assert_eq!(c["source"], "model", "{c}");
+    assert_ne!(c["delay_risk"], b["delay_risk"], "{c}");
 }
 
 #[tokio::test]

@@ -322,7 +322,9 @@ impl DelayModel {
                 let n = x.n_cols;
                 let mut out: Vec<Option<RiskScore>> = vec![None; x.n_rows];
                 for_row_blocks(x.n_rows, 1, &mut out, 1024, |rows, out| {
-                    let mut c = vec![0.0; 256 * width];
+                    // Sized to the rows at hand: a single score once allocated (and the
+                    // allocator mapped and unmapped) room for 256 rows on every request.
+                    let mut c = vec![0.0; out.len().min(256) * width];
                     for (block, out) in rows.step_by(256).zip(out.chunks_mut(256)) {
                         let c = &mut c[..out.len() * width];
                         let data = &x.data[block * n..(block + out.len()) * n];
