@@ -254,15 +254,11 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
         assert!(m.contains(needle), "{body}: {m}");
     }
     // One bad shipment in a batch: named by index, and nothing of the batch is scored.
+    const BATCH: &str = "/v1/score/batch";
+    let batch = |shipments: &[Value]| json!({ "shipments": shipments }).to_string();
     let mut shipments: Vec<Value> = (0..4).map(|i| shipment(&format!("WH/OUT/{i}"))).collect();
     shipments[2]["date_deadline"] = json!("31/02/2024");
-    let (s, e) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": shipments }).to_string(),
-            W,
-        )
-        .await;
+    let (s, e) = app.post(BATCH, &batch(&shipments), W).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(e["error"]["field"], "shipments[2].date_deadline", "{e}");
     assert_eq!(e["error"]["code"], "invalid_field", "{e}");
@@ -285,13 +281,7 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
         let mut bad = shipments.clone();
         bad[2] = shipment("WH/OUT/2");
         bad[1][key] = value;
-        let (s, e) = app
-            .post(
-                "/v1/score/batch",
-                &json!({ "shipments": bad }).to_string(),
-                W,
-            )
-            .await;
+        let (s, e) = app.post(BATCH, &batch(&bad), W).await;
         assert_eq!(
             (s, e["error"]["code"].as_str()),
             (400, Some("invalid_request")),
@@ -303,30 +293,16 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
     }
     let mut bad = shipments.clone();
     bad[3].as_object_mut().unwrap().remove("warehouse");
-    let (s, e) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": bad }).to_string(),
-            W,
-        )
-        .await;
+    let (s, e) = app.post(BATCH, &batch(&bad), W).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(
         e["error"]["field"], "shipments[2].date_deadline",
         "the first bad shipment: {e}"
     );
     bad[2] = shipment("WH/OUT/2");
-    let (_, e) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": bad }).to_string(),
-            W,
-        )
-        .await;
+    let (_, e) = app.post(BATCH, &batch(&bad), W).await;
     assert_eq!(e["error"]["field"], "shipments[3].warehouse", "{e}");
-    let (s, e) = app
-        .post("/v1/score/batch", r#"{"shipments": [], "extra": 1}"#, W)
-        .await;
+    let (s, e) = app.post(BATCH, r#"{"shipments": [], "extra": 1}"#, W).await;
     assert_eq!(
         (s, e["error"]["field"].as_str()),
         (400, Some("extra")),
@@ -334,13 +310,7 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
     );
     // Over the limit.
     let many: Vec<Value> = (0..10_001).map(|i| shipment(&format!("S{i}"))).collect();
-    let (s, e) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": many }).to_string(),
-            W,
-        )
-        .await;
+    let (s, e) = app.post(BATCH, &batch(&many), W).await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
         (422, Some("batch_too_large")),
