@@ -150,8 +150,9 @@ pub async fn score_batch(
         ));
     }
     let now = chrono::Utc::now().timestamp();
-    // Every shipment is checked before any is scored: a bad batch changes nothing. Checking
-    // and the JSON each record keeps are spread over the cores, off the async workers.
+    // Every shipment is checked before any is scored: a bad batch changes nothing, and the
+    // first bad shipment by index is reported. Reading and checking are spread over the
+    // cores, off the async workers.
     let raw = request.shipments;
     let (raw, parsed) = tokio::task::spawn_blocking(move || {
         let parsed = parallel::map(&raw, MIN_SLICE, |r| read_shipment(r, now));
