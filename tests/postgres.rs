@@ -7,7 +7,7 @@ mod common;
 use common::{postgres_database, repo, shipment, TestApp};
 use dispatch_risk::store::keys::Role;
 use dispatch_risk::store::outcomes::Table;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const W: Option<Role> = Some(Role::Workflow);
 
@@ -21,13 +21,7 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
     config.database_url = url.clone();
     let app = TestApp::spawn_with(config, dir).await;
     let shipments: Vec<Value> = (0..120).map(|i| shipment(&format!("PG/OUT/{i}"))).collect();
-    let (s, batch) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": shipments }).to_string(),
-            W,
-        )
-        .await;
+    let (s, batch) = app.score_batch(&shipments).await;
     assert_eq!(s, 200, "{batch}");
     let send = |key: &'static str| {
         app.request(reqwest::Method::POST, "/v1/score", W)
@@ -64,13 +58,7 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
         .iter()
         .map(|id| shipment(id))
         .collect();
-    let (s, again) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": repeated }).to_string(),
-            W,
-        )
-        .await;
+    let (s, again) = app.score_batch(&repeated).await;
     assert_eq!(s, 200, "{again}");
     let id = |i: usize| again["scores"][i]["score_id"].as_str().map(str::to_string);
     assert_eq!(app.latest_score_id("PG/OUT/8").await, id(1));

@@ -168,13 +168,7 @@ async fn a_batch_answers_in_order_as_single_requests_do() {
         s["distance_km"] = json!(300.0 + 200.0 * i as f64);
         shipments.push(s);
     }
-    let (s, batch) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": shipments }).to_string(),
-            W,
-        )
-        .await;
+    let (s, batch) = app.score_batch(&shipments).await;
     assert_eq!(s, 200, "{batch}");
     assert_eq!(batch["count"], 3);
     let scores = batch["scores"].as_array().unwrap();
@@ -254,11 +248,9 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
         assert!(m.contains(needle), "{body}: {m}");
     }
     // One bad shipment in a batch: named by index, and nothing of the batch is scored.
-    const BATCH: &str = "/v1/score/batch";
-    let batch = |shipments: &[Value]| json!({ "shipments": shipments }).to_string();
     let mut shipments: Vec<Value> = (0..4).map(|i| shipment(&format!("WH/OUT/{i}"))).collect();
     shipments[2]["date_deadline"] = json!("31/02/2024");
-    let (s, e) = app.post(BATCH, &batch(&shipments), W).await;
+    let (s, e) = app.score_batch(&shipments).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(e["error"]["field"], "shipments[2].date_deadline", "{e}");
     assert_eq!(e["error"]["code"], "invalid_field", "{e}");
@@ -281,7 +273,7 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
         let mut bad = shipments.clone();
         bad[2] = shipment("WH/OUT/2");
         bad[1][key] = value;
-        let (s, e) = app.post(BATCH, &batch(&bad), W).await;
+        let (s, e) = app.score_batch(&bad).await;
         assert_eq!(
             (s, e["error"]["code"].as_str()),
             (400, Some("invalid_request")),
@@ -293,16 +285,18 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
     }
     let mut bad = shipments.clone();
     bad[3].as_object_mut().unwrap().remove("warehouse");
-    let (s, e) = app.post(BATCH, &batch(&bad), W).await;
+    let (s, e) = app.score_batch(&bad).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(
         e["error"]["field"], "shipments[2].date_deadline",
         "the first bad shipment: {e}"
     );
     bad[2] = shipment("WH/OUT/2");
-    let (_, e) = app.post(BATCH, &batch(&bad), W).await;
+    let (_, e) = app.score_batch(&bad).await;
     assert_eq!(e["error"]["field"], "shipments[3].warehouse", "{e}");
-    let (s, e) = app.post(BATCH, r#"{"shipments": [], "extra": 1}"#, W).await;
+    let (s, e) = app
+        .post("/v1/score/batch", r#"{"shipments": [], "extra": 1}"#, W)
+        .await;
     assert_eq!(
         (s, e["error"]["field"].as_str()),
         (400, Some("extra")),
@@ -310,7 +304,7 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
     );
     // Over the limit.
     let many: Vec<Value> = (0..10_001).map(|i| shipment(&format!("S{i}"))).collect();
-    let (s, e) = app.post(BATCH, &batch(&many), W).await;
+    let (s, e) = app.score_batch(&many).await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
         (422, Some("batch_too_large")),
@@ -387,13 +381,7 @@ async fn a_large_batch_answers_in_order_and_records_each_answer() {
             s
         })
         .collect();
-    let (status, batch) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": shipments }).to_string(),
-            W,
-        )
-        .await;
+    let (status, batch) = app.score_batch(&shipments).await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["count"], 300);
     let scores = batch["scores"].as_array().unwrap();
@@ -468,13 +456,7 @@ async fn the_latest_score_of_a_shipment_is_its_newest() {
         .iter()
         .map(|id| shipment(id))
         .collect();
-    let (s, batch) = app
-        .post(
-            "/v1/score/batch",
-            &json!({ "shipments": repeated }).to_string(),
-            W,
-        )
-        .await;
+    let (s, batch) = app.score_batch(&repeated).await;
     assert_eq!(s, 200, "{batch}");
     let id = |i: usize| batch["scores"][i]["score_id"].as_str().map(str::to_string);
     let r1 = app.latest_score_id("WH/OUT/R1").await;

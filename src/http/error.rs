@@ -139,7 +139,7 @@ impl From<JsonRejection> for ApiError {
 
 /// The field a serde message is about: the path before `: ` ("items[0].text: invalid type"),
 /// or the name in backticks of "missing field `text`" and "unknown field `colour`".
-fn field_of(detail: &str) -> Option<String> {
+pub(crate) fn field_of(detail: &str) -> Option<String> {
     for prefix in ["missing field `", "unknown field `"] {
         if let Some(rest) = detail.strip_prefix(prefix) {
             return rest.split('`').next().map(str::to_string);

@@ -11,7 +11,7 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::error::ApiError;
+use super::error::{field_of, ApiError};
 use super::json::ApiJson;
 use super::{idempotency, Access, Routes};
 use crate::auth::Caller;
@@ -251,14 +251,11 @@ fn read_shipment(raw: &RawValue, now: i64) -> Result<Shipment, ItemError> {
     let mut de = serde_json::Deserializer::from_str(raw.get());
     let request: ShipmentRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let message = e.inner().to_string();
-        // Missing and unknown fields are reported at the shipment itself: name the field.
+        // Missing and unknown fields are reported at the shipment itself ("."); their
+        // message names the field.
         let path = e.path().to_string();
         let field = if path == "." {
-            ["missing field `", "unknown field `"]
-                .iter()
-                .find_map(|p| message.strip_prefix(p))
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_string)
+            field_of(&message)
         } else {
             Some(path)
         };

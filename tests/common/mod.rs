@@ -106,6 +106,13 @@ impl TestApp {
         (status, r.json().await.expect("every answer is JSON"))
     }
 
+    /// `POST /v1/score/batch` of `shipments` with a workflow key.
+    pub async fn score_batch(&self, shipments: &[Value]) -> (u16, Value) {
+        let body = serde_json::json!({ "shipments": shipments }).to_string();
+        self.post("/v1/score/batch", &body, Some(Role::Workflow))
+            .await
+    }
+
     pub async fn get(&self, path: &str, role: Option<Role>) -> (u16, Value) {
         let r = self
             .request(reqwest::Method::GET, path, role)

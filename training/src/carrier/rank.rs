@@ -207,20 +207,19 @@ fn explain(
     with_cost: bool,
 ) {
     let lane = format!("{} -> {}", shipment.warehouse, shipment.destination);
+    // `None`: the carrier has not delivered on the lane.
     let lane_recent: Vec<Option<Recent>> = ranked
         .iter()
         .map(|r| cards.lane_recent(&r.carrier, shipment.warehouse, shipment.destination))
         .collect();
-    let recent: Vec<Option<(f64, u32)>> = lane_recent
+    // A recent rate worth citing: (rate, shipments) over at least 5 shipments.
+    let citable = |v: &Option<Recent>| {
+        v.and_then(|v| v.on_time_rate.map(|rate| (rate, v.volume)))
+            .filter(|(_, n)| *n >= 5)
+    };
+    let best_recent = lane_recent
         .iter()
-        .map(|v| {
-            v.and_then(|v| v.on_time_rate.map(|rate| (rate, v.volume)))
-                .filter(|(_, n)| *n >= 5)
-        })
-        .collect();
-    let best_recent = recent
-        .iter()
-        .flatten()
+        .filter_map(citable)
         .map(|r| r.0)
         .fold(f64::NAN, f64::max);
     let best_p = ranked
@@ -233,14 +232,14 @@ fn explain(
         .filter_map(|r| r.expected_cost)
         .fold(f64::INFINITY, f64::min);
     let days = cards.config.recent_days;
-    for ((r, recent), card) in ranked.iter_mut().zip(recent).zip(lane_recent) {
+    for (r, card) in ranked.iter_mut().zip(&lane_recent) {
         if r.on_time_probability == best_p {
             r.reasons.push(format!(
                 "highest on-time probability ({:.0}%)",
                 r.on_time_probability * 100.0
             ));
         }
-        if let Some((rate, n)) = recent {
+        if let Some((rate, n)) = citable(card) {
             if rate == best_recent {
                 r.reasons.push(format!(
                     "best on-time rate on {lane} over the last {days} days ({:.0}% of {n})",

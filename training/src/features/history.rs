@@ -366,7 +366,7 @@ impl HistoryState {
     /// Rewrites, in `out` as [`HistoryState::features_at`] filled it for the same shipment with
     /// another carrier, only the features that depend on the carrier. Ranking candidate
     /// carriers needs every candidate's row; the lane's, warehouse's and destination's
-    /// features are the same in all of them, and computing them once halves the work.
+    /// features are the same in all of them, so three of the five keys are looked up once.
     pub fn carrier_features_at(
         &self,
         lane: Lane<'_>,
