@@ -113,6 +113,21 @@ impl TestApp {
             .await
     }
 
+    /// Scores `[a, b, a]` in one batch and checks that each shipment's latest score is its
+    /// own from that batch (the recorder sends one row per shipment per upsert; `a`'s two
+    /// share a timestamp, so either may be the latest). Answers `a`'s latest score id.
+    pub async fn score_a_repeat_in_one_batch(&self, a: &str, b: &str) -> Option<String> {
+        let (s, batch) = self
+            .score_batch(&[shipment(a), shipment(b), shipment(a)])
+            .await;
+        assert_eq!(s, 200, "{batch}");
+        let id = |i: usize| batch["scores"][i]["score_id"].as_str().map(str::to_string);
+        assert_eq!(self.latest_score_id(b).await, id(1));
+        let latest = self.latest_score_id(a).await;
+        assert!(latest == id(0) || latest == id(2), "{latest:?}");
+        latest
+    }
+
     pub async fn get(&self, path: &str, role: Option<Role>) -> (u16, Value) {
         let r = self
             .request(reqwest::Method::GET, path, role)
