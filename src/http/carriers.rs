@@ -85,17 +85,16 @@ pub async fn recommend(
     };
     Ok(Json(RecommendResponse {
         shipment_id: id,
+        basis: rec.as_ref().map(|r| r.basis.clone()),
+        strict_sla: rec.as_ref().is_some_and(|r| r.strict_sla),
         carriers: rec
-            .as_ref()
             .map(|r| {
-                std::iter::once(&r.recommended)
-                    .chain(&r.alternatives)
+                std::iter::once(r.recommended)
+                    .chain(r.alternatives)
                     .map(CarrierChoice::from)
                     .collect()
             })
             .unwrap_or_default(),
-        basis: rec.as_ref().map(|r| r.basis.clone()),
-        strict_sla: rec.as_ref().is_some_and(|r| r.strict_sla),
         model_version: models.version.clone(),
         degraded,
     }))

@@ -17,7 +17,9 @@ use super::{idempotency, Access, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
 use crate::scoring::scorer::MIN_SLICE;
-use crate::scoring::{self, FieldError, ScoreResponse, Shipment, ShipmentRequest, Source};
+use crate::scoring::{
+    self, FieldError, RiskBand, ScoreResponse, Shipment, ShipmentRequest, Source,
+};
 use crate::state::AppState;
 use crate::store::keys::Role;
 use crate::store::{now_text, ScoreRecord};
@@ -310,21 +312,22 @@ async fn run(
     .await
     .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
     // Counted per label first: one lookup per band and source, not per answer.
-    let mut counts: Vec<(ScoreLabels, u64)> = Vec::new();
+    let mut counts: Vec<((RiskBand, Source), u64)> = Vec::new();
     for a in &answers {
-        let labels = ScoreLabels {
-            band: a.risk_band.as_str().to_string(),
-            source: a.source.as_str().to_string(),
-        };
+        let labels = (a.risk_band, a.source);
         match counts.iter_mut().find(|(l, _)| *l == labels) {
             Some((_, n)) => *n += 1,
             None => counts.push((labels, 1)),
         }
     }
-    for (labels, n) in counts {
-        if labels.source == Source::Rules.as_str() {
+    for ((band, source), n) in counts {
+        if source == Source::Rules {
             state.metrics.fallbacks.inc_by(n);
         }
+        let labels = ScoreLabels {
+            band: band.as_str().to_string(),
+            source: source.as_str().to_string(),
+        };
         state.metrics.scores.get_or_create(&labels).inc_by(n);
     }
     Ok(answers)

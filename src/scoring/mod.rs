@@ -7,5 +7,5 @@ pub mod response;
 pub mod scorer;
 
 pub use request::{FieldError, Shipment, ShipmentRequest};
-pub use response::{CarrierChoice, ScoreResponse, Source};
+pub use response::{CarrierChoice, RiskBand, ScoreResponse, Source};
 pub use scorer::{new_score_id, score};

@@ -27,13 +27,13 @@ pub struct CarrierChoice {
     pub reasons: Vec<String>,
 }
 
-impl From<&RankedCarrier> for CarrierChoice {
-    fn from(r: &RankedCarrier) -> Self {
+impl From<RankedCarrier> for CarrierChoice {
+    fn from(r: RankedCarrier) -> Self {
         CarrierChoice {
-            carrier: r.carrier.clone(),
+            carrier: r.carrier,
             on_time_probability: (r.on_time_probability * 1e4).round() / 1e4,
             expected_cost: r.expected_cost.map(|c| (c * 100.0).round() / 100.0),
-            reasons: r.reasons.clone(),
+            reasons: r.reasons,
         }
     }
 }

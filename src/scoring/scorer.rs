@@ -1,6 +1,6 @@
 //! Scoring shipments: the delay model and carrier ranking where a model is loaded, the
 //! fallback table where none is (or it fails), then the routing table on every answer. One
-//! code path serves single requests and batches; a batch is one feature matrix.
+//! code path serves single requests and batches; a large batch is cut into one run per core.
 
 use std::sync::Arc;
 
@@ -9,8 +9,8 @@ use dispatch_risk_training::data::contract;
 use dispatch_risk_training::data::table::SECONDS_PER_DAY;
 use dispatch_risk_training::data::Timestamp;
 use dispatch_risk_training::features::schema::{calendar_features, CALENDAR_FEATURES};
-use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore};
-use dispatch_risk_training::parallel::{self, per_core};
+use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore, RiskSource};
+use dispatch_risk_training::parallel;
 
 use super::request::{to_table, Shipment};
 use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
@@ -88,54 +88,6 @@ fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPo
     }
 }
 
-/// [`model_part`] on slices of a large batch, one per core: carrier ranking walks the
-/// shipments one by one, so a 10,000-shipment batch would otherwise use a single core.
-fn model_part_parallel(
-    models: &LoadedModels,
-    shipments: &[Shipment],
-    ranking: &RankingPolicy,
-) -> ModelPart {
-    let mut parts: Vec<ModelPart> =
-        per_core(shipments, MIN_SLICE, |c| model_part(models, c, ranking))
-            .into_iter()
-            .map(|(n, part)| {
-                // A model that panics is a model that failed: the fallback table answers.
-                part.unwrap_or_else(|| ModelPart {
-                    risks: None,
-                    recommendations: vec![None; n],
-                    scored_carrier: vec![None; n],
-                    bands: RiskBands::default(),
-                    failed: true,
-                })
-            })
-            .collect();
-    if parts.len() == 1 {
-        return parts.remove(0);
-    }
-    let mut out = ModelPart {
-        risks: Some(Vec::with_capacity(shipments.len())),
-        recommendations: Vec::with_capacity(shipments.len()),
-        scored_carrier: Vec::with_capacity(shipments.len()),
-        bands: parts[0].bands,
-        failed: false,
-    };
-    for p in parts {
-        out.failed |= p.failed;
-        out.risks = match (out.risks, p.risks) {
-            (Some(mut all), Some(r)) => {
-                all.extend(r);
-                Some(all)
-            }
-            // One slice without model risks sends the whole batch to the fallback table, so
-            // a batch never mixes sources.
-            _ => None,
-        };
-        out.recommendations.extend(p.recommendations);
-        out.scored_carrier.extend(p.scored_carrier);
-    }
-    out
-}
-
 /// The fallback table's facts for one shipment.
 pub fn fallback_facts(s: &Shipment, now: Timestamp) -> FallbackFacts {
     let calendar = calendar_features(s.scheduled, s.deadline, s.number("distance_km"));
@@ -152,17 +104,6 @@ pub fn fallback_facts(s: &Shipment, now: Timestamp) -> FallbackFacts {
         deadline_before_scheduled: s.deadline < s.scheduled,
         scheduled_in_past: s.scheduled < now,
     }
-}
-
-/// Evaluates `eval` on every fact, a large batch split across the cores, answers in order.
-fn evaluate_all<F: Sync, T: Send>(
-    facts: &[F],
-    eval: impl Fn(&F) -> Result<T, PolicyError> + Sync,
-) -> Result<Vec<T>, PolicyError> {
-    parallel::map(facts, MIN_SLICE, eval)
-        .ok_or_else(|| PolicyError::Evaluation("a policy thread panicked".into()))?
-        .into_iter()
-        .collect()
 }
 
 /// Scores `shipments` in order, a large batch off the async workers. Fails only when the
@@ -182,68 +123,123 @@ pub async fn score(
     }
 }
 
-/// [`score`] on the calling thread (using every core for a large batch).
+/// [`score`] on the calling thread, a large batch cut into one run of shipments per core: each
+/// core asks the models about its run, then (once every run has answered, so that a batch
+/// never mixes sources) routes and answers its run.
 pub fn score_now(
     models: &LoadedModels,
     source: &PolicySource,
     shipments: Vec<Shipment>,
     now: Timestamp,
 ) -> Result<Vec<ScoreResponse>, PolicyError> {
-    let part = model_part_parallel(models, &shipments, &source.ranking);
-    let (risks, source_kind, fallback_rules) = match part.risks {
-        Some(r) => (r, Source::Model, vec![None; shipments.len()]),
-        None => {
-            let facts: Vec<FallbackFacts> =
-                shipments.iter().map(|s| fallback_facts(s, now)).collect();
-            let answers = evaluate_all(&facts, |f| source.fallback(f))?;
-            let risks = answers
-                .iter()
-                .map(|a| RiskScore {
-                    delay_risk: a.delay_risk,
-                    risk_band: part.bands.band(a.delay_risk),
-                    top_factors: Vec::new(),
-                    source: dispatch_risk_training::model::RiskSource::Rules,
-                    matched_rule: Some(a.rule.clone()),
-                })
-                .collect();
-            let rules = answers.into_iter().map(|a| Some(a.rule)).collect();
-            (risks, Source::Rules, rules)
-        }
-    };
-    let facts: Vec<RoutingFacts> = shipments
-        .iter()
-        .zip(&risks)
-        .map(|(s, r)| RoutingFacts {
-            risk_band: r.risk_band.as_str(),
-            delay_risk: r.delay_risk,
-            source: source_kind.as_str(),
-            customer_tier: s.category("customer_tier").map(str::to_string),
-            priority: s.category("priority").map(str::to_string),
-            order_value: s.number("order_value"),
-            hazardous: s.flag("hazardous"),
-            temperature_controlled: s.flag("temperature_controlled"),
-            slack_days: (s.deadline - s.scheduled) as f64 / SECONDS_PER_DAY,
-            same_day: s.same_day,
-            credit_hold: s.credit_hold,
+    let n = shipments.len();
+    let runs = parallel::split(shipments, MIN_SLICE);
+    let parts: Vec<ModelPart> = parallel::each(runs.iter().collect(), |run: &Vec<Shipment>| {
+        model_part(models, run, &source.ranking)
+    })
+    .into_iter()
+    .zip(&runs)
+    .map(|(part, run)| {
+        // A model that panics is a model that failed: the fallback table answers.
+        part.unwrap_or_else(|| ModelPart {
+            risks: None,
+            recommendations: vec![None; run.len()],
+            scored_carrier: vec![None; run.len()],
+            bands: RiskBands::default(),
+            failed: true,
         })
-        .collect();
-    let routings = evaluate_all(&facts, |f| source.route(f))?;
-    let degraded = source_kind == Source::Rules || part.failed || models.delay.is_none();
-    let model_version = models.delay.as_ref().and(models.version.clone());
-    let out = shipments
-        .into_iter()
-        .zip(risks)
-        .zip(routings)
-        .zip(part.recommendations)
-        .zip(part.scored_carrier)
-        .zip(fallback_rules)
-        .map(
-            |(((((s, risk), routing), rec), scored_carrier), fallback_rule)| {
+    })
+    .collect();
+    // One run without model risks sends the whole batch to the fallback table.
+    let kind = if parts.iter().all(|p| p.risks.is_some()) {
+        Source::Model
+    } else {
+        Source::Rules
+    };
+    let batch = Batch {
+        source,
+        kind,
+        degraded: kind == Source::Rules || parts.iter().any(|p| p.failed) || models.delay.is_none(),
+        model_version: models.delay.as_ref().and(models.version.clone()),
+        now,
+    };
+    let mut out = Vec::with_capacity(n);
+    for answers in parallel::each(runs.into_iter().zip(parts).collect(), |(run, part)| {
+        batch.answer(run, part)
+    }) {
+        out.extend(
+            answers.ok_or_else(|| PolicyError::Evaluation("a policy thread panicked".into()))??,
+        );
+    }
+    Ok(out)
+}
+
+/// What every answer of one batch shares.
+struct Batch<'a> {
+    source: &'a PolicySource,
+    kind: Source,
+    degraded: bool,
+    model_version: Option<String>,
+    now: Timestamp,
+}
+
+impl Batch<'_> {
+    /// The answers for one run of shipments and what the models said about it.
+    fn answer(
+        &self,
+        run: Vec<Shipment>,
+        part: ModelPart,
+    ) -> Result<Vec<ScoreResponse>, PolicyError> {
+        let mut risks = match (self.kind, part.risks) {
+            (Source::Model, Some(risks)) => risks.into_iter(),
+            _ => Vec::new().into_iter(),
+        };
+        run.into_iter()
+            .zip(part.recommendations)
+            .zip(part.scored_carrier)
+            .map(|((s, rec), scored_carrier)| {
+                let (risk, fallback_rule) = match risks.next() {
+                    Some(risk) => (risk, None),
+                    None => {
+                        let a = self.source.fallback(&fallback_facts(&s, self.now))?;
+                        let risk = RiskScore {
+                            delay_risk: a.delay_risk,
+                            risk_band: part.bands.band(a.delay_risk),
+                            top_factors: Vec::new(),
+                            source: RiskSource::Rules,
+                            matched_rule: None,
+                        };
+                        (risk, Some(a.rule))
+                    }
+                };
+                let routing = self.source.route(&RoutingFacts {
+                    risk_band: risk.risk_band.as_str(),
+                    delay_risk: risk.delay_risk,
+                    source: self.kind.as_str(),
+                    customer_tier: s.category("customer_tier").map(str::to_string),
+                    priority: s.category("priority").map(str::to_string),
+                    order_value: s.number("order_value"),
+                    hazardous: s.flag("hazardous"),
+                    temperature_controlled: s.flag("temperature_controlled"),
+                    slack_days: (s.deadline - s.scheduled) as f64 / SECONDS_PER_DAY,
+                    same_day: s.same_day,
+                    credit_hold: s.credit_hold,
+                })?;
                 let mut matched_rules: Vec<String> = fallback_rule.into_iter().collect();
                 matched_rules.extend(routing.matched_rules);
                 let priority = (RISK_PRIORITY_WEIGHT * risk.delay_risk + routing.priority_points)
                     .clamp(0.0, 100.0);
-                ScoreResponse {
+                let (recommended_carrier, alternatives) = match rec {
+                    Some(r) => (
+                        Some(CarrierChoice::from(r.recommended)),
+                        r.alternatives
+                            .into_iter()
+                            .map(CarrierChoice::from)
+                            .collect(),
+                    ),
+                    None => (None, Vec::new()),
+                };
+                Ok(ScoreResponse {
                     shipment_id: s.id,
                     delay_risk: (risk.delay_risk * 1e6).round() / 1e6,
                     risk_band: risk.risk_band.into(),
@@ -257,11 +253,8 @@ pub fn score_now(
                         })
                         .collect(),
                     scored_carrier,
-                    recommended_carrier: rec.as_ref().map(|r| CarrierChoice::from(&r.recommended)),
-                    alternatives: rec
-                        .as_ref()
-                        .map(|r| r.alternatives.iter().map(CarrierChoice::from).collect())
-                        .unwrap_or_default(),
+                    recommended_carrier,
+                    alternatives,
                     priority_score: (priority * 10.0).round() / 10.0,
                     queue: routing.queue,
                     requires_approval: routing.requires_approval,
@@ -269,17 +262,16 @@ pub fn score_now(
                         approver_role: routing.approver_role,
                         reason_codes: routing.reason_codes,
                     },
-                    source: source_kind,
-                    model_version: model_version.clone(),
-                    policy_version: source.version.clone(),
-                    degraded,
+                    source: self.kind,
+                    model_version: self.model_version.clone(),
+                    policy_version: self.source.version.clone(),
+                    degraded: self.degraded,
                     matched_rules,
                     score_id: new_score_id(),
-                }
-            },
-        )
-        .collect();
-    Ok(out)
+                })
+            })
+            .collect()
+    }
 }
 
 /// A unique, time-ordered id: milliseconds since the epoch then 64 random bits, in hex.

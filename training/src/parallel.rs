@@ -66,6 +66,40 @@ pub fn per_core<T: Sync, U: Send>(
     })
 }
 
+/// `items` cut into contiguous runs of at least `min_items`, one per core (one run at or below
+/// `min_items`), in order: owned slices for work that keeps going with its own part of a batch.
+pub fn split<T>(mut items: Vec<T>, min_items: usize) -> Vec<Vec<T>> {
+    let chunk = items.len().div_ceil(threads()).max(min_items).max(1);
+    if items.len() <= chunk {
+        return vec![items];
+    }
+    let mut runs = Vec::with_capacity(items.len().div_ceil(chunk));
+    while items.len() > chunk {
+        let tail = items.split_off(items.len() - (items.len() - 1) % chunk - 1);
+        runs.push(tail);
+    }
+    runs.push(items);
+    runs.reverse();
+    runs
+}
+
+/// `f` on every item, each on its own thread (one item: on this thread), answers in order;
+/// `None` where `f` panicked on a thread (the others still answer). Meant for the runs of
+/// [`split`].
+pub fn each<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<Option<U>> {
+    if items.len() <= 1 {
+        return items.into_iter().map(|i| Some(f(i))).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|i| scope.spawn(move || f(i)))
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    })
+}
+
 /// `f` on every item, in order, split across the cores above `min_items`; `None` if any slice
 /// panicked.
 pub fn map<T: Sync, U: Send>(
@@ -104,6 +138,36 @@ mod tests {
             let squares = map(&items, 64, |x| x * x).unwrap();
             assert_eq!(squares, items.iter().map(|x| x * x).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn split_keeps_every_item_in_order_in_runs_as_per_core_cuts_them() {
+        for n in [0usize, 1, 64, 65, 10 * 64 + 7, 10_001] {
+            let items: Vec<usize> = (0..n).collect();
+            let runs = split(items.clone(), 64);
+            assert_eq!(runs.concat(), items, "n = {n}");
+            let lengths: Vec<usize> = runs.iter().map(Vec::len).collect();
+            let per_core_lengths: Vec<usize> = per_core(&items, 64, |c| c.len())
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(lengths, per_core_lengths, "n = {n}");
+            assert!(runs.len() <= threads().max(1));
+        }
+    }
+
+    #[test]
+    fn each_answers_in_order_and_reports_a_panic_in_its_place() {
+        let out = each(vec![vec![1, 2], vec![3], vec![4, 5, 6]], |v| {
+            v.iter().sum::<i32>()
+        });
+        assert_eq!(out, vec![Some(3), Some(3), Some(15)]);
+        let out = each(vec![1, 2, 3], |x| {
+            assert!(x != 2, "boom");
+            x * 10
+        });
+        assert_eq!(out, vec![Some(10), None, Some(30)]);
+        assert_eq!(each(vec![7], |x| x + 1), vec![Some(8)]);
     }
 
     #[test]
