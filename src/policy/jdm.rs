@@ -196,6 +196,12 @@ impl DecisionTable {
     /// Evaluates the table on `context` (a JSON object): the first matching row's outputs or
     /// null (hit policy first), or the list of every matching row's outputs (collect).
     pub fn evaluate(&self, context: &Value) -> Result<Value, JdmError> {
+        self.evaluate_variable(Variable::from(context))
+    }
+
+    /// [`DecisionTable::evaluate`] on a context already made into zen's variables, as
+    /// `Variable::from` makes them from JSON.
+    pub fn evaluate_variable(&self, context: Variable) -> Result<Value, JdmError> {
         MACHINE.with(|vm| match vm.try_borrow_mut() {
             Ok(mut vm) => self.evaluate_with(context, &mut vm),
             // Only reachable if evaluation re-entered itself; a fresh VM keeps it correct.
@@ -203,9 +209,8 @@ impl DecisionTable {
         })
     }
 
-    fn evaluate_with(&self, context: &Value, vm: &mut VM) -> Result<Value, JdmError> {
-        let base = Variable::from(context);
-        let mut scope = Scope::new(base);
+    fn evaluate_with(&self, context: Variable, vm: &mut VM) -> Result<Value, JdmError> {
+        let mut scope = Scope::new(context);
         // Each column's `$`, computed once per evaluation as zen-engine's isolate caches it.
         // A field that cannot be evaluated on this context leaves `$` unset: as in zen-engine,
         // that column's non-empty cells then fail to match.
