@@ -404,11 +404,16 @@ struct Measured {
     rss_mib: f64,
 }
 
-/// Waits a second, then until the server's recorder has written everything it accepted (from
-/// `/metrics`; the peer records before it answers and has no backlog), so one phase's writes do
-/// not load the next.
+/// Waits a second, then until the server's recorder has written everything it accepted, so one
+/// phase's writes do not load the next.
 async fn settle(server: &Server) {
     tokio::time::sleep(Duration::from_secs(1)).await;
+    drain(server).await;
+}
+
+/// Waits until the server's recorder has written everything it accepted (from `/metrics`; the
+/// peer records before it answers and has no backlog), polling every 20 ms.
+async fn drain(server: &Server) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
@@ -425,7 +430,7 @@ async fn settle(server: &Server) {
         if pending.trim() == "0" {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("{}: the recorder did not drain in 300 s", server.name);
 }
@@ -447,9 +452,9 @@ async fn measure(
     settle(server).await;
     let batch = batches(server, batch_body, batch_n, o.batches).await;
     // The batches' records still queued when the last answer came back: the time to write
-    // them counts in the recorded rate.
+    // them counts in the recorded rate (and only that: `settle`'s pause would count too).
     let drained = Instant::now();
-    settle(server).await;
+    drain(server).await;
     let recorded_per_second =
         batch.requests as f64 / (batch.seconds + drained.elapsed().as_secs_f64());
     Measured {
