@@ -102,7 +102,7 @@ pub async fn score_one(
             .ok_or_else(|| ApiError::internal("no answer"))?;
         let body = to_json(&answer)?;
         let record = record_of(
-            &answer,
+            answer,
             "score",
             &now_text(),
             request_json.clone(),
@@ -171,41 +171,55 @@ pub async fn score_batch(
         .into_iter()
         .map(|r| String::from(Box::<str>::from(r)))
         .collect();
-    let request_json = || format!("{{\"shipments\":[{}]}}", request_jsons.join(","));
-    let compute = async {
-        let scores = run(&state, shipments, now).await?;
-        let (scores, bodies) = tokio::task::spawn_blocking(move || {
-            let bodies = parallel::map(&scores, MIN_SLICE, to_json);
-            (scores, bodies)
+    // The request as one text only matters for an idempotency key's hash; without a key the
+    // shipments' texts go straight into their records.
+    let keyed_request = headers
+        .contains_key(idempotency::HEADER)
+        .then(|| format!("{{\"shipments\":[{}]}}", request_jsons.join(",")));
+    let request_json = move || keyed_request.unwrap_or_default();
+    let (state_ref, caller_ref) = (&state, &caller);
+    let compute = async move {
+        let scores = run(state_ref, shipments, now).await?;
+        let count = scores.len();
+        let degraded = scores.iter().any(|s| s.degraded);
+        let created_at = now_text();
+        // Each core serializes its run of answers and turns them into records, moving their
+        // strings; the answers are freed there too rather than one by one on this worker.
+        let answered: Vec<(ScoreResponse, String)> =
+            scores.into_iter().zip(request_jsons).collect();
+        let records = tokio::task::spawn_blocking(move || {
+            let runs = parallel::each(parallel::split(answered, MIN_SLICE), |run| {
+                run.into_iter()
+                    .map(|(answer, request)| {
+                        let response = to_json(&answer)?;
+                        Ok(record_of(answer, "batch", &created_at, request, response))
+                    })
+                    .collect::<Result<Vec<ScoreRecord>, ApiError>>()
+            });
+            let mut records = Vec::with_capacity(count);
+            for run in runs {
+                records.extend(
+                    run.ok_or_else(|| ApiError::internal("serializing the answers failed"))??,
+                );
+            }
+            Ok::<_, ApiError>(records)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))?;
-        let bodies = bodies
-            .ok_or_else(|| ApiError::internal("serializing the answers failed"))?
-            .into_iter()
-            .collect::<Result<Vec<String>, _>>()?;
+        .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))??;
         // The answers are serialized once: the body is their concatenation, as BatchResponse.
         let mut body =
-            String::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 64);
+            String::with_capacity(records.iter().map(|r| r.response.len() + 1).sum::<usize>() + 64);
         body.push_str(&format!(
-            "{{\"count\":{},\"degraded\":{},\"scores\":[",
-            scores.len(),
-            scores.iter().any(|s| s.degraded),
+            "{{\"count\":{count},\"degraded\":{degraded},\"scores\":["
         ));
-        for (i, b) in bodies.iter().enumerate() {
+        for (i, r) in records.iter().enumerate() {
             if i > 0 {
                 body.push(',');
             }
-            body.push_str(b);
+            body.push_str(&r.response);
         }
         body.push_str("]}");
-        let created_at = now_text();
-        let records = scores
-            .iter()
-            .zip(request_jsons.iter().cloned().zip(bodies))
-            .map(|(a, (req, resp))| record_of(a, "batch", &created_at, req, resp))
-            .collect();
-        send(&state, &caller, records, started).await?;
+        send(state_ref, caller_ref, records, started).await?;
         Ok(body)
     };
     idempotency::respond(
@@ -266,23 +280,24 @@ fn read_shipment(raw: &RawValue, now: i64) -> Result<Shipment, ItemError> {
     Shipment::parse(request, now).map_err(ItemError::Value)
 }
 
-/// What the store keeps of one answer; latency and key are set when it is sent.
+/// What the store keeps of one answer (`response` is its JSON); latency and key are set when it
+/// is sent.
 fn record_of(
-    answer: &ScoreResponse,
+    answer: ScoreResponse,
     endpoint: &'static str,
     created_at: &str,
     request: String,
     response: String,
 ) -> ScoreRecord {
     ScoreRecord {
-        score_id: answer.score_id.clone(),
-        shipment_id: answer.shipment_id.clone(),
+        score_id: answer.score_id,
+        shipment_id: answer.shipment_id,
         created_at: created_at.to_string(),
         endpoint,
         request,
         response,
-        model_version: answer.model_version.clone(),
-        policy_version: answer.policy_version.clone(),
+        model_version: answer.model_version,
+        policy_version: answer.policy_version,
         source: answer.source.as_str(),
         risk_band: answer.risk_band.as_str(),
         delay_risk: answer.delay_risk,
@@ -337,16 +352,15 @@ async fn run(
 async fn send(
     state: &AppState,
     caller: &Caller,
-    records: Vec<ScoreRecord>,
+    mut records: Vec<ScoreRecord>,
     started: Instant,
 ) -> Result<(), ApiError> {
     let latency_us = started.elapsed().as_micros() as i64;
-    for mut r in records {
+    for r in &mut records {
         r.latency_us = latency_us;
         r.api_key_id = Some(caller.key_id.clone());
-        state.store.recorder.record(r).await.map_err(|e| {
-            ApiError::unavailable(format!("the score store is not accepting records: {e}"))
-        })?;
     }
-    Ok(())
+    state.store.recorder.record(records).await.map_err(|e| {
+        ApiError::unavailable(format!("the score store is not accepting records: {e}"))
+    })
 }

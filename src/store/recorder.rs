@@ -1,6 +1,7 @@
-//! Recording scores without slowing the answers: handlers hand records to a channel and return;
-//! one task writes whatever has queued up in a single transaction, so under load each write
-//! carries hundreds of rows. A full channel makes handlers wait (nothing is dropped), and
+//! Recording scores without slowing the answers: handlers hand an answer's records (one, or a
+//! batch's) to a channel and return; one task writes whatever has queued up, up to
+//! [`MAX_BATCH`] rows per transaction, so under load each write carries hundreds of rows. When
+//! [`QUEUE`] records wait unwritten, handlers wait for room (nothing is dropped), and
 //! [`Recorder::flush`] returns once everything sent before it is in the database.
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{flag, Backend, StoreError};
 
@@ -34,29 +35,34 @@ pub struct ScoreRecord {
 }
 
 enum Message {
-    Record(Box<ScoreRecord>),
+    Records(Vec<ScoreRecord>),
     Flush(oneshot::Sender<Result<(), String>>),
 }
 
-/// Queued records; writes are batched up to this many rows per transaction.
-const QUEUE: usize = 65_536;
-const MAX_BATCH: usize = 2_000;
+/// Records accepted and not yet written before handlers wait for room.
+pub const QUEUE: usize = 65_536;
+/// Rows per transaction, at most.
+pub const MAX_BATCH: usize = 2_000;
 /// Rows per INSERT statement: 16 x 500 parameters, under the bundled SQLite's 32,766 and
 /// PostgreSQL's 65,535. Fewer, larger statements mean fewer trips to the database's thread.
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub struct Recorder {
-    tx: mpsc::Sender<Message>,
+    /// Unbounded: `room` bounds what waits in it, counted in records rather than messages.
+    tx: mpsc::UnboundedSender<Message>,
+    /// One permit per record that may still be queued; the writer gives them back.
+    room: Arc<Semaphore>,
     /// Records accepted and not yet written (or given up on).
     pending: Arc<AtomicU64>,
 }
 
 impl Recorder {
     pub fn start(pool: AnyPool, backend: Backend) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(pool, backend, rx, pending.clone()));
-        Recorder { tx, pending }
+        let room = Arc::new(Semaphore::new(QUEUE));
+        tokio::spawn(run(pool, backend, rx, pending.clone(), room.clone()));
+        Recorder { tx, room, pending }
     }
 
     /// Records accepted and not yet written: the backlog, for metrics.
@@ -64,14 +70,28 @@ impl Recorder {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Queues a record; waits only when the queue is full.
-    pub async fn record(&self, record: ScoreRecord) -> Result<(), StoreError> {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        let sent = self.tx.send(Message::Record(Box::new(record))).await;
-        if sent.is_err() {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
+    /// Queues one answer's records (a batch's together); waits only while the queue has no
+    /// room for them.
+    pub async fn record(&self, records: Vec<ScoreRecord>) -> Result<(), StoreError> {
+        let mut records = records;
+        while !records.is_empty() {
+            // More than the queue holds goes in parts, each waiting for a whole queue's room.
+            let rest = records.split_off(records.len().min(QUEUE));
+            let n = records.len();
+            self.room
+                .acquire_many(n as u32)
+                .await
+                .map_err(|_| StoreError::RecorderStopped)?
+                .forget();
+            self.pending.fetch_add(n as u64, Ordering::Relaxed);
+            if self.tx.send(Message::Records(records)).is_err() {
+                self.pending.fetch_sub(n as u64, Ordering::Relaxed);
+                self.room.add_permits(n);
+                return Err(StoreError::RecorderStopped);
+            }
+            records = rest;
         }
-        sent.map_err(|_| StoreError::RecorderStopped)
+        Ok(())
     }
 
     /// Waits until every record queued before this call is written.
@@ -79,7 +99,6 @@ impl Recorder {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Message::Flush(tx))
-            .await
             .map_err(|_| StoreError::RecorderStopped)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
@@ -92,63 +111,68 @@ impl Recorder {
 async fn run(
     pool: AnyPool,
     backend: Backend,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
     pending: Arc<AtomicU64>,
+    room: Arc<Semaphore>,
 ) {
-    let mut batch: Vec<Box<ScoreRecord>> = Vec::with_capacity(MAX_BATCH);
+    let mut queued: Vec<ScoreRecord> = Vec::with_capacity(MAX_BATCH);
     let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
-                Message::Record(r) => batch.push(r),
+                Message::Records(r) => queued.extend(r),
                 Message::Flush(w) => waiting.push(w),
             }
-            if batch.len() < MAX_BATCH {
+            if queued.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
         let mut result = Ok(());
-        if !batch.is_empty() {
-            // A failed write is retried with backoff rather than dropped: the records were
-            // accepted. Flushes wait for the outcome.
-            let mut delay = std::time::Duration::from_millis(50);
-            for attempt in 0..8 {
-                match write(&pool, backend, &batch).await {
-                    Ok(()) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, attempt, rows = batch.len(), "recording scores failed; retrying");
-                        result = Err(e.to_string());
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(std::time::Duration::from_secs(5));
-                    }
-                }
+        for rows in queued.chunks(MAX_BATCH) {
+            if let Err(e) = write_with_retries(&pool, backend, rows).await {
+                result = Err(e);
             }
-            if result.is_err() {
-                tracing::error!(
-                    rows = batch.len(),
-                    "recording scores failed for good; these records are lost"
-                );
-            }
-            pending.fetch_sub(batch.len() as u64, Ordering::Relaxed);
-            batch.clear();
+            pending.fetch_sub(rows.len() as u64, Ordering::Relaxed);
+            room.add_permits(rows.len());
         }
+        queued.clear();
         for w in waiting.drain(..) {
             let _ = w.send(result.clone());
         }
     }
 }
 
-async fn write(
+/// Writes `rows` in one transaction. A failed write is retried with backoff rather than
+/// dropped: the records were accepted. Flushes wait for the outcome.
+async fn write_with_retries(
     pool: &AnyPool,
     backend: Backend,
-    batch: &[Box<ScoreRecord>],
-) -> Result<(), sqlx::Error> {
+    rows: &[ScoreRecord],
+) -> Result<(), String> {
+    let mut delay = std::time::Duration::from_millis(50);
+    let mut result = Ok(());
+    for attempt in 0..8 {
+        match write(pool, backend, rows).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, attempt, rows = rows.len(), "recording scores failed; retrying");
+                result = Err(e.to_string());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(
+        rows = rows.len(),
+        "recording scores failed for good; these records are lost"
+    );
+    result
+}
+
+async fn write(pool: &AnyPool, backend: Backend, rows: &[ScoreRecord]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = insert_sql(backend, chunk.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
@@ -180,7 +204,7 @@ async fn write(
 /// newer one is there already. One row per shipment per statement: PostgreSQL refuses an
 /// upsert that touches a row twice.
 fn latest_sql(
-    chunk: &[Box<ScoreRecord>],
+    chunk: &[ScoreRecord],
     backend: Backend,
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     let mut newest: Vec<&ScoreRecord> = Vec::with_capacity(chunk.len());
