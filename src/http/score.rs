@@ -22,7 +22,7 @@ use crate::scoring::{
 };
 use crate::state::AppState;
 use crate::store::keys::Role;
-use crate::store::{now_text, ScoreRecord};
+use crate::store::{now_text, ScoreRecord, Text};
 use dispatch_risk_training::parallel;
 
 /// The most shipments one batch may hold.
@@ -104,7 +104,7 @@ pub async fn score_one(
         let record = record_of(
             answer,
             "score",
-            &now_text(),
+            &Text::from(now_text()),
             request_json.clone(),
             body.clone(),
         );
@@ -182,7 +182,7 @@ pub async fn score_batch(
         let scores = run(state_ref, shipments, now).await?;
         let count = scores.len();
         let degraded = scores.iter().any(|s| s.degraded);
-        let created_at = now_text();
+        let created_at = Text::from(now_text());
         // Each core serializes its run of answers and turns them into records, moving their
         // strings; the answers are freed there too rather than one by one on this worker.
         let answered: Vec<(ScoreResponse, String)> =
@@ -285,19 +285,19 @@ fn read_shipment(raw: &RawValue, now: i64) -> Result<Shipment, ItemError> {
 fn record_of(
     answer: ScoreResponse,
     endpoint: &'static str,
-    created_at: &str,
+    created_at: &Text,
     request: String,
     response: String,
 ) -> ScoreRecord {
     ScoreRecord {
-        score_id: answer.score_id,
-        shipment_id: answer.shipment_id,
-        created_at: created_at.to_string(),
+        score_id: answer.score_id.into(),
+        shipment_id: answer.shipment_id.into(),
+        created_at: created_at.clone(),
         endpoint,
-        request,
-        response,
-        model_version: answer.model_version,
-        policy_version: answer.policy_version,
+        request: request.into(),
+        response: response.into(),
+        model_version: answer.model_version.map(Text::from),
+        policy_version: answer.policy_version.into(),
         source: answer.source.as_str(),
         risk_band: answer.risk_band.as_str(),
         delay_risk: answer.delay_risk,
@@ -356,9 +356,10 @@ async fn send(
     started: Instant,
 ) -> Result<(), ApiError> {
     let latency_us = started.elapsed().as_micros() as i64;
+    let key = Text::from(caller.key_id.as_str());
     for r in &mut records {
         r.latency_us = latency_us;
-        r.api_key_id = Some(caller.key_id.clone());
+        r.api_key_id = Some(key.clone());
     }
     state.store.recorder.record(records).await.map_err(|e| {
         ApiError::unavailable(format!("the score store is not accepting records: {e}"))

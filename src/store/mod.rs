@@ -14,9 +14,27 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{AnyPool, SqlSafeStr};
 
-pub use recorder::{Recorder, ScoreRecord};
+pub use recorder::{Recorder, ScoreRecord, Sink, Text};
+
+/// Every SQLite connection's settings. WAL: readers never wait for the recorder; NORMAL sync is
+/// durable across process crashes; the busy timeout rides out checkpoints and the other
+/// connections' writes. A recorder transaction dirties several MiB: with SQLite's 2 MiB page
+/// cache it spilled pages to the WAL mid-transaction, and its statement journals went to
+/// temporary files. A stored score (request and answer, ~2 KB) filled half a 4 KiB page, so
+/// B-tree pages split every few rows; with 16 KiB pages a batch's records are written ~15 %
+/// faster. The page size only takes on a new database (before WAL mode fixes it); an existing
+/// one keeps its own.
+const SQLITE_PRAGMAS: [&str; 6] = [
+    "PRAGMA page_size = 16384",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA cache_size = -65536",
+    "PRAGMA temp_store = MEMORY",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,23 +93,7 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL: readers never wait for the recorder; NORMAL sync is durable
-                        // across process crashes, the busy timeout rides out checkpoints.
-                        // A recorder transaction dirties several MiB: with SQLite's 2 MiB
-                        // page cache it spilled pages to the WAL mid-transaction, and its
-                        // statement journals went to temporary files. A stored score (request
-                        // and answer, ~2 KB) filled half a 4 KiB page, so B-tree pages split
-                        // every few rows; with 16 KiB pages a batch's records are written
-                        // ~15 % faster. The page size only takes on a new database (before WAL
-                        // mode fixes it); an existing one keeps its own.
-                        for pragma in [
-                            "PRAGMA page_size = 16384",
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 5000",
-                            "PRAGMA cache_size = -65536",
-                            "PRAGMA temp_store = MEMORY",
-                        ] {
+                        for pragma in SQLITE_PRAGMAS {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
                     }
@@ -102,7 +104,26 @@ impl Store {
             .await?;
         let migrator = Migrator::new(Embedded(MIGRATIONS)).await?;
         migrator.run(&pool).await?;
-        let recorder = Arc::new(Recorder::start(pool.clone(), backend));
+        let sink = match backend {
+            // The recorder's own connection, through SQLite's driver (see `Sink`).
+            Backend::Sqlite => Sink::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in SQLITE_PRAGMAS {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect_with(url.parse::<SqliteConnectOptions>()?)
+                    .await?,
+            ),
+            Backend::Postgres => Sink::Postgres(pool.clone()),
+        };
+        let recorder = Arc::new(Recorder::start(sink));
         Ok(Store {
             pool,
             backend,

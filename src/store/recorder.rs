@@ -8,22 +8,30 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sqlx::AnyPool;
+use sqlx::any::AnyArguments;
+use sqlx::encode::Encode;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::types::Type;
+use sqlx::{Any, AnyPool, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{flag, Backend, StoreError};
 
+/// A record's text, shared with the statements that write it: SQLite's driver binds it
+/// without copying (a batch's records hold ~20 MB of text).
+pub type Text = Arc<str>;
+
 /// One answered score, as stored.
 #[derive(Debug, Clone)]
 pub struct ScoreRecord {
-    pub score_id: String,
-    pub shipment_id: String,
-    pub created_at: String,
+    pub score_id: Text,
+    pub shipment_id: Text,
+    pub created_at: Text,
     pub endpoint: &'static str,
-    pub request: String,
-    pub response: String,
-    pub model_version: Option<String>,
-    pub policy_version: String,
+    pub request: Text,
+    pub response: Text,
+    pub model_version: Option<Text>,
+    pub policy_version: Text,
     pub source: &'static str,
     pub risk_band: &'static str,
     pub delay_risk: f64,
@@ -31,7 +39,16 @@ pub struct ScoreRecord {
     pub requires_approval: bool,
     pub degraded: bool,
     pub latency_us: i64,
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<Text>,
+}
+
+/// Where the recorder writes: SQLite through its own driver, whose statements take the
+/// records' texts as they are (the Any driver copies every text twice on the way), and
+/// PostgreSQL through the Any driver.
+#[derive(Clone)]
+pub enum Sink {
+    Sqlite(SqlitePool),
+    Postgres(AnyPool),
 }
 
 enum Message {
@@ -57,11 +74,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn start(pool: AnyPool, backend: Backend) -> Self {
+    pub fn start(sink: Sink) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicU64::new(0));
         let room = Arc::new(Semaphore::new(QUEUE));
-        tokio::spawn(run(pool, backend, rx, pending.clone(), room.clone()));
+        tokio::spawn(run(sink, rx, pending.clone(), room.clone()));
         Recorder { tx, room, pending }
     }
 
@@ -109,8 +126,7 @@ impl Recorder {
 }
 
 async fn run(
-    pool: AnyPool,
-    backend: Backend,
+    sink: Sink,
     mut rx: mpsc::UnboundedReceiver<Message>,
     pending: Arc<AtomicU64>,
     room: Arc<Semaphore>,
@@ -130,7 +146,7 @@ async fn run(
         }
         let mut result = Ok(());
         for rows in queued.chunks(MAX_BATCH) {
-            if let Err(e) = write_with_retries(&pool, backend, rows).await {
+            if let Err(e) = write_with_retries(&sink, rows).await {
                 result = Err(e);
             }
             pending.fetch_sub(rows.len() as u64, Ordering::Relaxed);
@@ -145,15 +161,11 @@ async fn run(
 
 /// Writes `rows` in one transaction. A failed write is retried with backoff rather than
 /// dropped: the records were accepted. Flushes wait for the outcome.
-async fn write_with_retries(
-    pool: &AnyPool,
-    backend: Backend,
-    rows: &[ScoreRecord],
-) -> Result<(), String> {
+async fn write_with_retries(sink: &Sink, rows: &[ScoreRecord]) -> Result<(), String> {
     let mut delay = std::time::Duration::from_millis(50);
     let mut result = Ok(());
     for attempt in 0..8 {
-        match write(pool, backend, rows).await {
+        match write(sink, rows).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, attempt, rows = rows.len(), "recording scores failed; retrying");
@@ -170,47 +182,143 @@ async fn write_with_retries(
     result
 }
 
-async fn write(pool: &AnyPool, backend: Backend, rows: &[ScoreRecord]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = insert_sql(backend, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for r in chunk {
-            q = q
-                .bind(r.score_id.clone())
-                .bind(r.shipment_id.clone())
-                .bind(r.created_at.clone())
-                .bind(r.endpoint)
-                .bind(r.request.clone())
-                .bind(r.response.clone())
-                .bind(r.model_version.clone())
-                .bind(r.policy_version.clone())
-                .bind(r.source)
-                .bind(r.risk_band)
-                .bind(r.delay_risk)
-                .bind(r.queue)
-                .bind(flag(r.requires_approval))
-                .bind(flag(r.degraded))
-                .bind(r.latency_us)
-                .bind(r.api_key_id.clone());
+/// Writes `rows` in one transaction: the scores, then each shipment's latest score.
+async fn write(sink: &Sink, rows: &[ScoreRecord]) -> Result<(), sqlx::Error> {
+    match sink {
+        Sink::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let newest = newest_per_shipment(chunk);
+                bind_scores(
+                    sqlx::query::<Sqlite>(insert_sql(Backend::Sqlite, chunk.len())),
+                    chunk,
+                )
+                .execute(&mut *tx)
+                .await?;
+                bind_latest(
+                    sqlx::query::<Sqlite>(latest_sql(Backend::Sqlite, newest.len())),
+                    &newest,
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
         }
-        q.execute(&mut *tx).await?;
-        latest_sql(chunk, backend).execute(&mut *tx).await?;
+        Sink::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let newest = newest_per_shipment(chunk);
+                bind_scores(
+                    sqlx::query::<Any>(insert_sql(Backend::Postgres, chunk.len())),
+                    chunk,
+                )
+                .execute(&mut *tx)
+                .await?;
+                bind_latest(
+                    sqlx::query::<Any>(latest_sql(Backend::Postgres, newest.len())),
+                    &newest,
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
     }
-    tx.commit().await
 }
 
-/// Moves each shipment's entry in `latest_scores` to its newest record in `chunk`, unless a
-/// newer one is there already. One row per shipment per statement: PostgreSQL refuses an
-/// upsert that touches a row twice.
-fn latest_sql(
-    chunk: &[ScoreRecord],
-    backend: Backend,
-) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+/// Binding a record's values to a statement of either driver.
+trait Bind: Sized {
+    fn text(self, v: &Text) -> Self;
+    fn maybe_text(self, v: &Option<Text>) -> Self;
+    fn value<T>(self, v: T) -> Self
+    where
+        T: Encode<'static, Sqlite>
+            + Type<Sqlite>
+            + Encode<'static, Any>
+            + Type<Any>
+            + Send
+            + 'static;
+}
+
+impl Bind for sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+    fn text(self, v: &Text) -> Self {
+        self.bind(v.clone())
+    }
+    fn maybe_text(self, v: &Option<Text>) -> Self {
+        self.bind(v.clone())
+    }
+    fn value<T>(self, v: T) -> Self
+    where
+        T: Encode<'static, Sqlite>
+            + Type<Sqlite>
+            + Encode<'static, Any>
+            + Type<Any>
+            + Send
+            + 'static,
+    {
+        self.bind(v)
+    }
+}
+
+impl Bind for sqlx::query::Query<'static, Any, AnyArguments> {
+    fn text(self, v: &Text) -> Self {
+        self.bind(v.to_string())
+    }
+    fn maybe_text(self, v: &Option<Text>) -> Self {
+        self.bind(v.as_deref().map(str::to_string))
+    }
+    fn value<T>(self, v: T) -> Self
+    where
+        T: Encode<'static, Sqlite>
+            + Type<Sqlite>
+            + Encode<'static, Any>
+            + Type<Any>
+            + Send
+            + 'static,
+    {
+        self.bind(v)
+    }
+}
+
+/// The values of [`insert_sql`]'s rows.
+fn bind_scores<Q: Bind>(mut q: Q, rows: &[ScoreRecord]) -> Q {
+    for r in rows {
+        q = q
+            .text(&r.score_id)
+            .text(&r.shipment_id)
+            .text(&r.created_at)
+            .value(r.endpoint)
+            .text(&r.request)
+            .text(&r.response)
+            .maybe_text(&r.model_version)
+            .text(&r.policy_version)
+            .value(r.source)
+            .value(r.risk_band)
+            .value(r.delay_risk)
+            .value(r.queue)
+            .value(flag(r.requires_approval))
+            .value(flag(r.degraded))
+            .value(r.latency_us)
+            .maybe_text(&r.api_key_id);
+    }
+    q
+}
+
+/// The values of [`latest_sql`]'s rows.
+fn bind_latest<Q: Bind>(mut q: Q, newest: &[&ScoreRecord]) -> Q {
+    for r in newest {
+        q = q.text(&r.shipment_id).text(&r.score_id).text(&r.created_at);
+    }
+    q
+}
+
+/// Each shipment's newest record in `chunk`, in order of first appearance: one row per
+/// shipment per statement, as PostgreSQL refuses an upsert that touches a row twice.
+fn newest_per_shipment(chunk: &[ScoreRecord]) -> Vec<&ScoreRecord> {
     let mut newest: Vec<&ScoreRecord> = Vec::with_capacity(chunk.len());
     let mut at: HashMap<&str, usize> = HashMap::with_capacity(chunk.len());
     for r in chunk {
-        match at.get(r.shipment_id.as_str()) {
+        match at.get(&*r.shipment_id) {
             Some(&i) => {
                 let kept = newest[i];
                 if (&r.created_at, &r.score_id) > (&kept.created_at, &kept.score_id) {
@@ -223,9 +331,15 @@ fn latest_sql(
             }
         }
     }
+    newest
+}
+
+/// Moves each of `rows` shipments' entry in `latest_scores` to the given newer record, unless
+/// a newer one is there already.
+fn latest_sql(backend: Backend, rows: usize) -> sqlx::AssertSqlSafe<String> {
     let mut sql =
         String::from("INSERT INTO latest_scores (shipment_id, score_id, created_at) VALUES ");
-    push_values(&mut sql, backend, newest.len(), 3);
+    push_values(&mut sql, backend, rows, 3);
     sql.push_str(
         " ON CONFLICT (shipment_id) DO UPDATE SET score_id = excluded.score_id, \
          created_at = excluded.created_at \
@@ -233,27 +347,20 @@ fn latest_sql(
          OR (excluded.created_at = latest_scores.created_at \
          AND excluded.score_id > latest_scores.score_id)",
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for r in newest {
-        q = q
-            .bind(r.shipment_id.clone())
-            .bind(r.score_id.clone())
-            .bind(r.created_at.clone());
-    }
-    q
+    sqlx::AssertSqlSafe(sql)
 }
 
 const COLUMNS: usize = 16;
 
 /// A multi-row INSERT into `scores`.
-fn insert_sql(backend: Backend, rows: usize) -> String {
+fn insert_sql(backend: Backend, rows: usize) -> sqlx::AssertSqlSafe<String> {
     let mut sql = String::from(
         "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
          model_version, policy_version, source, risk_band, delay_risk, queue, requires_approval, \
          degraded, latency_us, api_key_id) VALUES ",
     );
     push_values(&mut sql, backend, rows, COLUMNS);
-    sql
+    sqlx::AssertSqlSafe(sql)
 }
 
 /// `rows` parenthesised groups of `columns` placeholders. SQLite gets anonymous `?`: with
