@@ -184,60 +184,47 @@ async fn write_with_retries(sink: &Sink, rows: &[ScoreRecord]) -> Result<(), Str
 
 /// Writes `rows` in one transaction: the scores, then each shipment's latest score.
 async fn write(sink: &Sink, rows: &[ScoreRecord]) -> Result<(), sqlx::Error> {
-    match sink {
-        Sink::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+    // The same statements through either driver's pool; only the types differ.
+    macro_rules! write_through {
+        ($pool:expr, $db:ty, $backend:expr) => {{
+            let mut tx = $pool.begin().await?;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let newest = newest_per_shipment(chunk);
-                bind_scores(
-                    sqlx::query::<Sqlite>(insert_sql(Backend::Sqlite, chunk.len())),
-                    chunk,
-                )
-                .execute(&mut *tx)
-                .await?;
+                bind_scores(sqlx::query::<$db>(insert_sql($backend, chunk.len())), chunk)
+                    .execute(&mut *tx)
+                    .await?;
                 bind_latest(
-                    sqlx::query::<Sqlite>(latest_sql(Backend::Sqlite, newest.len())),
+                    sqlx::query::<$db>(latest_sql($backend, newest.len())),
                     &newest,
                 )
                 .execute(&mut *tx)
                 .await?;
             }
             tx.commit().await
-        }
-        Sink::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let newest = newest_per_shipment(chunk);
-                bind_scores(
-                    sqlx::query::<Any>(insert_sql(Backend::Postgres, chunk.len())),
-                    chunk,
-                )
-                .execute(&mut *tx)
-                .await?;
-                bind_latest(
-                    sqlx::query::<Any>(latest_sql(Backend::Postgres, newest.len())),
-                    &newest,
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
-        }
+        }};
     }
+    match sink {
+        Sink::Sqlite(pool) => write_through!(pool, Sqlite, Backend::Sqlite),
+        Sink::Postgres(pool) => write_through!(pool, Any, Backend::Postgres),
+    }
+}
+
+/// A value both drivers bind as it is: numbers and static words.
+trait Plain:
+    Encode<'static, Sqlite> + Type<Sqlite> + Encode<'static, Any> + Type<Any> + Send + 'static
+{
+}
+
+impl<T> Plain for T where
+    T: Encode<'static, Sqlite> + Type<Sqlite> + Encode<'static, Any> + Type<Any> + Send + 'static
+{
 }
 
 /// Binding a record's values to a statement of either driver.
 trait Bind: Sized {
     fn text(self, v: &Text) -> Self;
     fn maybe_text(self, v: &Option<Text>) -> Self;
-    fn value<T>(self, v: T) -> Self
-    where
-        T: Encode<'static, Sqlite>
-            + Type<Sqlite>
-            + Encode<'static, Any>
-            + Type<Any>
-            + Send
-            + 'static;
+    fn value<T: Plain>(self, v: T) -> Self;
 }
 
 impl Bind for sqlx::query::Query<'static, Sqlite, SqliteArguments> {
@@ -247,15 +234,7 @@ impl Bind for sqlx::query::Query<'static, Sqlite, SqliteArguments> {
     fn maybe_text(self, v: &Option<Text>) -> Self {
         self.bind(v.clone())
     }
-    fn value<T>(self, v: T) -> Self
-    where
-        T: Encode<'static, Sqlite>
-            + Type<Sqlite>
-            + Encode<'static, Any>
-            + Type<Any>
-            + Send
-            + 'static,
-    {
+    fn value<T: Plain>(self, v: T) -> Self {
         self.bind(v)
     }
 }
@@ -267,15 +246,7 @@ impl Bind for sqlx::query::Query<'static, Any, AnyArguments> {
     fn maybe_text(self, v: &Option<Text>) -> Self {
         self.bind(v.as_deref().map(str::to_string))
     }
-    fn value<T>(self, v: T) -> Self
-    where
-        T: Encode<'static, Sqlite>
-            + Type<Sqlite>
-            + Encode<'static, Any>
-            + Type<Any>
-            + Send
-            + 'static,
-    {
+    fn value<T: Plain>(self, v: T) -> Self {
         self.bind(v)
     }
 }
