@@ -188,24 +188,16 @@ pub async fn score_batch(
         let answered: Vec<(ScoreResponse, String)> =
             scores.into_iter().zip(request_jsons).collect();
         let records = tokio::task::spawn_blocking(move || {
-            let runs = parallel::each(parallel::split(answered, MIN_SLICE), |run| {
-                run.into_iter()
-                    .map(|(answer, request)| {
-                        let response = to_json(&answer)?;
-                        Ok(record_of(answer, "batch", &created_at, request, response))
-                    })
-                    .collect::<Result<Vec<ScoreRecord>, ApiError>>()
-            });
-            let mut records = Vec::with_capacity(count);
-            for run in runs {
-                records.extend(
-                    run.ok_or_else(|| ApiError::internal("serializing the answers failed"))??,
-                );
-            }
-            Ok::<_, ApiError>(records)
+            parallel::map_owned(answered, MIN_SLICE, |(answer, request)| {
+                let response = to_json(&answer)?;
+                Ok(record_of(answer, "batch", &created_at, request, response))
+            })
         })
         .await
-        .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))?
+        .ok_or_else(|| ApiError::internal("serializing the answers failed"))?
+        .into_iter()
+        .collect::<Result<Vec<ScoreRecord>, ApiError>>()?;
         // The answers are serialized once: the body is their concatenation, as BatchResponse.
         let mut body =
             String::with_capacity(records.iter().map(|r| r.response.len() + 1).sum::<usize>() + 64);

@@ -39,37 +39,15 @@ pub fn for_row_blocks<T: Send>(
     });
 }
 
-/// Runs `f` on contiguous slices of `items` of at least `min_items`, one per core, and answers
-/// per slice in order: its length, and `None` if that slice panicked (the others still answer).
-pub fn per_core<T: Sync, U: Send>(
-    items: &[T],
-    min_items: usize,
-    f: impl Fn(&[T]) -> U + Sync,
-) -> Vec<(usize, Option<U>)> {
-    if items.len() <= min_items {
-        return vec![(items.len(), Some(f(items)))];
-    }
-    let chunk = items.len().div_ceil(threads()).max(min_items).max(1);
-    if items.len() <= chunk {
-        return vec![(items.len(), Some(f(items)))];
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| (c.len(), scope.spawn(move || f(c))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, h)| (n, h.join().ok()))
-            .collect()
-    })
+/// How many items each core's run holds: at least `min_items`, all of them at or below that.
+fn run_length(n: usize, min_items: usize) -> usize {
+    n.div_ceil(threads()).max(min_items).max(1)
 }
 
 /// `items` cut into contiguous runs of at least `min_items`, one per core (one run at or below
 /// `min_items`), in order: owned slices for work that keeps going with its own part of a batch.
 pub fn split<T>(mut items: Vec<T>, min_items: usize) -> Vec<Vec<T>> {
-    let chunk = items.len().div_ceil(threads()).max(min_items).max(1);
+    let chunk = run_length(items.len(), min_items);
     if items.len() <= chunk {
         return vec![items];
     }
@@ -107,9 +85,33 @@ pub fn map<T: Sync, U: Send>(
     min_items: usize,
     f: impl Fn(&T) -> U + Sync,
 ) -> Option<Vec<U>> {
-    let mut out = Vec::with_capacity(items.len());
-    for (_, part) in per_core(items, min_items, |c| c.iter().map(&f).collect::<Vec<U>>()) {
-        out.extend(part?);
+    let runs = items.chunks(run_length(items.len(), min_items)).collect();
+    flatten(
+        each(runs, |run: &[T]| run.iter().map(&f).collect()),
+        items.len(),
+    )
+}
+
+/// [`map`] on owned items, each moved into `f` on its core (and freed there).
+pub fn map_owned<T: Send, U: Send>(
+    items: Vec<T>,
+    min_items: usize,
+    f: impl Fn(T) -> U + Sync,
+) -> Option<Vec<U>> {
+    let n = items.len();
+    flatten(
+        each(split(items, min_items), |run| {
+            run.into_iter().map(&f).collect()
+        }),
+        n,
+    )
+}
+
+/// The runs' answers in one vector; `None` if any run panicked.
+fn flatten<U>(runs: Vec<Option<Vec<U>>>, n: usize) -> Option<Vec<U>> {
+    let mut out = Vec::with_capacity(n);
+    for run in runs {
+        out.extend(run?);
     }
     Some(out)
 }
@@ -135,23 +137,28 @@ mod tests {
     fn map_answers_in_order_whether_split_or_not() {
         for n in [0, 1, 64, 10 * 64 + 7] {
             let items: Vec<usize> = (0..n).collect();
-            let squares = map(&items, 64, |x| x * x).unwrap();
-            assert_eq!(squares, items.iter().map(|x| x * x).collect::<Vec<_>>());
+            let squares: Vec<usize> = items.iter().map(|x| x * x).collect();
+            assert_eq!(map(&items, 64, |x| x * x).unwrap(), squares);
+            assert_eq!(map_owned(items, 64, |x| x * x).unwrap(), squares);
         }
     }
 
     #[test]
-    fn split_keeps_every_item_in_order_in_runs_as_per_core_cuts_them() {
+    fn split_keeps_every_item_in_order_in_runs_as_map_cuts_slices() {
         for n in [0usize, 1, 64, 65, 10 * 64 + 7, 10_001] {
             let items: Vec<usize> = (0..n).collect();
             let runs = split(items.clone(), 64);
             assert_eq!(runs.concat(), items, "n = {n}");
             let lengths: Vec<usize> = runs.iter().map(Vec::len).collect();
-            let per_core_lengths: Vec<usize> = per_core(&items, 64, |c| c.len())
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
-            assert_eq!(lengths, per_core_lengths, "n = {n}");
+            let slice_lengths: Vec<usize> = if n == 0 {
+                vec![0]
+            } else {
+                items
+                    .chunks(run_length(n, 64))
+                    .map(<[usize]>::len)
+                    .collect()
+            };
+            assert_eq!(lengths, slice_lengths, "n = {n}");
             assert!(runs.len() <= threads().max(1));
         }
     }
@@ -174,6 +181,11 @@ mod tests {
     fn a_panicking_slice_is_reported_not_propagated() {
         let items: Vec<usize> = (0..640).collect();
         let out = map(&items, 64, |&x| {
+            assert!(x != 3, "boom");
+            x
+        });
+        assert!(out.is_none());
+        let out = map_owned(items, 64, |x| {
             assert!(x != 3, "boom");
             x
         });
