@@ -17,6 +17,7 @@ use crate::carrier::replay::shipment_of;
 use crate::carrier::{rank, Candidate, CarrierArtifact, RankingPolicy, Recommendation};
 use crate::data::table::ShipmentTable;
 use crate::error::{Error, Result};
+use crate::features::history::Delivered;
 use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState};
 use crate::parallel::for_row_blocks;
 
@@ -532,18 +533,18 @@ fn read_history(bytes: &[u8], history: &mut HistoryState) -> PolarsResult<()> {
         t("date_deadline")?,
         t("delivered_at")?,
     );
-    for i in 0..ids.len() {
-        history.record(
-            &ids[i],
-            crate::features::history::Lane {
+    history.record_outcomes(ids.len(), |i| {
+        Some(Delivered {
+            shipment_id: &ids[i],
+            lane: crate::features::history::Lane {
                 carrier: &carriers[i],
                 warehouse: &warehouses[i],
                 destination: &dests[i],
             },
-            decided[i],
-            deadlines[i],
-            delivered[i],
-        );
-    }
+            decided: decided[i],
+            deadline: deadlines[i],
+            delivered_at: delivered[i],
+        })
+    });
     Ok(())
 }

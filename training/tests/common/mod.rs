@@ -20,3 +20,5 @@ pub fn generated(
         load_history(&path, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap();
     (path, table, report)
 }
+
+pub mod reference_history;

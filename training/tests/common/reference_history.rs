@@ -1,142 +1,30 @@
-//! Time-aware history: late rates and volumes of carriers, lanes, warehouses and destinations,
-//! computed only from outcomes delivered strictly before the moment asked about.
-//!
-//! Training inserts every known outcome and then asks each row at its decision time; the service
-//! inserts outcomes as they are reported and asks at "now". Both use [`HistoryState::features_at`],
-//! and because every query cuts at the asked time, an outcome delivered later can never reach an
-//! earlier row: there is no leakage whatever the insertion order.
+//! The history features as the code before the order-independent rewrite computed them,
+//! kept verbatim (but for the names) as the reference the rewrite is checked against: inserts
+//! into sorted vectors and rebuilds the running sums from the insertion point on. O(n^2) on
+//! unsorted input, so the tests feed it sorted input only.
+#![allow(dead_code)]
 
-// Fx hashing: keys are short strings hashed millions of times per training run, and HashDoS
-// does not apply to a model's own history.
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use dispatch_risk_training::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
+use dispatch_risk_training::features::history::{HistoryConfig, HistoryKey, Lane};
 
-use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
-
-/// The entities whose history becomes features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HistoryKey {
-    Carrier,
-    /// warehouse -> destination
-    Lane,
-    /// carrier x destination
-    CarrierDestination,
-    Warehouse,
-    Destination,
-}
-
-impl HistoryKey {
-    pub const ALL: [HistoryKey; 5] = [
-        HistoryKey::Carrier,
-        HistoryKey::Lane,
-        HistoryKey::CarrierDestination,
-        HistoryKey::Warehouse,
-        HistoryKey::Destination,
-    ];
-
-    /// Whether the key's entity changes with the carrier.
-    pub fn depends_on_carrier(self) -> bool {
-        matches!(self, HistoryKey::Carrier | HistoryKey::CarrierDestination)
+/// The key the earlier code built for an entity (the current code builds the same).
+fn key_into<'b>(lane: &Lane<'_>, key: HistoryKey, buf: &'b mut String) -> &'b str {
+    buf.clear();
+    let (a, b) = match key {
+        HistoryKey::Carrier => (lane.carrier, None),
+        HistoryKey::Lane => (lane.warehouse, Some(lane.destination)),
+        HistoryKey::CarrierDestination => (lane.carrier, Some(lane.destination)),
+        HistoryKey::Warehouse => (lane.warehouse, None),
+        HistoryKey::Destination => (lane.destination, None),
+    };
+    buf.push_str(a);
+    if let Some(b) = b {
+        buf.push('\u{1f}');
+        buf.push_str(b);
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            HistoryKey::Carrier => "carrier",
-            HistoryKey::Lane => "lane",
-            HistoryKey::CarrierDestination => "carrier_dest",
-            HistoryKey::Warehouse => "warehouse",
-            HistoryKey::Destination => "destination",
-        }
-    }
-}
-
-/// The entities a shipment belongs to: its carrier, warehouse and destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lane<'a> {
-    pub carrier: &'a str,
-    pub warehouse: &'a str,
-    pub destination: &'a str,
-}
-
-impl<'a> Lane<'a> {
-    /// The key written into a reused buffer: lookups on the scoring path allocate nothing.
-    fn key_into<'b>(&self, key: HistoryKey, buf: &'b mut String) -> &'b str {
-        buf.clear();
-        let (a, b) = match key {
-            HistoryKey::Carrier => (self.carrier, None),
-            HistoryKey::Lane => (self.warehouse, Some(self.destination)),
-            HistoryKey::CarrierDestination => (self.carrier, Some(self.destination)),
-            HistoryKey::Warehouse => (self.warehouse, None),
-            HistoryKey::Destination => (self.destination, None),
-        };
-        buf.push_str(a);
-        if let Some(b) = b {
-            buf.push('\u{1f}');
-            buf.push_str(b);
-        }
-        buf.as_str()
-    }
-}
-
-/// Which windows and how much smoothing; stored in the artifact so serving matches training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HistoryConfig {
-    /// Window lengths in days; an all-time rate is always added.
-    pub windows_days: Vec<u32>,
-    /// Pseudo-observations of the overall late rate added to every rate, so that a carrier
-    /// with two shipments does not get a 0 % or 100 % late rate.
-    pub prior_strength: f64,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig {
-            windows_days: vec![30, 180],
-            prior_strength: 5.0,
-        }
-    }
-}
-
-impl HistoryConfig {
-    /// Feature names, in the order [`HistoryState::features_at`] writes them.
-    pub fn feature_names(&self) -> Vec<String> {
-        let mut names = vec!["hist_overall_late_rate".to_string()];
-        for key in HistoryKey::ALL {
-            for w in &self.windows_days {
-                names.push(format!("hist_{}_late_rate_{w}d", key.name()));
-                names.push(format!("hist_{}_volume_{w}d", key.name()));
-            }
-            names.push(format!("hist_{}_late_rate_all", key.name()));
-            names.push(format!("hist_{}_mean_lateness_days", key.name()));
-            names.push(format!("hist_{}_mean_transit_days", key.name()));
-            names.push(format!("hist_{}_slack_days", key.name()));
-            names.push(format!("hist_{}_late_rate_last10", key.name()));
-            names.push(format!("load_{}_decided_7d", key.name()));
-            names.push(format!("load_{}_open_now", key.name()));
-        }
-        names
-    }
-
-    /// Per feature (in [`HistoryConfig::feature_names`] order), whether its value depends on
-    /// the shipment's carrier: what changes when another carrier is considered.
-    pub fn carrier_dependent(&self) -> Vec<bool> {
-        let mut out = vec![false];
-        for key in HistoryKey::ALL {
-            let depends = matches!(key, HistoryKey::Carrier | HistoryKey::CarrierDestination);
-            out.extend(std::iter::repeat_n(
-                depends,
-                2 * self.windows_days.len() + 7,
-            ));
-        }
-        out
-    }
-
-    pub fn feature_count(&self) -> usize {
-        1 + HistoryKey::ALL.len() * (2 * self.windows_days.len() + 7)
-    }
+    buf.as_str()
 }
 
 /// Outcomes of one entity, sorted by delivery time, with running sums for O(log n) windows.
@@ -246,7 +134,7 @@ impl Default for Entity {
 
 /// All entities' outcome series.
 #[derive(Debug, Clone)]
-pub struct HistoryState {
+pub struct ReferenceHistory {
     config: HistoryConfig,
     overall: Series,
     /// Per key kind, each entity's outcomes and decisions: one lookup serves both.
@@ -256,9 +144,9 @@ pub struct HistoryState {
     decided: HashSet<String>,
 }
 
-impl HistoryState {
+impl ReferenceHistory {
     pub fn new(config: HistoryConfig) -> Self {
-        HistoryState {
+        ReferenceHistory {
             config,
             overall: Series::new(),
             entities: Default::default(),
@@ -298,7 +186,7 @@ impl HistoryState {
         self.overall.insert(delivered_at, late, lateness, transit);
         let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
-            let name = lane.key_into(*key, &mut buf);
+            let name = key_into(&lane, *key, &mut buf);
             self.entity(k, name)
                 .outcomes
                 .insert(delivered_at, late, lateness, transit);
@@ -319,7 +207,7 @@ impl HistoryState {
         }
         let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
-            let name = lane.key_into(*key, &mut buf);
+            let name = key_into(&lane, *key, &mut buf);
             let times = &mut self.entity(k, name).decisions;
             let pos = times.partition_point(|&t| t <= decided);
             times.insert(pos, decided);
@@ -399,7 +287,7 @@ impl HistoryState {
                 continue;
             }
             let mut j = 1 + k * block;
-            let name = lane.key_into(*key, &mut buf);
+            let name = key_into(&lane, *key, &mut buf);
             let entity = self.entities[k].get(name);
             let series = entity.map(|e| &e.outcomes);
             let decided = entity.map(|e| &e.decisions);
@@ -436,101 +324,5 @@ impl HistoryState {
             // Decided before now and not delivered before now: still on the road or in the yard.
             out[j + 6] = (before as f64 - win.n as f64).max(0.0);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DAY: i64 = 86_400;
-
-    fn lane(carrier: &'static str) -> Lane<'static> {
-        Lane {
-            carrier,
-            warehouse: "W",
-            destination: "D",
-        }
-    }
-
-    #[test]
-    fn only_outcomes_before_the_query_time_count() {
-        let mut h = HistoryState::new(HistoryConfig::default());
-        // Inserted out of order on purpose: the cut is by time, not by insertion.
-        h.record("s1", lane("A"), 9 * DAY, 10 * DAY, 12 * DAY); // late
-        h.record("s2", lane("A"), 4 * DAY, 10 * DAY, 5 * DAY); // on time
-        assert!(
-            !h.record("s2", lane("A"), 4 * DAY, 10 * DAY, 5 * DAY),
-            "a repeated outcome counts once"
-        );
-        let names = h.config().feature_names();
-        let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
-        let mut out = vec![0.0; h.config().feature_count()];
-        h.features_at(lane("A"), 6 * DAY, 9 * DAY, &mut out);
-        assert_eq!(out[idx("hist_carrier_volume_30d")], 1.0);
-        let before_late = out[idx("hist_carrier_late_rate_30d")];
-        h.features_at(lane("A"), 12 * DAY, 14 * DAY, &mut out);
-        assert_eq!(
-            out[idx("hist_carrier_volume_30d")],
-            1.0,
-            "delivered exactly at t is not before t"
-        );
-        h.features_at(lane("A"), 13 * DAY, 16 * DAY, &mut out);
-        assert_eq!(out[idx("hist_carrier_volume_30d")], 2.0);
-        // Transit was 3 days (s1) and 1 day (s2): mean 2, and a 3-day promise has 1 day of slack.
-        assert!((out[idx("hist_lane_mean_transit_days")] - 2.0).abs() < 1e-9);
-        assert!((out[idx("hist_lane_slack_days")] - 1.0).abs() < 1e-9);
-        assert!(out[idx("hist_carrier_late_rate_30d")] > before_late);
-        assert_eq!(out[idx("hist_carrier_dest_volume_30d")], 2.0);
-        h.features_at(lane("B"), 13 * DAY, 16 * DAY, &mut out);
-        assert_eq!(out[idx("hist_carrier_volume_30d")], 0.0);
-        assert_eq!(
-            out[idx("hist_lane_volume_30d")],
-            2.0,
-            "the lane does not depend on the carrier"
-        );
-        assert!(out[idx("hist_carrier_mean_lateness_days")].is_nan());
-    }
-
-    #[test]
-    fn workload_counts_decisions_not_yet_delivered() {
-        let mut h = HistoryState::new(HistoryConfig::default());
-        for (id, decided) in [("a", 1), ("b", 2), ("c", 3)] {
-            h.record_decision(id, lane("A"), decided * DAY);
-        }
-        assert!(
-            !h.record_decision("a", lane("A"), DAY),
-            "a decision recorded twice counts once"
-        );
-        h.record("a", lane("A"), DAY, 5 * DAY, 4 * DAY);
-        let names = h.config().feature_names();
-        let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
-        let mut out = vec![0.0; h.config().feature_count()];
-        h.features_at(lane("A"), 3 * DAY, 6 * DAY, &mut out);
-        assert_eq!(
-            out[idx("load_carrier_decided_7d")],
-            2.0,
-            "b and a; c is decided at the query time itself"
-        );
-        assert_eq!(out[idx("load_carrier_open_now")], 2.0);
-        h.features_at(lane("A"), 5 * DAY, 8 * DAY, &mut out);
-        assert_eq!(
-            out[idx("load_carrier_open_now")],
-            2.0,
-            "a was delivered, c joined"
-        );
-    }
-
-    #[test]
-    fn windows_forget_old_outcomes() {
-        let mut h = HistoryState::new(HistoryConfig::default());
-        h.record("s1", lane("A"), 0, 0, DAY);
-        let names = h.config().feature_names();
-        let idx = |n: &str| names.iter().position(|x| x == n).unwrap();
-        let mut out = vec![0.0; h.config().feature_count()];
-        h.features_at(lane("A"), 100 * DAY, 101 * DAY, &mut out);
-        assert_eq!(out[idx("hist_carrier_volume_30d")], 0.0);
-        assert_eq!(out[idx("hist_carrier_volume_180d")], 1.0);
-        assert!((out[idx("hist_carrier_mean_lateness_days")] - 1.0).abs() < 1e-9);
     }
 }
