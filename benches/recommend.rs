@@ -23,7 +23,7 @@ fn main() {
     )
     .expect("sample");
     // The sample's six carriers plus four the model has never seen: ten candidates.
-    let mut carriers: Vec<String> = table.carrier.clone();
+    let mut carriers: Vec<String> = table.carrier.iter().flatten().map(str::to_string).collect();
     carriers.sort();
     carriers.dedup();
     for k in 0..(10 - carriers.len().min(10)) {

@@ -119,7 +119,14 @@ mod polars_frame {
         DataFrame::new(
             scores.len(),
             vec![
-                Column::new("shipment_id".into(), table.shipment_id.clone()),
+                Column::new(
+                    "shipment_id".into(),
+                    table
+                        .shipment_id
+                        .iter()
+                        .map(Option::unwrap_or_default)
+                        .collect::<Vec<&str>>(),
+                ),
                 Column::new(
                     "delay_risk".into(),
                     scores

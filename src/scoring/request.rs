@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use dispatch_risk_training::data::contract;
 use dispatch_risk_training::data::dates::DateParser;
-use dispatch_risk_training::data::table::{CategoricalColumn, NumericColumn};
+use dispatch_risk_training::data::table::{CategoricalColumn, Labels, NumericColumn, Texts};
 use dispatch_risk_training::data::{ShipmentTable, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -245,25 +245,24 @@ impl Shipment {
 pub fn to_table(shipments: &[Shipment]) -> ShipmentTable {
     let n = shipments.len();
     let mut t = ShipmentTable {
-        shipment_id: Vec::with_capacity(n),
+        shipment_id: Texts::with_capacity(n, n * 16),
         scheduled_date: Vec::with_capacity(n),
         date_deadline: Vec::with_capacity(n),
         delivered_at: vec![None; n],
-        carrier: Vec::with_capacity(n),
-        warehouse: Vec::with_capacity(n),
-        destination: Vec::with_capacity(n),
+        carrier: Labels::with_capacity(n),
+        warehouse: Labels::with_capacity(n),
+        destination: Labels::with_capacity(n),
         numeric: Vec::new(),
         categorical: Vec::new(),
-        notes: vec![None; n],
-        source_row: (1..=n).collect(),
+        notes: std::iter::repeat_n(None, n).collect(),
     };
     for s in shipments {
-        t.shipment_id.push(s.id.clone());
+        t.shipment_id.push(&s.id);
         t.scheduled_date.push(s.scheduled);
         t.date_deadline.push(s.deadline);
-        t.carrier.push(s.carrier.clone().unwrap_or_default());
-        t.warehouse.push(s.warehouse.clone());
-        t.destination.push(s.destination.clone());
+        t.carrier.push(s.carrier.as_deref().unwrap_or_default());
+        t.warehouse.push(&s.warehouse);
+        t.destination.push(&s.destination);
     }
     for (k, name) in contract::NUMERIC
         .iter()
@@ -278,7 +277,10 @@ pub fn to_table(shipments: &[Shipment]) -> ShipmentTable {
     for (k, name) in contract::CATEGORICAL.iter().enumerate() {
         t.categorical.push(CategoricalColumn {
             name: (*name).to_string(),
-            values: shipments.iter().map(|s| s.categories[k].clone()).collect(),
+            values: shipments
+                .iter()
+                .map(|s| s.categories[k].as_deref())
+                .collect(),
         });
     }
     // Extras: a column per name seen in the batch, numeric when every value given is a number.
@@ -316,6 +318,9 @@ pub fn to_table(shipments: &[Shipment]) -> ShipmentTable {
                         Some(ExtraValue::Text(v)) => Some(v.clone()),
                         None => None,
                     })
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(Option::as_deref)
                     .collect(),
             });
         }
@@ -351,7 +356,10 @@ mod tests {
         let t = to_table(&[s.clone(), s]);
         assert_eq!(t.len(), 2);
         assert_eq!(t.numeric("weight_kg").unwrap().values, vec![12.5, 12.5]);
-        assert_eq!(t.carrier, vec!["", ""]);
+        assert_eq!(
+            t.carrier.iter().collect::<Vec<_>>(),
+            vec![Some(""), Some("")]
+        );
     }
 
     #[test]

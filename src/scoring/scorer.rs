@@ -65,7 +65,7 @@ fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPo
     for (r, rec) in recommendations.iter().enumerate() {
         if scored_carrier[r].is_none() {
             if let Some(rec) = rec {
-                table.carrier[r] = rec.recommended.carrier.clone();
+                table.carrier.set(r, Some(&rec.recommended.carrier));
                 scored_carrier[r] = Some(rec.recommended.carrier.clone());
             }
         }

@@ -13,6 +13,7 @@ pub mod features;
 pub mod generate;
 pub mod model;
 pub mod parallel;
+pub mod progress;
 pub mod report;
 pub mod train;
 

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 /// The cores to use, asked once: `available_parallelism` reads cgroup files on every call,
 /// which cost more than scoring a handful of rows.
-fn threads() -> usize {
+pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -413,7 +413,7 @@ pub fn train(
         let replayed = (!valid_rows.is_empty()).then(|| {
             let mut on_time = |r: usize, carriers: &[String]| -> Vec<f64> {
                 let mut swapped = table.select(&vec![r; carriers.len()]);
-                swapped.carrier = carriers.to_vec();
+                swapped.carrier = carriers.iter().map(String::as_str).collect();
                 let rows: Vec<usize> = (0..carriers.len()).collect();
                 let x = encoder.encode(&swapped, &rows, &history);
                 predict(&x)
@@ -655,11 +655,13 @@ fn valid_predictions(
     labels: &[bool],
     probs: &[Vec<f64>],
 ) -> Result<Vec<u8>> {
-    let s = |v: &[String]| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+    fn s<'t>(v: &'t impl std::ops::Index<usize, Output = str>, rows: &[usize]) -> Vec<&'t str> {
+        rows.iter().map(|&i| &v[i]).collect()
+    }
     let mut df = DataFrame::new(
         rows.len(),
         vec![
-            Column::new("shipment_id".into(), s(&table.shipment_id)),
+            Column::new("shipment_id".into(), s(&table.shipment_id, rows)),
             Column::new(
                 "scheduled_date".into(),
                 rows.iter()
@@ -672,9 +674,9 @@ fn valid_predictions(
                     .map(|&i| format_timestamp(table.date_deadline[i]))
                     .collect::<Vec<_>>(),
             ),
-            Column::new("carrier".into(), s(&table.carrier)),
-            Column::new("warehouse".into(), s(&table.warehouse)),
-            Column::new("destination".into(), s(&table.destination)),
+            Column::new("carrier".into(), s(&table.carrier, rows)),
+            Column::new("warehouse".into(), s(&table.warehouse, rows)),
+            Column::new("destination".into(), s(&table.destination, rows)),
             Column::new(
                 "late".into(),
                 rows.iter().map(|&i| labels[i]).collect::<Vec<_>>(),

@@ -1,7 +1,10 @@
 //! The history features do not depend on the order outcomes arrive in: a history loaded sorted,
 //! shuffled, in chunks or one outcome at a time answers every row bit for bit alike, and on
 //! sorted input exactly as the earlier insert-one-at-a-time code did (kept in
-//! `common/reference_history.rs`). Times are rounded so that many outcomes tie.
+//! `common/reference_history.rs`). Times are rounded so that many outcomes tie; where tied
+//! outcomes straddle the tenth from the end, the earlier code's "last ten" counted whichever
+//! the file put last, and now each counts for its share, so those five features are compared
+//! with the reference on a history without ties.
 
 mod common;
 
@@ -31,6 +34,32 @@ fn tied_history(rows: usize, seed: u64) -> ShipmentTable {
         t.delivered_at[i] = t.delivered_at[i].map(round);
     }
     t
+}
+
+/// The same with every delivery a second apart from every other.
+fn untied(mut t: ShipmentTable) -> ShipmentTable {
+    for i in 0..t.len() {
+        t.delivered_at[i] = t.delivered_at[i].map(|d| d + i as i64);
+    }
+    t
+}
+
+/// Whether feature `k` is a "last ten outcomes" rate.
+fn is_last_ten(k: usize) -> bool {
+    HistoryConfig::default().feature_names()[k].ends_with("_last10")
+}
+
+fn reference_answers(table: &ShipmentTable) -> Vec<Vec<u64>> {
+    let mut reference = ReferenceHistory::new(HistoryConfig::default());
+    reference.record_table(&sorted(table));
+    answers(table, |i, out| {
+        reference.features_at(
+            table.lane(i),
+            table.scheduled_date[i],
+            table.date_deadline[i],
+            out,
+        )
+    })
 }
 
 /// Rows sorted by delivery time, then lateness, then transit (open shipments first).
@@ -67,7 +96,7 @@ fn new_history(t: &ShipmentTable) -> HistoryState {
 }
 
 #[test]
-fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike_and_as_before() {
+fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike() {
     let table = tied_history(4_000, 11);
     let (sorted, shuffled) = (sorted(&table), shuffled(&table, 5));
 
@@ -76,7 +105,7 @@ fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike_and_as_before()
         .filter_map(|i| {
             table.delivered_at[i].map(|d| {
                 let (l, tr) = (d - table.date_deadline[i], d - table.scheduled_date[i]);
-                (d, l, tr, table.carrier[i].as_str())
+                (d, l, tr, &table.carrier[i])
             })
         })
         .collect();
@@ -111,16 +140,7 @@ fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike_and_as_before()
             )
         })
     };
-    let mut reference = ReferenceHistory::new(HistoryConfig::default());
-    reference.record_table(&sorted);
-    let expected = answers(&table, |i, out| {
-        reference.features_at(
-            table.lane(i),
-            table.scheduled_date[i],
-            table.date_deadline[i],
-            out,
-        )
-    });
+    let expected = ask(&new_history(&sorted));
 
     let mut one_by_one = HistoryState::new(HistoryConfig::default());
     for i in 0..shuffled.len() {
@@ -148,18 +168,51 @@ fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike_and_as_before()
     chunked.record_table(&sorted);
 
     for (name, h) in [
-        ("sorted", new_history(&sorted)),
         ("shuffled", new_history(&shuffled)),
         ("one by one, shuffled", one_by_one),
         ("in chunks, shuffled", chunked),
     ] {
-        assert_eq!(h.len(), reference.len(), "{name}");
+        assert_eq!(h.len(), new_history(&sorted).len(), "{name}");
         let got = ask(&h);
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert_eq!(g, e, "{name}: row {i} ({})", table.shipment_id[i]);
+            assert_eq!(g, e, "{name}: row {i} ({})", &table.shipment_id[i]);
         }
     }
     // The comparison is not between empty answers: rows see different histories.
     let distinct: std::collections::HashSet<&Vec<u64>> = expected.iter().collect();
     assert!(distinct.len() > table.len() / 2);
+
+    // As the earlier code answered on sorted input: every feature but the shared "last ten".
+    let reference = reference_answers(&table);
+    let mut shared = 0;
+    for (i, (g, e)) in expected.iter().zip(&reference).enumerate() {
+        for k in 0..g.len() {
+            if is_last_ten(k) {
+                shared += (g[k] != e[k]) as usize;
+            } else {
+                assert_eq!(g[k], e[k], "row {i}, feature {k}");
+            }
+        }
+    }
+    assert!(
+        shared > 0,
+        "some rows' last ten straddle a group of tied outcomes"
+    );
+}
+
+#[test]
+fn without_ties_every_feature_is_the_earlier_codes_bit_for_bit() {
+    let table = untied(tied_history(3_000, 12));
+    let reference = reference_answers(&table);
+    for h in [new_history(&shuffled(&table, 1)), new_history(&table)] {
+        let got = answers(&table, |i, out| {
+            h.features_at(
+                table.lane(i),
+                table.scheduled_date[i],
+                table.date_deadline[i],
+                out,
+            )
+        });
+        assert_eq!(got, reference);
+    }
 }

@@ -71,14 +71,14 @@ fn carrier_variants_encode_like_copies_with_the_carrier_swapped() {
     let encoder = Encoder::new(schema);
     let mut history = HistoryState::new(SchemaConfig::default().history);
     history.record_table(&table);
-    let mut carriers: Vec<String> = table.carrier.clone();
+    let mut carriers: Vec<String> = table.carrier.iter().flatten().map(str::to_string).collect();
     carriers.sort();
     carriers.dedup();
     carriers.push("Never Seen Freight".into());
     for row in [0, 17, 999, table.len() - 1] {
         let fast = encoder.encode_carrier_variants(&table, row, &carriers, &history);
         let mut copies = table.select(&vec![row; carriers.len()]);
-        copies.carrier = carriers.clone();
+        copies.carrier = carriers.iter().map(String::as_str).collect();
         let slow = encoder.encode(&copies, &(0..carriers.len()).collect::<Vec<_>>(), &history);
         assert_eq!((fast.n_rows, fast.n_cols), (slow.n_rows, slow.n_cols));
         let bits = |m: &[f64]| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

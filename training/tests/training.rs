@@ -118,14 +118,14 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
             .map(|c| c.carrier.as_str())
             .collect();
         assert!(
-            all.contains(&table.carrier[i].as_str()),
+            all.contains(&&table.carrier[i]),
             "the lane's own carrier is a candidate"
         );
     }
     // A carrier variant is the row encoded with that carrier, though only the carrier's own
     // features are recomputed for it.
     let carriers: Vec<String> = {
-        let mut c = table.carrier.clone();
+        let mut c: Vec<String> = table.carrier.iter().flatten().map(str::to_string).collect();
         c.sort();
         c.dedup();
         c
@@ -137,7 +137,7 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
                 .encode_carrier_variants(&table, r, &carriers, &model.history);
         for (k, carrier) in carriers.iter().enumerate() {
             let mut swapped = table.clone();
-            swapped.carrier[r] = carrier.clone();
+            swapped.carrier.set(r, Some(carrier));
             let direct = model.features(&swapped, &[r]);
             let same = variants
                 .row(k)
@@ -164,13 +164,13 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
     }
     // Categories never seen in training and missing numbers still score.
     let mut odd = table.select(&[0, 1]);
-    odd.carrier[0] = "Carrier Nobody Has Heard Of".into();
-    odd.destination[0] = "XX-00 Nowhere".into();
+    odd.carrier.set(0, Some("Carrier Nobody Has Heard Of"));
+    odd.destination.set(0, Some("XX-00 Nowhere"));
     for col in odd.numeric.iter_mut() {
         col.values[0] = f64::NAN;
     }
     for col in odd.categorical.iter_mut() {
-        col.values[1] = Some("a value outside the vocabulary".into());
+        col.values.set(1, Some("a value outside the vocabulary"));
     }
     let odd_scores = model
         .score(&model.features(&odd, &[0, 1]), 3, FactorMethod::Path)
@@ -341,7 +341,10 @@ fn a_rate_table_adds_candidates_prices_and_transit_days() {
     use dispatch_risk_training::carrier::{RateProfile, RateTable};
     let dir = tempfile::tempdir().unwrap();
     let (path, table, report) = common::generated(&dir, 3_000, 11);
-    let (w, d) = (table.warehouse[0].clone(), table.destination[0].clone());
+    let (w, d) = (
+        table.warehouse[0].to_string(),
+        table.destination[0].to_string(),
+    );
     let rates_path = dir.path().join("rates.csv");
     std::fs::write(
         &rates_path,
@@ -349,7 +352,7 @@ fn a_rate_table_adds_candidates_prices_and_transit_days() {
             "Carrier,orig_port_cd,dest_port_cd,minm_wgh_qty,max_wgh_qty,svc_cd,minimum cost,rate,mode_dsc,tpt_day_cnt\n\
              RateOnly Express,{w},{d},0,100000,DTD,25,0.5,GROUND,3\n\
              {c},{w},{d},0,100000,DTD,30,2.0,GROUND,2\n",
-            c = table.carrier[0]
+            c = &table.carrier[0]
         ),
     )
     .unwrap();
@@ -405,23 +408,26 @@ fn history_notes_become_the_scorecards_exception_mix_never_a_feature() {
     .unwrap();
     let (t, _) = load_history(&small, &ImportProfile::default(), BadRowLimit::Count(0)).unwrap();
     assert_eq!(
-        t.notes,
-        vec![Some("cnee closed, retry tmrw".to_string()), None]
+        t.notes.iter().collect::<Vec<_>>(),
+        vec![Some("cnee closed, retry tmrw"), None]
     );
     assert!(t.categorical.iter().all(|c| c.name != "notes"));
 
     let (path, mut table, report) = common::generated(&dir, 3_000, 5);
-    let first = table.carrier[0].clone();
+    let first = table.carrier[0].to_string();
     // One carrier's notes are about its trucks, the others' about refusals; a third of rows,
     // in place of the generator's notes.
-    table.notes = vec![None; table.len()];
-    for i in (0..table.len()).step_by(3) {
-        table.notes[i] = Some(if table.carrier[i] == first {
-            "drv sick, no truck today".to_string()
-        } else {
-            "Customer refused delivery".to_string()
-        });
-    }
+    table.notes = (0..table.len())
+        .map(|i| {
+            (i % 3 == 0).then(|| {
+                if table.carrier[i] == *first {
+                    "drv sick, no truck today"
+                } else {
+                    "Customer refused delivery"
+                }
+            })
+        })
+        .collect();
     let source = DataSource::describe(&path, None).unwrap();
     let model = train_and_load(dir.path(), &table, &report, &source);
     assert!(model.feature_names().iter().all(|n| !n.contains("notes")));

@@ -27,11 +27,7 @@ pub struct ReplayMetrics {
 
 /// The shipment-side context a ranking needs, from a table row.
 pub fn shipment_of(table: &ShipmentTable, row: usize) -> Shipment<'_> {
-    let text = |name: &str| {
-        table
-            .categorical(name)
-            .and_then(|c| c.values[row].as_deref())
-    };
+    let text = |name: &str| table.categorical(name).and_then(|c| c.values.get(row));
     Shipment {
         warehouse: &table.warehouse[row],
         destination: &table.destination[row],

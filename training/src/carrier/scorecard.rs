@@ -272,7 +272,7 @@ impl Scorecards {
                     delivered,
                 );
             }
-            if let Some(note) = table.notes[r].as_deref() {
+            if let Some(note) = table.notes.get(r) {
                 let category = rules.classify(note).category;
                 s.record_exception(
                     &table.carrier[r],

@@ -1,11 +1,14 @@
 //! Shipment history in: the data contract, import profiles, parsing and validation.
 
+mod chunks;
+mod columns;
 pub mod contract;
+mod convert;
 pub mod dates;
 pub mod load;
 pub mod profile;
 pub mod table;
 
-pub use load::{load_history, BadRowLimit, LoadReport, RejectedRow};
+pub use load::{load_history, BadRowLimit, LoadOptions, LoadReport, RejectedRow};
 pub use profile::ImportProfile;
 pub use table::{ShipmentTable, Timestamp};

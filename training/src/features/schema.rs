@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, Timelike};
 use serde::{Deserialize, Serialize};
 
 use super::history::{HistoryConfig, HistoryState, Lane};
-use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
+use crate::data::table::{Labels, ShipmentTable, Timestamp, SECONDS_PER_DAY};
 
 /// Features computed from the shipment's own dates.
 pub const CALENDAR_FEATURES: [&str; 7] = [
@@ -97,12 +97,12 @@ impl FeatureSchema {
             vocabulary(name, rows, config, values)
         };
         let mut categorical = vec![
-            vocab("carrier", &|i| Some(table.carrier[i].as_str())),
-            vocab("warehouse", &|i| Some(table.warehouse[i].as_str())),
-            vocab("destination", &|i| Some(table.destination[i].as_str())),
+            vocab("carrier", &|i| Some(&table.carrier[i])),
+            vocab("warehouse", &|i| Some(&table.warehouse[i])),
+            vocab("destination", &|i| Some(&table.destination[i])),
         ];
         for col in &table.categorical {
-            categorical.push(vocab(&col.name, &|i| col.values[i].as_deref()));
+            categorical.push(vocab(&col.name, &|i| col.values.get(i)));
         }
         FeatureSchema {
             numeric: table.numeric.iter().map(|c| c.name.clone()).collect(),
@@ -283,12 +283,19 @@ impl Encoder {
             .iter()
             .map(|n| table.numeric(n).map(|c| c.values.as_slice()))
             .collect();
-        let categorical: Vec<Option<&[Option<String>]>> = self
+        let core = [&table.carrier, &table.warehouse, &table.destination];
+        let codes: Vec<Codes<'_>> = self
             .schema
             .categorical
             .iter()
-            .skip(CORE_CATEGORIES.len())
-            .map(|v| table.categorical(&v.name).map(|c| c.values.as_slice()))
+            .enumerate()
+            .map(|(k, v)| {
+                let labels = match core.get(k) {
+                    Some(l) => Some(*l),
+                    None => table.categorical(&v.name).map(|c| &c.values),
+                };
+                Codes::new(self, k, labels, rows.len())
+            })
             .collect();
         let hist_start = n_cols - self.schema.history.feature_count();
         let distance = table.numeric("distance_km").map(|c| c.values.as_slice());
@@ -305,18 +312,8 @@ impl Encoder {
                 out[j] = col.map_or(f64::NAN, |c| c[i]);
                 j += 1;
             }
-            let core = [
-                &table.carrier[i],
-                &table.warehouse[i],
-                &table.destination[i],
-            ];
-            for (k, value) in core.iter().enumerate() {
-                out[j] = self.code(k, Some(value.as_str()));
-                j += 1;
-            }
-            for (k, col) in categorical.iter().enumerate() {
-                let value = col.and_then(|c| c[i].as_deref());
-                out[j] = self.code(k + CORE_CATEGORIES.len(), value);
+            for c in &codes {
+                out[j] = c.of(i);
                 j += 1;
             }
             history.features_at(
@@ -356,6 +353,59 @@ impl Encoder {
             serde_json::json!((value * 1e4).round() / 1e4)
         } else {
             serde_json::Value::Null
+        }
+    }
+}
+
+/// A categorical feature's codes for the rows of one table: looked up by text per row, or
+/// through a table per distinct value when the rows outnumber the column's values (ten
+/// million rows of twenty carriers: twenty lookups, not ten million).
+enum Codes<'a> {
+    Missing,
+    ByText {
+        encoder: &'a Encoder,
+        feature: usize,
+        labels: &'a Labels,
+    },
+    ByValue {
+        labels: &'a Labels,
+        codes: Vec<f64>,
+    },
+}
+
+impl<'a> Codes<'a> {
+    fn new(encoder: &'a Encoder, feature: usize, labels: Option<&'a Labels>, rows: usize) -> Self {
+        let Some(labels) = labels else {
+            return Codes::Missing;
+        };
+        if rows <= labels.dictionary().len() {
+            return Codes::ByText {
+                encoder,
+                feature,
+                labels,
+            };
+        }
+        let codes = labels
+            .dictionary()
+            .iter()
+            .map(|v| encoder.code(feature, Some(v)))
+            .collect();
+        Codes::ByValue { labels, codes }
+    }
+
+    /// The code of row `i`, as [`Encoder::code`] gives it for the row's value.
+    #[inline]
+    fn of(&self, i: usize) -> f64 {
+        match self {
+            Codes::Missing => f64::NAN,
+            Codes::ByText {
+                encoder,
+                feature,
+                labels,
+            } => encoder.code(*feature, labels.get(i)),
+            Codes::ByValue { labels, codes } => {
+                labels.code(i).map_or(f64::NAN, |c| codes[c as usize])
+            }
         }
     }
 }

@@ -457,19 +457,23 @@ pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
     let rows: Vec<usize> = (0..table.len())
         .filter(|&i| table.delivered_at[i].is_some())
         .collect();
-    let col_str = |name: &str, v: &[String]| {
+    fn col_str(
+        name: &str,
+        v: &impl std::ops::Index<usize, Output = str>,
+        rows: &[usize],
+    ) -> Column {
         Column::new(
             name.into(),
-            rows.iter().map(|&i| v[i].as_str()).collect::<Vec<_>>(),
+            rows.iter().map(|&i| &v[i]).collect::<Vec<&str>>(),
         )
-    };
+    }
     let mut df = DataFrame::new(
         rows.len(),
         vec![
-            col_str("shipment_id", &table.shipment_id),
-            col_str("carrier", &table.carrier),
-            col_str("warehouse", &table.warehouse),
-            col_str("destination", &table.destination),
+            col_str("shipment_id", &table.shipment_id, &rows),
+            col_str("carrier", &table.carrier, &rows),
+            col_str("warehouse", &table.warehouse, &rows),
+            col_str("destination", &table.destination, &rows),
             Column::new(
                 "scheduled_date".into(),
                 rows.iter()

@@ -474,7 +474,9 @@ impl HistoryState {
             out[j + 2] = transit;
             // The promise's slack over what this entity has typically needed.
             out[j + 3] = lead_days - transit;
-            out[j + 4] = smooth(&window(hi.saturating_sub(10)));
+            // The last ten outcomes (those delivered together at the tenth count for their share).
+            let (late, n) = series.map_or((0.0, 0), |s| s.recent_late(hi, 10, upto_hi));
+            out[j + 4] = (late + m * prior) / (n as f64 + m);
             let (before, recent) = entity.map_or((0, 0), |e| e.decisions.before_and_last_week(at));
             out[j + 5] = recent as f64;
             // Decided before now and not delivered before now: still on the road or in the yard.

@@ -3,27 +3,9 @@
 //! each id is a 128-bit key (two keyed SipHash passes: no collision is expected among 10^15
 //! ids) in a sorted vector, with a small hash set for the ones added since the last merge.
 
-use std::hash::{Hash, Hasher};
-
 use rustc_hash::FxHashSet;
 
-/// A shipment id reduced to 128 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct ShipmentKey(u128);
-
-impl ShipmentKey {
-    pub fn of(id: &str) -> Self {
-        // `DefaultHasher::new()` is SipHash-1-3 with fixed keys: the same id gives the same key
-        // in every run of one build, which is all an in-memory set needs.
-        let half = |salt: u8| {
-            let mut h = std::hash::DefaultHasher::new();
-            salt.hash(&mut h);
-            id.hash(&mut h);
-            h.finish()
-        };
-        ShipmentKey(((half(0x5a) as u128) << 64) | half(0xa5) as u128)
-    }
-}
+pub(super) use crate::data::table::ShipmentKey;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Seen {

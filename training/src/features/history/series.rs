@@ -24,32 +24,33 @@ use crate::data::table::{Timestamp, SECONDS_PER_DAY};
 /// values while cutting the sums' memory sixteen-fold (a 10M-row history: 1.2 GB less).
 pub(super) const STRIDE: usize = 16;
 
-/// One delivered shipment as a series keeps it. Spans are whole seconds, saturated to 68
-/// years (`i32`), which no delivery takes; days are computed from them exactly as from the
-/// timestamps themselves.
+/// One delivered shipment as a series keeps it; days are computed from the spans exactly as
+/// from the timestamps themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Outcome {
     /// Delivery time: the series' order, and the cut every query makes.
     pub at: Timestamp,
     /// Delivered minus promised, seconds (positive: late).
-    pub lateness_s: i32,
+    pub lateness_s: i64,
     /// Delivered minus decided, seconds.
-    pub transit_s: i32,
-}
-
-fn saturate(v: i64) -> i32 {
-    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    pub transit_s: i64,
 }
 
 impl Outcome {
     pub fn new(decided: Timestamp, deadline: Timestamp, delivered: Timestamp) -> Self {
         Outcome {
             at: delivered,
-            lateness_s: saturate(delivered.saturating_sub(deadline)),
-            transit_s: saturate(delivered.saturating_sub(decided)),
+            lateness_s: delivered.saturating_sub(deadline),
+            transit_s: delivered.saturating_sub(decided),
         }
     }
 }
+
+/// Spans are stored in 32 bits (±67 years in seconds); the lowest 2^24 codes instead name an
+/// entry of a series' list of wide spans, so a real export's typos (Excel's 1899-12-30 zero
+/// date in a 2019 trip: 119 years) keep their exact value at 4 bytes for everyone else.
+const WIDE_CODES: i64 = 1 << 24;
+const DIRECT_MIN: i64 = i32::MIN as i64 + WIDE_CODES;
 
 /// Sums over a run of outcomes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,7 +64,7 @@ pub(super) struct Sums {
 
 impl Sums {
     #[inline]
-    fn add(self, lateness_s: i32, transit_s: i32) -> Sums {
+    fn add(self, lateness_s: i64, transit_s: i64) -> Sums {
         Sums {
             late: self.late + (lateness_s > 0) as u32,
             lateness: self.lateness + lateness_s as f64 / SECONDS_PER_DAY,
@@ -95,8 +96,11 @@ impl Window {
 #[derive(Debug, Clone)]
 pub(super) struct Series {
     times: Vec<Timestamp>,
+    /// Span codes (see [`WIDE_CODES`]).
     lateness_s: Vec<i32>,
     transit_s: Vec<i32>,
+    /// The spans too wide for a code, by code.
+    wide: Vec<i64>,
     /// `marks[k]`: the sums over the first `k * STRIDE` outcomes, added in order.
     marks: Vec<Sums>,
 }
@@ -107,6 +111,7 @@ impl Default for Series {
             times: Vec::new(),
             lateness_s: Vec::new(),
             transit_s: Vec::new(),
+            wide: Vec::new(),
             marks: vec![Sums::default()],
         }
     }
@@ -120,9 +125,31 @@ impl Series {
     fn get(&self, i: usize) -> Outcome {
         Outcome {
             at: self.times[i],
-            lateness_s: self.lateness_s[i],
-            transit_s: self.transit_s[i],
+            lateness_s: self.decode(self.lateness_s[i]),
+            transit_s: self.decode(self.transit_s[i]),
         }
+    }
+
+    #[inline]
+    fn decode(&self, code: i32) -> i64 {
+        let c = code as i64;
+        if c < DIRECT_MIN {
+            self.wide[(c - i32::MIN as i64) as usize]
+        } else {
+            c
+        }
+    }
+
+    fn encode(&mut self, span: i64) -> i32 {
+        if (DIRECT_MIN..=i32::MAX as i64).contains(&span) {
+            return span as i32;
+        }
+        if self.wide.len() as i64 >= WIDE_CODES {
+            // Sixteen million absurd spans in one series: keep the nearest representable.
+            return span.clamp(DIRECT_MIN, i32::MAX as i64) as i32;
+        }
+        self.wide.push(span);
+        (i32::MIN as i64 + self.wide.len() as i64 - 1) as i32
     }
 
     /// The sums over the first `i` outcomes.
@@ -131,9 +158,34 @@ impl Series {
         let k = i / STRIDE;
         let mut s = self.marks[k];
         for j in k * STRIDE..i {
-            s = s.add(self.lateness_s[j], self.transit_s[j]);
+            s = s.add(
+                self.decode(self.lateness_s[j]),
+                self.decode(self.transit_s[j]),
+            );
         }
         s
+    }
+
+    /// The late count among the last `k` outcomes before position `hi` (a time cut), and how
+    /// many there are. Outcomes delivered at the same moment have no order among themselves,
+    /// so where such a group straddles the `k`-th from the end, each of them counts for its
+    /// share: the count every order of the group gives, on average. Without such a group this
+    /// is the plain count.
+    pub fn recent_late(&self, hi: usize, k: usize, upto_hi: Sums) -> (f64, usize) {
+        let lo = hi.saturating_sub(k);
+        if lo == 0 || self.times[lo - 1] != self.times[lo] {
+            return ((upto_hi.late - self.prefix(lo).late) as f64, hi - lo);
+        }
+        let t = self.times[lo];
+        let group_lo = self.times[..lo].partition_point(|&x| x < t);
+        let group_hi = lo + self.times[lo..hi].partition_point(|&x| x <= t);
+        let at_hi = self.prefix(group_hi).late;
+        let group_late = at_hi - self.prefix(group_lo).late;
+        let inside = (group_hi - lo) as f64 / (group_hi - group_lo) as f64;
+        (
+            (upto_hi.late - at_hi) as f64 + group_late as f64 * inside,
+            hi - lo,
+        )
     }
 
     /// How many outcomes were delivered strictly before `to`: the cut every query starts from.
@@ -161,9 +213,14 @@ impl Series {
     }
 
     fn push_unmarked(&mut self, o: Outcome) {
-        self.times.push(o.at);
-        self.lateness_s.push(o.lateness_s);
-        self.transit_s.push(o.transit_s);
+        let (l, t) = (self.encode(o.lateness_s), self.encode(o.transit_s));
+        self.push_coded(o.at, l, t);
+    }
+
+    fn push_coded(&mut self, at: Timestamp, lateness: i32, transit: i32) {
+        self.times.push(at);
+        self.lateness_s.push(lateness);
+        self.transit_s.push(transit);
     }
 
     /// Adds the marks from `marks.len()` on, each from the one before.
@@ -174,7 +231,10 @@ impl Series {
             let k = self.marks.len() - 1;
             let mut s = self.marks[k];
             for j in k * STRIDE..(k + 1) * STRIDE {
-                s = s.add(self.lateness_s[j], self.transit_s[j]);
+                s = s.add(
+                    self.decode(self.lateness_s[j]),
+                    self.decode(self.transit_s[j]),
+                );
             }
             self.marks.push(s);
         }
@@ -203,9 +263,10 @@ impl Series {
         if pos == self.len() {
             self.push_unmarked(o);
         } else {
+            let (l, t) = (self.encode(o.lateness_s), self.encode(o.transit_s));
             self.times.insert(pos, o.at);
-            self.lateness_s.insert(pos, o.lateness_s);
-            self.transit_s.insert(pos, o.transit_s);
+            self.lateness_s.insert(pos, l);
+            self.transit_s.insert(pos, t);
             self.invalidate_from(pos);
         }
         self.extend_marks();
@@ -221,7 +282,10 @@ impl Series {
             Some(_) if self.get(self.len() - 1) <= *first => self.len(),
             Some(_) => self.position(first),
         };
-        let tail: Vec<Outcome> = (pos..self.len()).map(|i| self.get(i)).collect();
+        // The tail moves with its codes as they are (wide spans keep their entries).
+        let tail: Vec<(Outcome, i32, i32)> = (pos..self.len())
+            .map(|i| (self.get(i), self.lateness_s[i], self.transit_s[i]))
+            .collect();
         self.times.truncate(pos);
         self.lateness_s.truncate(pos);
         self.transit_s.truncate(pos);
@@ -232,17 +296,20 @@ impl Series {
         let (mut a, mut b) = (tail.iter().peekable(), new.iter().peekable());
         loop {
             // Equal outcomes are interchangeable; the series' own go first.
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => match x.cmp(y) {
-                    Ordering::Greater => b.next(),
-                    _ => a.next(),
-                },
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0.cmp(*y) == Ordering::Greater => {
+                    self.push_unmarked(**y);
+                    b.next();
+                }
+                (Some(&&(o, l, t)), _) => {
+                    self.push_coded(o.at, l, t);
+                    a.next();
+                }
+                (None, Some(y)) => {
+                    self.push_unmarked(**y);
+                    b.next();
+                }
                 (None, None) => break,
-            };
-            if let Some(o) = next {
-                self.push_unmarked(*o);
             }
         }
         self.invalidate_from(pos);
@@ -296,7 +363,7 @@ impl Decisions {
 mod tests {
     use super::*;
 
-    fn o(at: i64, lateness_s: i32, transit_s: i32) -> Outcome {
+    fn o(at: i64, lateness_s: i64, transit_s: i64) -> Outcome {
         Outcome {
             at,
             lateness_s,
@@ -324,8 +391,13 @@ mod tests {
                     .wrapping_add(1442695040888963407);
                 o(
                     (x >> 40) as i64 % 40 * 3600,
-                    ((x >> 20) % 200_000) as i32 - 100_000,
-                    ((x >> 8) % 400_000) as i32,
+                    ((x >> 20) % 200_000) as i64 - 100_000,
+                    // Now and then a span no 32 bits hold.
+                    if x.is_multiple_of(97) {
+                        -3_800_000_000
+                    } else {
+                        ((x >> 8) % 400_000) as i64
+                    },
                 )
             })
             .collect()
@@ -382,9 +454,37 @@ mod tests {
     }
 
     #[test]
-    fn spans_beyond_sixty_eight_years_saturate_and_keep_their_sign() {
-        let o = Outcome::new(0, i64::MIN / 2, i64::MAX / 2);
-        assert_eq!((o.lateness_s, o.transit_s), (i32::MAX, i32::MAX));
-        assert!(Outcome::new(0, 10, 5).lateness_s < 0);
+    fn spans_of_any_length_keep_their_value() {
+        let mut s = Series::default();
+        let spans = [-3_800_000_000i64, 5, 4_000_000_000, i32::MIN as i64, -7];
+        for (k, &v) in spans.iter().enumerate() {
+            s.insert(o(k as i64, v, -v));
+        }
+        s.merge_sorted(&[o(1, 1, 1)]);
+        let got: Vec<(i64, i64)> = (0..s.len())
+            .map(|i| (s.get(i).lateness_s, s.get(i).transit_s))
+            .collect();
+        let mut want: Vec<(i64, i64)> = spans.iter().map(|&v| (v, -v)).collect();
+        want.insert(1, (1, 1));
+        assert_eq!(got, want);
+        assert_eq!(
+            s.wide.len(),
+            6,
+            "merging moved the wide spans without copying them"
+        );
+    }
+
+    #[test]
+    fn the_last_k_count_outcomes_delivered_together_for_their_share() {
+        let mut s = Series::default();
+        // Times 1, 2, 2, 2, 3: the last two are the one at 3 and one of the three at 2, of
+        // which two are late.
+        s.merge_sorted(&[o(1, 5, 0), o(2, -1, 0), o(2, 5, 0), o(2, 6, 0), o(3, 5, 0)]);
+        let (late, n) = s.recent_late(5, 2, s.prefix(5));
+        assert_eq!(n, 2);
+        assert!((late - (1.0 + 2.0 / 3.0)).abs() < 1e-12, "{late}");
+        let (late, n) = s.recent_late(4, 3, s.prefix(4));
+        assert_eq!((late, n), (2.0, 3), "the whole group: no share needed");
+        assert_eq!(s.recent_late(5, 1, s.prefix(5)), (1.0, 1));
     }
 }
