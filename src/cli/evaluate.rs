@@ -26,7 +26,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> CliResult {
     let mut model = DelayModel::load(&args.model)?;
-    let (table, _) = args.input.load(&args.history, true)?;
+    let (table, _) = args.input.load(&args.history, true, &())?;
     // The file's own outcomes join the model's history; each row still sees only outcomes
     // delivered before its decision time.
     model.history.record_table(&table);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dispatch_risk_training::data::{self, BadRowLimit, ImportProfile, LoadReport, ShipmentTable};
 use dispatch_risk_training::exceptions::Taxonomy;
+use dispatch_risk_training::progress::Progress;
 
 use super::CliResult;
 
@@ -37,18 +38,20 @@ impl ProfileArgs {
         }
     }
 
-    /// Loads a file with the given profile, printing what was rejected.
+    /// Loads a file with the given profile, showing progress and printing what was rejected.
     pub fn load_with(
         &self,
         profile: &ImportProfile,
         path: &Path,
         outcomes_required: bool,
+        progress: &dyn Progress,
     ) -> CliResult<(ShipmentTable, LoadReport)> {
-        let (table, report) = if outcomes_required {
-            data::load_history(path, profile, self.max_bad_rows)?
-        } else {
-            data::load::load_shipments(path, profile, self.max_bad_rows)?
+        let options = data::LoadOptions {
+            profile,
+            limit: self.max_bad_rows,
+            outcomes_required,
         };
+        let (table, report) = data::load::load(path, &options, progress)?;
         print_rejections(&report);
         Ok((table, report))
     }
@@ -58,9 +61,10 @@ impl ProfileArgs {
         &self,
         path: &Path,
         outcomes_required: bool,
+        progress: &dyn Progress,
     ) -> CliResult<(ShipmentTable, LoadReport)> {
         let (profile, _) = self.load_profile()?;
-        self.load_with(&profile, path, outcomes_required)
+        self.load_with(&profile, path, outcomes_required, progress)
     }
 }
 

@@ -66,7 +66,7 @@ pub fn run(args: Args) -> CliResult {
         None => RankingPolicy::default(),
     };
     let mut model = DelayModel::load(&args.model)?;
-    let (table, _) = args.profile.load(&args.input, false)?;
+    let (table, _) = args.profile.load(&args.input, false, &())?;
     model.history.record_table(&table);
     let started = Instant::now();
     let rows: Vec<usize> = (0..table.len()).collect();

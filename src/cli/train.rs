@@ -7,7 +7,7 @@ use anyhow::Context;
 use dispatch_risk_training::train::{self, DataSource, TrainConfig, TrainSummary};
 
 use super::inputs::{load_taxonomy, parse_date, ProfileArgs};
-use super::progress::Spinners;
+use super::progress::Bars;
 use super::table::{fmt_metric, TextTable};
 use super::{CliError, CliResult};
 use dispatch_risk_training::carrier::{RateProfile, RateTable};
@@ -89,14 +89,14 @@ pub fn run(args: Args) -> CliResult {
     };
 
     let created_at = created_at();
-    let mut progress = Spinners::new(args.quiet || args.json);
+    let progress = Bars::new(args.quiet || args.json);
     let notes = match &args.notes {
         Some(path) => Some(train_notes(
             &args,
             path,
             &config,
             &KeywordRules::new(taxonomy.clone().unwrap_or_default()),
-            &mut progress,
+            &progress,
         )?),
         None => None,
     };
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> CliResult {
     };
 
     let (profile, profile_text) = args.input.load_profile()?;
-    let (table, report) = args.input.load_with(&profile, history, true)?;
+    let (table, report) = args.input.load_with(&profile, history, true, &progress)?;
     let mut source = DataSource::describe(
         history,
         profile_text.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
@@ -154,7 +154,7 @@ pub fn run(args: Args) -> CliResult {
             export_features: args.export_features.as_deref(),
             exceptions: notes.as_ref(),
         },
-        &mut progress,
+        &progress,
     )?;
     if args.json {
         let mut value = serde_json::to_value(&summary).context("serialising the summary")?;
@@ -180,9 +180,9 @@ fn train_notes(
     path: &Path,
     config: &train::CheckedTrainConfig,
     rules: &KeywordRules,
-    progress: &mut Spinners,
+    progress: &Bars,
 ) -> CliResult<TrainedNotes> {
-    use dispatch_risk_training::train::Progress;
+    use dispatch_risk_training::progress::Progress;
     let notes_config = &config.get().notes;
     let notes = load_notes(path)?;
     let data = match &args.notes_valid {
@@ -203,7 +203,11 @@ fn train_notes(
         None => None,
     };
     let start = std::time::Instant::now();
-    progress.start("exception classifier");
+    progress.start(
+        "exception classifier",
+        0,
+        dispatch_risk_training::progress::Unit::Rows,
+    );
     let trained = dispatch_risk_training::exceptions::train_notes(
         &data,
         notes_config,

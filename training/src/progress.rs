@@ -18,6 +18,9 @@ pub trait Progress: Sync {
     fn start(&self, _stage: &str, _total: u64, _unit: Unit) {}
     /// `n` more units are done.
     fn advance(&self, _n: u64) {}
+    /// What the stage is doing now, where the units alone do not say (rows read so far while
+    /// a file's bytes are counted).
+    fn message(&self, _text: &str) {}
     fn finish(&self, _stage: &str, _elapsed: Duration) {}
 }
 

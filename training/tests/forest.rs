@@ -50,7 +50,7 @@ fn forest_matches_lightgbm_and_path_factors_track_shap() {
     let text = std::fs::read_to_string(repo("models/default/delay_model.txt")).unwrap();
     let forest = Forest::load(&text).unwrap();
     let booster = DelayBooster::load(&text, x.n_cols).unwrap();
-    let lightgbm = booster.raw_scores(&x).unwrap();
+    let lightgbm = booster.raw_scores(&x.all()).unwrap();
     let mut block_raw = vec![0.0; x.n_rows];
     forest.predict_raw_rows(&x.data, &mut block_raw);
     let mut block_contrib = vec![0.0; x.n_rows * (x.n_cols + 1)];

@@ -40,7 +40,7 @@ fn train_and_load(
         source,
         &cfg,
         output(&out, "2026-01-01T00:00:00Z"),
-        &mut (),
+        &(),
     )
     .unwrap();
     DelayModel::load(&out).unwrap()
@@ -59,7 +59,7 @@ fn learns_delay_risk_and_writes_a_loadable_artifact() {
         &source,
         &cfg,
         output(&out, "2026-01-01T00:00:00Z"),
-        &mut (),
+        &(),
     )
     .unwrap();
 
@@ -237,7 +237,7 @@ fn same_data_and_seed_give_a_byte_identical_model() {
             &source,
             &cfg,
             output(&out, "2026-01-01T00:00:00Z"),
-            &mut (),
+            &(),
         )
         .unwrap();
         out
@@ -276,7 +276,7 @@ fn corrupt_or_foreign_artifacts_fail_with_a_clear_error() {
         &DataSource::describe(&path, None).unwrap(),
         &cfg,
         output(&out, "t"),
-        &mut (),
+        &(),
     )
     .unwrap();
 

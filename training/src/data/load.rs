@@ -94,6 +94,8 @@ pub struct LoadReport {
     pub rejected: Vec<RejectedRow>,
     /// Extra columns left out, with the reason.
     pub dropped_columns: Vec<(String, String)>,
+    /// How long reading, typing and checking took.
+    pub seconds: f64,
 }
 
 /// How a file is read.
@@ -164,10 +166,16 @@ pub fn load(
         let before = l.reported;
         l.reported = chunks.position().0;
         progress.advance(l.reported - before);
+        let rows = l.kept.len();
+        progress.message(&format!(
+            "reading: {rows} rows, {:.0} rows/s",
+            rows as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        ));
     }
     let loaded = loaded
         .ok_or_else(|| Error::Input(format!("{}: the file has no data rows", path.display())))?;
-    let (table, report) = loaded.finish();
+    let (table, mut report) = loaded.finish();
+    report.seconds = started.elapsed().as_secs_f64();
     progress.finish("reading", started.elapsed());
     check(path, table, report, options.limit)
 }

@@ -5,4 +5,4 @@ pub mod history;
 pub mod schema;
 
 pub use history::{HistoryConfig, HistoryKey, HistoryState};
-pub use schema::{Encoder, FeatureMatrix, FeatureSchema, SchemaConfig, Vocabulary};
+pub use schema::{Encoder, FeatureMatrix, FeatureSchema, Rows, SchemaConfig, Vocabulary};

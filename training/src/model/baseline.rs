@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::sigmoid;
 use super::impute::Imputer;
 use crate::error::{Error, Result};
-use crate::features::FeatureMatrix;
+use crate::features::Rows;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,7 +41,7 @@ pub struct LogisticBaseline {
 impl LogisticBaseline {
     pub fn fit(
         config: &BaselineConfig,
-        x: &FeatureMatrix,
+        x: &Rows<'_>,
         y: &[bool],
         rows: &[usize],
         columns: &[usize],
@@ -76,9 +76,9 @@ impl LogisticBaseline {
         })
     }
 
-    pub fn predict(&self, x: &FeatureMatrix) -> Vec<f64> {
+    pub fn predict(&self, x: &Rows<'_>) -> Vec<f64> {
         let mut buf = Vec::new();
-        (0..x.n_rows)
+        (0..x.n_rows())
             .map(|i| {
                 self.imputer.standardized(x.row(i), &mut buf);
                 let z: f64 = buf.iter().zip(&self.weights).map(|(a, w)| a * w).sum();

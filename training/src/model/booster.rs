@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::lightgbm_fit::{self, FitInput, Schedule};
 use crate::error::{Error, Result};
-use crate::features::FeatureMatrix;
+use crate::features::{FeatureMatrix, Rows};
+use crate::progress::Progress;
 
 /// Booster hyper-parameters. Defaults are tuned for a few thousand to a few hundred thousand
 /// rows of shipment history: shallow-ish trees and strong leaf minimums, because lateness is
@@ -175,12 +176,13 @@ impl BoosterConfig {
 }
 
 /// Training rows for a fit: features, labels, feature names and categorical positions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct FitData<'a> {
-    pub x: &'a FeatureMatrix,
+    pub x: &'a Rows<'a>,
     pub y: &'a [bool],
     pub names: &'a [String],
     pub categorical: &'a [usize],
+    pub progress: &'a dyn Progress,
 }
 
 /// One fitting job: the data and how to fit it.
@@ -191,23 +193,25 @@ struct Fit<'a> {
 }
 
 impl Fit<'_> {
-    fn run(&self, held_out: Option<(&FeatureMatrix, &[bool])>, trees: u32) -> Result<DelayBooster> {
+    fn run(&self, held_out: Option<(&Rows<'_>, &[bool])>, trees: u32) -> Result<DelayBooster> {
         let FitData {
             x,
             y,
             names,
             categorical,
+            progress,
         } = self.data;
         let y = labels_f32(y);
         let held_out = held_out
             .filter(|(_, hy)| !hy.is_empty())
-            .map(|(hx, hy)| (&hx.data[..], labels_f32(hy)));
+            .map(|(hx, hy)| (hx.parts().collect::<Vec<_>>(), labels_f32(hy)));
         let input = FitInput {
-            x: &x.data,
+            x: x.parts().collect(),
             y: &y,
-            n_cols: x.n_cols,
+            n_cols: x.n_cols(),
             names,
-            held_out: held_out.as_ref().map(|(hx, hy)| (*hx, &hy[..])),
+            held_out: held_out.as_ref().map(|(hx, hy)| (hx.clone(), &hy[..])),
+            progress,
         };
         let params = self.config.lightgbm_params(self.seed, categorical, trees);
         let schedule = Schedule {
@@ -219,7 +223,7 @@ impl Fit<'_> {
         let booster = lightgbm3::Booster::from_string(&text)?;
         Ok(DelayBooster {
             booster,
-            n_features: x.n_cols,
+            n_features: x.n_cols(),
         })
     }
 }
@@ -254,7 +258,7 @@ impl DelayBooster {
         config: &BoosterConfig,
         seed: u64,
         data: FitData<'_>,
-        held_out: Option<(&FeatureMatrix, &[bool])>,
+        held_out: Option<(&Rows<'_>, &[bool])>,
     ) -> Result<Self> {
         Fit { config, seed, data }.run(held_out, config.num_iterations)
     }
@@ -293,13 +297,15 @@ impl DelayBooster {
     }
 
     /// Raw (log-odds) scores, one per row.
-    pub fn raw_scores(&self, x: &FeatureMatrix) -> Result<Vec<f64>> {
-        if x.n_rows == 0 {
-            return Ok(Vec::new());
+    pub fn raw_scores(&self, x: &Rows<'_>) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(x.n_rows());
+        for part in x.parts() {
+            out.extend(
+                self.booster
+                    .raw_scores(part, self.n_features as i32, true)?,
+            );
         }
-        Ok(self
-            .booster
-            .raw_scores(&x.data, self.n_features as i32, true)?)
+        Ok(out)
     }
 
     /// SHAP contributions in log-odds: `n_features + 1` values per row, the last being the bias.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::baseline::evenly_spaced;
 use super::impute::Imputer;
 use crate::error::{Error, Result};
-use crate::features::FeatureMatrix;
+use crate::features::Rows;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,7 +63,7 @@ impl FallbackRules {
     /// Fits the tree on the given rows and columns of `x` and exports it.
     pub fn fit(
         config: &FallbackConfig,
-        x: &FeatureMatrix,
+        x: &Rows<'_>,
         y: &[bool],
         rows: &[usize],
         columns: &[usize],

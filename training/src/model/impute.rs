@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::FeatureMatrix;
+use crate::features::Rows;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Imputer {
@@ -15,7 +15,7 @@ pub struct Imputer {
 }
 
 impl Imputer {
-    pub fn fit(x: &FeatureMatrix, rows: &[usize], columns: &[usize]) -> Self {
+    pub fn fit(x: &Rows<'_>, rows: &[usize], columns: &[usize]) -> Self {
         let mut medians = Vec::with_capacity(columns.len());
         let mut means = Vec::with_capacity(columns.len());
         let mut stds = Vec::with_capacity(columns.len());

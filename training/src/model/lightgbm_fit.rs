@@ -9,6 +9,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use lightgbm3_sys as sys;
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 fn check(code: i32) -> Result<()> {
     if code == 0 {
@@ -48,30 +49,43 @@ impl Drop for Dataset {
 }
 
 impl Dataset {
+    /// A dataset of the rows of `parts` (row-major, `n_cols` values a row) in order: LightGBM
+    /// builds the same dataset from several matrices as from their concatenation, so a set
+    /// made of runs of a larger matrix is never copied into one.
     fn new(
-        x: &[f64],
+        parts: &[&[f64]],
         y: &[f32],
         n_cols: usize,
         params: &CString,
         reference: Option<&Dataset>,
     ) -> Result<Self> {
-        if n_cols == 0 || y.is_empty() || x.len() != y.len() * n_cols {
+        let values: usize = parts.iter().map(|p| p.len()).sum();
+        if n_cols == 0 || y.is_empty() || values != y.len() * n_cols {
             return Err(Error::Model(format!(
-                "{} values for {} rows of {n_cols} features",
-                x.len(),
+                "{values} values for {} rows of {n_cols} features",
                 y.len()
             )));
         }
-        let rows = i32::try_from(y.len()).map_err(|_| Error::Model("too many rows".into()))?;
+        let too_many = || Error::Model("too many rows for LightGBM (2^31)".into());
+        let rows = i32::try_from(y.len()).map_err(|_| too_many())?;
+        let mut data: Vec<*const c_void> =
+            parts.iter().map(|p| p.as_ptr() as *const c_void).collect();
+        let mut counts: Vec<i32> = parts
+            .iter()
+            .map(|p| i32::try_from(p.len() / n_cols).map_err(|_| too_many()))
+            .collect::<Result<_>>()?;
+        let mut row_major = vec![1; parts.len()];
         let mut handle = std::ptr::null_mut();
-        // SAFETY: `x` holds rows * n_cols f64 values, `y` rows f32 labels; LightGBM copies both.
+        // SAFETY: each part holds counts[j] * n_cols f64 values and `y` rows f32 labels; the
+        // pointer arrays have one entry per part; LightGBM copies the values.
         unsafe {
-            check(sys::LGBM_DatasetCreateFromMat(
-                x.as_ptr() as *const c_void,
+            check(sys::LGBM_DatasetCreateFromMats(
+                parts.len() as i32,
+                data.as_mut_ptr(),
                 sys::C_API_DTYPE_FLOAT64 as i32,
-                rows,
+                counts.as_mut_ptr(),
                 n_cols as i32,
-                1,
+                row_major.as_mut_ptr(),
                 params.as_ptr(),
                 reference.map_or(std::ptr::null_mut(), |r| r.0),
                 &mut handle,
@@ -116,13 +130,15 @@ impl Drop for Booster {
     }
 }
 
-/// What a fit needs: row-major features, labels, and when early stopping, held-out rows.
+/// What a fit needs: row-major features (in parts), labels, and when early stopping,
+/// held-out rows; and where to report each boosting iteration.
 pub struct FitInput<'a> {
-    pub x: &'a [f64],
+    pub x: Vec<&'a [f64]>,
     pub y: &'a [f32],
     pub n_cols: usize,
     pub names: &'a [String],
-    pub held_out: Option<(&'a [f64], &'a [f32])>,
+    pub held_out: Option<(Vec<&'a [f64]>, &'a [f32])>,
+    pub progress: &'a dyn Progress,
 }
 
 /// How long to fit: at most `iterations` trees, stopping after `patience` rounds without a
@@ -140,9 +156,9 @@ pub fn fit(
     schedule: &Schedule,
 ) -> Result<String> {
     let params = parameter_string(params)?;
-    let train = Dataset::new(input.x, input.y, input.n_cols, &params, None)?;
+    let train = Dataset::new(&input.x, input.y, input.n_cols, &params, None)?;
     train.set_names(input.names)?;
-    let valid = match input.held_out {
+    let valid = match &input.held_out {
         Some((x, y)) if !y.is_empty() => {
             Some(Dataset::new(x, y, input.n_cols, &params, Some(&train))?)
         }
@@ -173,6 +189,7 @@ pub fn fit(
             break;
         }
         done = iter;
+        input.progress.advance(1);
         let Some(patience) = patience else { continue };
         let mut n = 0;
         let mut results = [0.0f64; 8];

@@ -1,9 +1,19 @@
 //! The training pipeline: split in time, compute features by replaying history, fit the booster
 //! with early stopping on a held-out slice of the training period, calibrate on that slice, fit
 //! the linfa baseline and fallback tree, evaluate, and write the artifact.
+//!
+//! Each stage is a function from typed inputs to a typed output, run through [`Stages`], which
+//! times it and reports its progress. The feature matrix is built once, over the delivered rows
+//! in decision order, in the layout LightGBM reads; the fit, calibration and validation sets
+//! are runs of it ([`Rows`]), never copies.
+
+mod split;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+pub use crate::progress::{Progress, Unit};
+use split::Split;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,7 +27,7 @@ use crate::data::dates::format_timestamp;
 use crate::data::{LoadReport, ShipmentTable, Timestamp};
 use crate::error::{Error, Result};
 use crate::exceptions::{KeywordRules, NotesTrainConfig, Taxonomy, TrainedNotes};
-use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState, SchemaConfig};
+use crate::features::{Encoder, FeatureMatrix, FeatureSchema, HistoryState, Rows, SchemaConfig};
 use crate::model::baseline::{BaselineConfig, LogisticBaseline};
 use crate::model::booster::{BoosterConfig, DelayBooster, FitData};
 use crate::model::calibration::Platt;
@@ -117,14 +127,6 @@ impl CheckedTrainConfig {
     }
 }
 
-/// Hooks for progress display; the CLI draws bars, tests ignore them.
-pub trait Progress {
-    fn start(&mut self, _stage: &str) {}
-    fn finish(&mut self, _stage: &str, _elapsed: Duration) {}
-}
-
-impl Progress for () {}
-
 /// Where the input came from, for the manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataSource {
@@ -163,19 +165,34 @@ impl DataSource {
         self
     }
 
-    /// Fingerprints the input file and the profile text together.
+    /// Fingerprints the input file and the profile text together, reading the file in
+    /// blocks (it may be larger than memory allows twice).
     pub fn describe(path: &Path, profile: Option<(&str, &str)>) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let mut all = bytes;
-        if let Some((_, text)) = profile {
-            all.extend_from_slice(text.as_bytes());
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf).map_err(|e| Error::io(path, e))? {
+                0 => break,
+                n => hasher.update(&buf[..n]),
+            }
         }
+        if let Some((_, text)) = profile {
+            hasher.update(text.as_bytes());
+        }
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(DataSource {
             file_name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            fingerprint: format!("sha256:{}", sha256_hex(&all)),
+            fingerprint: format!("sha256:{digest}"),
             profile: profile.map(|(name, _)| name.to_string()),
             rates: None,
             taxonomy: None,
@@ -208,16 +225,25 @@ pub struct RowCounts {
     pub validation: usize,
 }
 
+/// Times each stage and reports its progress.
 struct Stages<'a> {
-    progress: &'a mut dyn Progress,
+    progress: &'a dyn Progress,
     times: Vec<(String, f64)>,
 }
 
 impl Stages<'_> {
-    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.progress.start(name);
+    /// Runs a stage of `total` units (0: unknown), which reports them to the progress it is
+    /// given.
+    fn run<T>(
+        &mut self,
+        name: &str,
+        total: u64,
+        unit: Unit,
+        f: impl FnOnce(&dyn Progress) -> Result<T>,
+    ) -> Result<T> {
+        self.progress.start(name, total, unit);
         let t = Instant::now();
-        let out = f()?;
+        let out = f(self.progress)?;
         let elapsed = t.elapsed();
         self.progress.finish(name, elapsed);
         self.times.push((name.to_string(), elapsed.as_secs_f64()));
@@ -238,6 +264,34 @@ pub struct Output<'a> {
     pub exceptions: Option<&'a TrainedNotes>,
 }
 
+/// The features stage's output: the encoder, the matrix over [`Split::labelled`], and the
+/// history it was cut from when the carrier replay still needs it.
+struct Features {
+    encoder: Encoder,
+    x: FeatureMatrix,
+    history: Option<HistoryState>,
+}
+
+/// The delay model once fitted: booster, calibration and what the calibration slice said.
+struct Fitted {
+    booster: DelayBooster,
+    calibration: Platt,
+    holdout: BinaryMetrics,
+    holdout_probs: Vec<f64>,
+    config: BoosterConfig,
+}
+
+/// Validation-period predictions of the booster, baseline and fallback, with their metrics.
+#[derive(Default)]
+struct Validation {
+    labels: Vec<bool>,
+    /// Booster, baseline, fallback; empty without a validation period.
+    probs: Vec<Vec<f64>>,
+    delay: Option<BinaryMetrics>,
+    baseline: Option<BinaryMetrics>,
+    fallback: Option<BinaryMetrics>,
+}
+
 /// Runs the pipeline on a loaded table and writes the artifact.
 pub fn train(
     table: &ShipmentTable,
@@ -245,124 +299,77 @@ pub fn train(
     source: &DataSource,
     config: &CheckedTrainConfig,
     output: Output<'_>,
-    progress: &mut dyn Progress,
+    progress: &dyn Progress,
 ) -> Result<(Manifest, TrainSummary)> {
-    let Output {
-        dir: out,
-        created_at,
-        export_features,
-        exceptions,
-    } = output;
     let cfg = config.get();
     let mut stages = Stages {
         progress,
-        times: Vec::new(),
+        times: vec![("reading".to_string(), report.seconds)],
     };
-
-    let order = table.order_by_decision_time();
-    let labelled: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| table.delivered_at[i].is_some())
-        .collect();
-    let (train_rows, valid_rows): (Vec<usize>, Vec<usize>) = match cfg.valid_from {
-        Some(v) => labelled.iter().partition(|&&i| table.scheduled_date[i] < v),
-        None => (labelled.clone(), Vec::new()),
-    };
-    // Contiguous blocks rather than single rows: shipments booked together are near-duplicates,
-    // and a neighbour in the fit set would make the slice look easier than the future.
-    let every = (1.0 / cfg.calibration_fraction).round().max(2.0) as usize;
-    let blocks = every * 3;
-    let (mut fit_rows, mut calib_rows) = (Vec::new(), Vec::new());
-    for (k, &r) in train_rows.iter().enumerate() {
-        if (k * blocks / train_rows.len().max(1)) % every == every - 1 {
-            calib_rows.push(r);
-        } else {
-            fit_rows.push(r);
-        }
-    }
-    let (fit_rows, calib_rows) = (fit_rows.as_slice(), calib_rows.as_slice());
-    let labels: Vec<bool> = (0..table.len())
-        .map(|i| table.is_late(i).unwrap_or(false))
-        .collect();
-    check_rows("training", fit_rows, &labels, 50)?;
-    check_rows(
-        "calibration (the latest part of the training period)",
-        calib_rows,
-        &labels,
-        20,
-    )?;
-    if cfg.valid_from.is_some() && valid_rows.is_empty() {
-        return Err(Error::Input(
-            "no delivered rows are decided on or after --valid-from: nothing to validate on".into(),
-        ));
-    }
-
-    let (encoder, x, history) = stages.run("features", || {
-        let schema = FeatureSchema::fit(table, &train_rows, &cfg.schema);
-        let encoder = Encoder::new(schema);
-        let mut history = HistoryState::new(cfg.schema.history.clone());
-        history.record_table(table);
-        let x = encoder.encode(table, &(0..table.len()).collect::<Vec<_>>(), &history);
-        Ok((encoder, x, history))
+    let split = Split::new(table, cfg)?;
+    let n = split.labelled.len() as u64;
+    let features = stages.run("features", n, Unit::Rows, |p| {
+        features(table, &split, cfg, p)
     })?;
-    let names = encoder.schema().names();
-    let take = |rows: &[usize]| {
-        (
-            x.select_rows(rows),
-            rows.iter().map(|&r| labels[r]).collect::<Vec<bool>>(),
-        )
-    };
-    let (x_fit, y_fit) = take(fit_rows);
-    let (x_cal, y_cal) = take(calib_rows);
-    let (x_val, y_val) = take(&valid_rows);
-
-    if let Some(dir) = export_features {
-        let x_train = x.select_rows(&train_rows);
-        let y_train: Vec<bool> = train_rows.iter().map(|&r| labels[r]).collect();
+    let x = &features.x;
+    let names = features.encoder.schema().names();
+    let fit_rows = Rows::new(x, split.fit.clone());
+    let calibration_rows = Rows::new(x, split.calibration.clone());
+    let train_rows = Rows::span(x, 0..split.train);
+    let valid_rows = Rows::span(x, split.valid());
+    if let Some(dir) = output.export_features {
+        let y_train = split.labels_in(0..split.train);
+        let y_valid = split.labels_in(split.valid());
         export_matrices(
             dir,
             &names,
-            &encoder,
-            &[("fit", &x_train, &y_train), ("valid", &x_val, &y_val)],
+            &features.encoder,
+            &[
+                ("fit", &train_rows, &y_train),
+                ("valid", &valid_rows, &y_valid),
+            ],
         )?;
     }
 
-    let booster_cfg = cfg.booster.resolve(train_rows.len());
-    let categorical = encoder.schema().categorical_indices();
-    let booster = stages.run("booster", || {
-        let data = FitData {
-            x: &x_fit,
-            y: &y_fit,
-            names: &names,
-            categorical: &categorical,
-        };
-        DelayBooster::fit(&booster_cfg, cfg.seed, data, Some((&x_cal, &y_cal)))
+    let booster_cfg = cfg.booster.resolve(split.train);
+    let iterations = booster_cfg.num_iterations as u64;
+    let categorical = features.encoder.schema().categorical_indices();
+    let fitted = stages.run("booster", iterations, Unit::Trees, |p| {
+        fit_booster(
+            booster_cfg.clone(),
+            cfg.seed,
+            &split,
+            (&fit_rows, &calibration_rows),
+            (&names, &categorical),
+            p,
+        )
     })?;
-    let (calibration, holdout, holdout_probs) = stages.run("calibration", || {
-        let raw = booster.raw_scores(&x_cal)?;
-        let platt = Platt::fit(&raw, &y_cal);
-        let probs: Vec<f64> = raw.iter().map(|&r| platt.apply(r)).collect();
-        Ok((platt, BinaryMetrics::compute(&y_cal, &probs), probs))
-    })?;
+    let Fitted {
+        booster,
+        calibration,
+        holdout,
+        holdout_probs,
+        config: booster_cfg,
+    } = fitted;
     let booster = if booster_cfg.refit_on_all == Some(true) {
-        stages.run("refit", || {
-            let trees = (booster.num_trees() as f64 * train_rows.len() as f64
-                / fit_rows.len().max(1) as f64)
-                .round() as u32;
-            let (x_all, y_all) = take(&train_rows);
+        let trees = (booster.num_trees() as f64 * split.train as f64
+            / split.fit_len().max(1) as f64)
+            .round() as u32;
+        stages.run("refit", trees as u64, Unit::Trees, |p| {
+            let y = split.labels_in(0..split.train);
             let data = FitData {
-                x: &x_all,
-                y: &y_all,
+                x: &train_rows,
+                y: &y,
                 names: &names,
                 categorical: &categorical,
+                progress: p,
             };
             DelayBooster::fit_trees(&booster_cfg, cfg.seed, data, trees)
         })?
     } else {
         booster
     };
-    let predict = |m: &FeatureMatrix| -> Result<Vec<f64>> {
+    let predict = |m: &Rows<'_>| -> Result<Vec<f64>> {
         Ok(booster
             .raw_scores(m)?
             .into_iter()
@@ -370,82 +377,35 @@ pub fn train(
             .collect())
     };
 
-    let linear_cols: Vec<usize> = encoder
-        .schema()
+    let schema = features.encoder.schema();
+    let linear_cols: Vec<usize> = schema
         .standalone_indices()
         .into_iter()
-        .chain(encoder.schema().history_indices())
+        .chain(schema.history_indices())
         .collect();
-    let fit_idx: Vec<usize> = (0..x_fit.n_rows).collect();
-    let baseline = stages.run("baseline", || {
-        LogisticBaseline::fit(&cfg.baseline, &x_fit, &y_fit, &fit_idx, &linear_cols)
+    let y_fit = split.labels_of(&split.fit);
+    let fit_idx: Vec<usize> = (0..fit_rows.n_rows()).collect();
+    let baseline = stages.run("baseline", 0, Unit::Rows, |_| {
+        LogisticBaseline::fit(&cfg.baseline, &fit_rows, &y_fit, &fit_idx, &linear_cols)
     })?;
-    let fallback = stages.run("fallback tree", || {
+    let fallback = stages.run("fallback tree", 0, Unit::Rows, |_| {
         FallbackRules::fit(
             &cfg.fallback,
-            &x_fit,
+            &fit_rows,
             &y_fit,
             &fit_idx,
-            &encoder.schema().standalone_indices(),
+            &schema.standalone_indices(),
             &names,
         )
     })?;
+    drop((y_fit, fit_idx));
+    let validation = validate(&split, &valid_rows, &predict, &baseline, &fallback, schema)?;
 
-    let standalone = encoder.schema().standalone_indices();
-    let (valid_probs, delay_valid, baseline_valid, fallback_valid) = if valid_rows.is_empty() {
-        (Vec::new(), None, None, None)
-    } else {
-        let p = predict(&x_val)?;
-        let b = baseline.predict(&x_val);
-        let f: Vec<f64> = (0..x_val.n_rows)
-            .map(|i| fallback.evaluate(&standalone, x_val.row(i)).delay_risk)
-            .collect();
-        let m = (
-            Some(BinaryMetrics::compute(&y_val, &p)),
-            Some(BinaryMetrics::compute(&y_val, &b)),
-            Some(BinaryMetrics::compute(&y_val, &f)),
-        );
-        (vec![p, b, f], m.0, m.1, m.2)
-    };
-
-    let carriers = stages.run("carriers", || {
-        let cost = CostModel::fit(table, &train_rows);
-        let replayed = (!valid_rows.is_empty()).then(|| {
-            let mut on_time = |r: usize, carriers: &[String]| -> Vec<f64> {
-                let mut swapped = table.select(&vec![r; carriers.len()]);
-                swapped.carrier = carriers.iter().map(String::as_str).collect();
-                let rows: Vec<usize> = (0..carriers.len()).collect();
-                let x = encoder.encode(&swapped, &rows, &history);
-                predict(&x)
-                    .map(|p| p.into_iter().map(|p| 1.0 - p).collect())
-                    .unwrap_or_else(|_| vec![0.5; carriers.len()])
-            };
-            replay(
-                table,
-                &train_rows,
-                &valid_rows,
-                &ReplaySetup {
-                    scorecards: &cfg.scorecards,
-                    policy: &cfg.carrier_ranking,
-                    cost: cost.as_ref(),
-                    rates: source.rates.as_ref(),
-                },
-                &mut on_time,
-            )
-        });
-        let rules = KeywordRules::new(source.taxonomy.clone().unwrap_or_default());
-        let scorecards = Scorecards::build(cfg.scorecards.clone(), table, &train_rows, &rules);
-        let rates = source.rates.clone();
-        Ok((
-            CarrierArtifact {
-                scorecards,
-                cost,
-                rates,
-            },
-            replayed,
-        ))
+    let valid_len = split.valid().len() as u64;
+    let (carriers, carrier_valid) = stages.run("carriers", valid_len, Unit::Rows, |p| {
+        carrier_stage(table, &split, cfg, source, &features, &predict, p)
     })?;
-    let (carriers, carrier_valid) = carriers;
+    drop(features.history);
 
     let importance = booster.importance()?;
     let total: f64 = importance.iter().sum::<f64>().max(1e-12);
@@ -458,7 +418,7 @@ pub fn train(
     top_features.truncate(15);
 
     let spec = ModelSpec {
-        schema: encoder.schema().clone(),
+        schema: schema.clone(),
         calibration,
         risk_bands: cfg.risk_bands,
     };
@@ -470,7 +430,7 @@ pub fn train(
                 "{}{}{}",
                 source.fingerprint,
                 serde_json::to_string(cfg).unwrap_or_default(),
-                exceptions.map_or("", |e| e.fingerprint.as_str())
+                output.exceptions.map_or("", |e| e.fingerprint.as_str())
             )
             .as_bytes()
         )[..12]
@@ -479,86 +439,39 @@ pub fn train(
         read: report.rows_read,
         rejected: report.rejected.len(),
         open: report.open_shipments,
-        fit: fit_rows.len(),
-        calibration: calib_rows.len(),
-        validation: valid_rows.len(),
+        fit: split.fit_len(),
+        calibration: split.calibration_len(),
+        validation: split.valid().len(),
     };
     let summary = TrainSummary {
         version: version.clone(),
         rows,
         trees: booster.num_trees(),
-        delay_valid,
+        delay_valid: validation.delay,
         delay_holdout: holdout,
-        baseline_valid,
-        fallback_valid,
+        baseline_valid: validation.baseline,
+        fallback_valid: validation.fallback,
         carrier_valid,
         top_features,
         stage_seconds: Vec::new(),
     };
 
-    let report_html = stages.run("report", || {
-        let evaluated = match (&summary.delay_valid, &summary.baseline_valid) {
-            (Some(m), Some(b)) => Evaluated {
-                name: "validation period",
-                labels: &y_val,
-                model: &valid_probs[0],
-                model_metrics: *m,
-                baseline: Some((&valid_probs[1], *b)),
-            },
-            _ => Evaluated {
-                name: "calibration slice (no validation period)",
-                labels: &y_cal,
-                model: &holdout_probs,
-                model_metrics: holdout,
-                baseline: None,
-            },
-        };
-        let late = labelled.iter().filter(|&&r| labels[r]).count();
-        let (first, last) = (
-            table.scheduled_date.iter().min().copied().unwrap_or(0),
-            table.scheduled_date.iter().max().copied().unwrap_or(0),
-        );
-        let views = carriers.scorecards.views();
-        let data = ReportData {
-            version: &version,
-            created_at,
-            source: &source.file_name,
-            counts: vec![
-                ("rows read", report.rows_read.to_string()),
-                ("rows rejected", report.rejected.len().to_string()),
-                (
-                    "open shipments (no outcome yet)",
-                    report.open_shipments.to_string(),
-                ),
-                (
-                    "decision dates",
-                    format!("{} to {}", format_timestamp(first), format_timestamp(last)),
-                ),
-                (
-                    "late rate (delivered rows)",
-                    format!(
-                        "{:.1}% of {}",
-                        late as f64 * 100.0 / labelled.len().max(1) as f64,
-                        labelled.len()
-                    ),
-                ),
-                ("fit rows", fit_rows.len().to_string()),
-                ("calibration rows", calib_rows.len().to_string()),
-                ("validation rows", valid_rows.len().to_string()),
-                ("trees", booster.num_trees().to_string()),
-            ],
-            rejected: &report.rejected,
-            evaluated,
-            importance: &summary.top_features,
-            scorecards: &views,
-            replay: summary.carrier_valid,
-            exceptions: exceptions.map(|e| &e.metrics),
-        };
-        Ok(render_report(&data))
+    let report_html = stages.run("report", 0, Unit::Rows, |_| {
+        Ok(render_training_report(
+            table,
+            report,
+            source,
+            &split,
+            &summary,
+            &validation,
+            &holdout_probs,
+            &carriers,
+            output,
+        ))
     })?;
 
-    let manifest = stages.run("artifact", || {
-        let mut w = ArtifactWriter::create(out)?;
+    let manifest = stages.run("artifact", 0, Unit::Rows, |_| {
+        let mut w = ArtifactWriter::create(output.dir)?;
         w.write(files::DELAY_MODEL, model_text.as_bytes())?;
         w.write_json(files::FEATURES, &spec)?;
         w.write_json(files::BASELINE, &baseline)?;
@@ -566,23 +479,228 @@ pub fn train(
         w.write_json(files::CARRIERS, &carriers)?;
         w.write(files::REPORT, report_html.as_bytes())?;
         w.write(files::HISTORY, &write_history(table)?)?;
-        if !valid_rows.is_empty() {
+        if !split.valid().is_empty() {
             w.write(
                 files::VALID_PREDICTIONS,
-                &valid_predictions(table, &valid_rows, &labels, &valid_probs)?,
+                &valid_predictions(table, split.valid_rows(), &split.late, &validation.probs)?,
             )?;
         }
         let mut extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
         extra.insert("booster_resolved".into(), serde_json::json!(booster_cfg));
-        if let Some(e) = exceptions {
+        if let Some(e) = output.exceptions {
             e.write(&mut w)?;
             e.add_manifest_sections(&mut extra);
         }
-        w.finish(version.clone(), created_at.to_string(), extra)
+        w.finish(version.clone(), output.created_at.to_string(), extra)
     })?;
     let mut summary = summary;
     summary.stage_seconds = stages.times;
     Ok((manifest, summary))
+}
+
+/// The schema fitted on the training period, the history of every row of the table, and the
+/// feature matrix over the delivered rows in decision order (queries in time order keep the
+/// history's searches in cache: shuffled queries cost four times as much at 1M rows).
+fn features(
+    table: &ShipmentTable,
+    split: &Split,
+    cfg: &TrainConfig,
+    progress: &dyn Progress,
+) -> Result<Features> {
+    let schema = FeatureSchema::fit(table, split.train_rows(), &cfg.schema);
+    let encoder = Encoder::new(schema);
+    let mut history = HistoryState::new(cfg.schema.history.clone());
+    history.record_table(table);
+    let x = encoder.encode_with_progress(table, &split.labelled, &history, progress);
+    // The replay of the validation period is the only later use of the history; without one
+    // its memory (~1.5 GB at ten million rows) goes back before the booster is fitted.
+    let history = (!split.valid().is_empty()).then_some(history);
+    Ok(Features {
+        encoder,
+        x,
+        history,
+    })
+}
+
+/// The booster with early stopping on the calibration slice, and its Platt calibration.
+fn fit_booster(
+    config: BoosterConfig,
+    seed: u64,
+    split: &Split,
+    (fit, calibration): (&Rows<'_>, &Rows<'_>),
+    (names, categorical): (&[String], &[usize]),
+    progress: &dyn Progress,
+) -> Result<Fitted> {
+    let y_fit = split.labels_of(&split.fit);
+    let y_cal = split.labels_of(&split.calibration);
+    let data = FitData {
+        x: fit,
+        y: &y_fit,
+        names,
+        categorical,
+        progress,
+    };
+    let booster = DelayBooster::fit(&config, seed, data, Some((calibration, &y_cal)))?;
+    let raw = booster.raw_scores(calibration)?;
+    let platt = Platt::fit(&raw, &y_cal);
+    let probs: Vec<f64> = raw.iter().map(|&r| platt.apply(r)).collect();
+    Ok(Fitted {
+        booster,
+        holdout: BinaryMetrics::compute(&y_cal, &probs),
+        calibration: platt,
+        holdout_probs: probs,
+        config,
+    })
+}
+
+/// The booster's, baseline's and fallback's predictions and metrics on the validation period.
+fn validate(
+    split: &Split,
+    valid: &Rows<'_>,
+    predict: &dyn Fn(&Rows<'_>) -> Result<Vec<f64>>,
+    baseline: &LogisticBaseline,
+    fallback: &FallbackRules,
+    schema: &FeatureSchema,
+) -> Result<Validation> {
+    if valid.n_rows() == 0 {
+        return Ok(Validation::default());
+    }
+    let labels = split.labels_in(split.valid());
+    let standalone = schema.standalone_indices();
+    let p = predict(valid)?;
+    let b = baseline.predict(valid);
+    let f: Vec<f64> = (0..valid.n_rows())
+        .map(|i| fallback.evaluate(&standalone, valid.row(i)).delay_risk)
+        .collect();
+    Ok(Validation {
+        delay: Some(BinaryMetrics::compute(&labels, &p)),
+        baseline: Some(BinaryMetrics::compute(&labels, &b)),
+        fallback: Some(BinaryMetrics::compute(&labels, &f)),
+        probs: vec![p, b, f],
+        labels,
+    })
+}
+
+/// Scorecards, the cost model and, with a validation period, the recommender's replay.
+fn carrier_stage(
+    table: &ShipmentTable,
+    split: &Split,
+    cfg: &TrainConfig,
+    source: &DataSource,
+    features: &Features,
+    predict: &dyn Fn(&Rows<'_>) -> Result<Vec<f64>>,
+    progress: &dyn Progress,
+) -> Result<(CarrierArtifact, Option<ReplayMetrics>)> {
+    let train_rows = split.train_rows();
+    let cost = CostModel::fit(table, train_rows);
+    let replayed = features.history.as_ref().map(|history| {
+        let mut on_time = |r: usize, carriers: &[String]| -> Vec<f64> {
+            progress.advance(1);
+            let mut swapped = table.select(&vec![r; carriers.len()]);
+            swapped.carrier = carriers.iter().map(String::as_str).collect();
+            let rows: Vec<usize> = (0..carriers.len()).collect();
+            let x = features.encoder.encode(&swapped, &rows, history);
+            predict(&x.all())
+                .map(|p| p.into_iter().map(|p| 1.0 - p).collect())
+                .unwrap_or_else(|_| vec![0.5; carriers.len()])
+        };
+        replay(
+            table,
+            train_rows,
+            split.valid_rows(),
+            &ReplaySetup {
+                scorecards: &cfg.scorecards,
+                policy: &cfg.carrier_ranking,
+                cost: cost.as_ref(),
+                rates: source.rates.as_ref(),
+            },
+            &mut on_time,
+        )
+    });
+    let rules = KeywordRules::new(source.taxonomy.clone().unwrap_or_default());
+    let scorecards = Scorecards::build(cfg.scorecards.clone(), table, train_rows, &rules);
+    Ok((
+        CarrierArtifact {
+            scorecards,
+            cost,
+            rates: source.rates.clone(),
+        },
+        replayed,
+    ))
+}
+
+/// The run's `report.html`.
+#[allow(clippy::too_many_arguments)]
+fn render_training_report(
+    table: &ShipmentTable,
+    report: &LoadReport,
+    source: &DataSource,
+    split: &Split,
+    summary: &TrainSummary,
+    validation: &Validation,
+    holdout_probs: &[f64],
+    carriers: &CarrierArtifact,
+    output: Output<'_>,
+) -> String {
+    let holdout_labels = split.labels_of(&split.calibration);
+    let views = carriers.scorecards.views();
+    let evaluated = match (&summary.delay_valid, &summary.baseline_valid) {
+        (Some(m), Some(b)) => Evaluated {
+            name: "validation period",
+            labels: &validation.labels,
+            model: &validation.probs[0],
+            model_metrics: *m,
+            baseline: Some((&validation.probs[1], *b)),
+        },
+        _ => Evaluated {
+            name: "calibration slice (no validation period)",
+            labels: &holdout_labels,
+            model: holdout_probs,
+            model_metrics: summary.delay_holdout,
+            baseline: None,
+        },
+    };
+    let labelled = &split.labelled;
+    let late = labelled.iter().filter(|&&r| split.late[r]).count();
+    let (first, last) = (
+        table.scheduled_date.iter().min().copied().unwrap_or(0),
+        table.scheduled_date.iter().max().copied().unwrap_or(0),
+    );
+    render_report(&ReportData {
+        version: &summary.version,
+        created_at: output.created_at,
+        source: &source.file_name,
+        counts: vec![
+            ("rows read", report.rows_read.to_string()),
+            ("rows rejected", report.rejected.len().to_string()),
+            (
+                "open shipments (no outcome yet)",
+                report.open_shipments.to_string(),
+            ),
+            (
+                "decision dates",
+                format!("{} to {}", format_timestamp(first), format_timestamp(last)),
+            ),
+            (
+                "late rate (delivered rows)",
+                format!(
+                    "{:.1}% of {}",
+                    late as f64 * 100.0 / labelled.len().max(1) as f64,
+                    labelled.len()
+                ),
+            ),
+            ("fit rows", summary.rows.fit.to_string()),
+            ("calibration rows", summary.rows.calibration.to_string()),
+            ("validation rows", summary.rows.validation.to_string()),
+            ("trees", summary.trees.to_string()),
+        ],
+        rejected: &report.rejected,
+        evaluated,
+        importance: &summary.top_features,
+        scorecards: &views,
+        replay: summary.carrier_valid,
+        exceptions: output.exceptions.map(|e| &e.metrics),
+    })
 }
 
 /// Writes feature matrices as Parquet (plus the categorical names) so that an outside tool,
@@ -591,15 +709,15 @@ fn export_matrices(
     dir: &Path,
     names: &[String],
     encoder: &Encoder,
-    sets: &[(&str, &FeatureMatrix, &[bool])],
+    sets: &[(&str, &Rows<'_>, &[bool])],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for (name, m, y) in sets {
-        let mut cols: Vec<Column> = (0..m.n_cols)
+        let mut cols: Vec<Column> = (0..m.n_cols())
             .map(|c| {
                 Column::new(
                     names[c].as_str().into(),
-                    (0..m.n_rows).map(|r| m.row(r)[c]).collect::<Vec<f64>>(),
+                    (0..m.n_rows()).map(|r| m.row(r)[c]).collect::<Vec<f64>>(),
                 )
             })
             .collect();
@@ -607,7 +725,7 @@ fn export_matrices(
             "__late__".into(),
             y.iter().map(|&b| b as i32).collect::<Vec<_>>(),
         ));
-        let mut df = DataFrame::new(m.n_rows, cols).map_err(|source| Error::Polars {
+        let mut df = DataFrame::new(m.n_rows(), cols).map_err(|source| Error::Polars {
             context: "exporting features".into(),
             source,
         })?;
@@ -629,23 +747,6 @@ fn export_matrices(
     let path = dir.join("categorical.json");
     std::fs::write(&path, serde_json::to_vec(&cats).unwrap_or_default())
         .map_err(|e| Error::io(&path, e))?;
-    Ok(())
-}
-
-fn check_rows(what: &str, rows: &[usize], labels: &[bool], min: usize) -> Result<()> {
-    let late = rows.iter().filter(|&&r| labels[r]).count();
-    if rows.len() < min {
-        return Err(Error::Input(format!(
-            "the {what} rows number {}, fewer than the {min} needed; supply more delivered history or move --valid-from later",
-            rows.len()
-        )));
-    }
-    if late == 0 || late == rows.len() {
-        return Err(Error::Input(format!(
-            "the {what} rows are all {}: a delay model needs both late and on-time deliveries",
-            if late == 0 { "on time" } else { "late" }
-        )));
-    }
     Ok(())
 }
 
