@@ -75,14 +75,13 @@ pub fn print_rejections(report: &LoadReport) {
     if !report.rejected.is_empty() {
         eprintln!(
             "rejected {} of {} rows (within --max-bad-rows):",
-            report.rejected.len(),
-            report.rows_read
+            report.rejected_total, report.rows_read
         );
         for r in report.rejected.iter().take(10) {
             eprintln!("  {r}");
         }
-        if report.rejected.len() > 10 {
-            eprintln!("  ... and {} more", report.rejected.len() - 10);
+        if report.rejected_total > 10 {
+            eprintln!("  ... and {} more", report.rejected_total - 10);
         }
     }
     for (col, why) in &report.dropped_columns {

@@ -1,14 +1,18 @@
-//! `dispatch-risk score`: batch scoring for analysts: risk, band and top factors per row.
+//! `dispatch-risk score`: batch scoring for analysts: risk, band and top factors per row, for a
+//! file of any size (read twice a block at a time; see the training crate's `batch`), written
+//! block by block.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use dispatch_risk_training::batch::{score_file, BatchOptions};
 use dispatch_risk_training::carrier::RankingPolicy;
-use dispatch_risk_training::generate::write_frame;
+use dispatch_risk_training::data::sink::FrameSink;
 use dispatch_risk_training::model::{DelayModel, FactorMethod};
 use polars_frame::score_frame;
 
-use super::inputs::ProfileArgs;
+use super::inputs::{print_rejections, ProfileArgs};
+use super::progress::Bars;
 use super::CliResult;
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +42,9 @@ pub struct Args {
     /// the risk scoring).
     #[arg(long)]
     no_carriers: bool,
+    /// No progress display.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -56,43 +63,59 @@ impl From<Factors> for FactorMethod {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let policy = match &args.carrier_policy {
-        Some(path) => {
+    let started = Instant::now();
+    let policy = match (&args.carrier_policy, args.no_carriers) {
+        (_, true) => None,
+        (None, false) => Some(RankingPolicy::default()),
+        (Some(path), false) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 super::CliError::input(anyhow::anyhow!("cannot read {}: {e}", path.display()))
             })?;
-            RankingPolicy::from_toml(&text)?
+            Some(RankingPolicy::from_toml(&text)?)
         }
-        None => RankingPolicy::default(),
     };
     let mut model = DelayModel::load(&args.model)?;
-    let (table, _) = args.profile.load(&args.input, false, &())?;
-    model.history.record_table(&table);
-    let started = Instant::now();
-    let rows: Vec<usize> = (0..table.len()).collect();
-    let x = model.features(&table, &rows);
-    let features_s = started.elapsed().as_secs_f64();
-    let scores = model.score(&x, args.top_factors, args.factors.into())?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let recommendations = if args.no_carriers {
-        Vec::new()
-    } else {
-        model.recommend(&table, &rows, None, &policy)?
+    let loaded = started.elapsed();
+    let (profile, _) = args.profile.load_profile()?;
+    let options = BatchOptions {
+        profile: &profile,
+        limit: args.profile.max_bad_rows,
+        top_factors: args.top_factors,
+        factors: args.factors.into(),
+        carriers: policy.as_ref(),
+        block: None,
     };
-    let mut df = score_frame(&table, &scores, &recommendations, model.version())?;
-    write_frame(&mut df, &args.output)?;
+    let version = model.version().to_string();
+    let mut sink = FrameSink::new(&args.output);
+    let progress = Bars::new(args.quiet);
+    let mut scored = 0usize;
+    let (report, times) = score_file(&mut model, &args.input, &options, &progress, &mut |b| {
+        scored += b.table.len();
+        let mut df = score_frame(b.table, &b.scores, &b.recommendations, &version)?;
+        sink.write(&mut df)
+    })?;
+    sink.finish()?;
+    print_rejections(&report);
+    let total = started.elapsed().as_secs_f64();
+    let scoring = (times.features + times.model).as_secs_f64();
     eprintln!(
-        "scored {} shipments in {:.3}s ({:.0} rows/s; features {:.3}s, model{} {:.3}s) -> {}",
-        table.len(),
-        elapsed,
-        table.len() as f64 / elapsed.max(1e-9),
-        features_s,
+        "scored {scored} shipments in {total:.3}s ({:.0} rows/s end to end; model load {:.3}s, \
+         history pass {:.3}s, scoring pass {:.3}s: features {:.3}s and model{} {:.3}s ({:.0} rows/s), \
+         carriers {:.3}s, writing {:.3}s) -> {}",
+        scored as f64 / total.max(1e-9),
+        loaded.as_secs_f64(),
+        times.history.as_secs_f64(),
+        times.scoring.as_secs_f64(),
+        times.features.as_secs_f64(),
         match (args.top_factors, args.factors) {
             (0, _) => "",
-            (_, Factors::Path) => " and path factors",
-            (_, Factors::Shap) => " and SHAP factors",
+            (_, Factors::Path) => " with path factors",
+            (_, Factors::Shap) => " with SHAP factors",
         },
-        elapsed - features_s,
+        times.model.as_secs_f64(),
+        scored as f64 / scoring.max(1e-9),
+        times.carriers.as_secs_f64(),
+        times.sink.as_secs_f64(),
         args.output.display()
     );
     Ok(())

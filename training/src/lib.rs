@@ -5,6 +5,7 @@
 //! It knows nothing about HTTP, databases or command lines: the service and the CLI call it.
 
 pub mod artifact;
+pub mod batch;
 pub mod carrier;
 pub mod data;
 pub mod error;

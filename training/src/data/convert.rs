@@ -13,7 +13,8 @@ use super::dates::DateParser;
 use super::load::RejectedRow;
 use super::profile::ImportProfile;
 use super::table::{
-    CategoricalColumn, Labels, NumericColumn, ShipmentTable, Texts, Timestamp, SECONDS_PER_DAY,
+    CategoricalColumn, Labels, NumericColumn, ShipmentKey, ShipmentTable, Texts, Timestamp,
+    SECONDS_PER_DAY,
 };
 use crate::error::{Error, Result};
 
@@ -53,6 +54,29 @@ enum Fallback {
     Column(String, String),
 }
 
+/// What the extras of a file become when a model already says so (batch scoring reads a file
+/// a block at a time and cannot look at a whole column first): the feature names it reads as
+/// numbers and as categories. Other extras are not read.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraKinds {
+    pub numeric: Vec<String>,
+    pub categorical: Vec<String>,
+}
+
+/// How an extra column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtraKind {
+    /// Days before the decision time (the profile's `extra_dates`).
+    Date,
+    /// Decided by the whole column's values (a whole-file load).
+    Auto,
+    /// Fixed by a model: numbers (anything else is missing), or categories.
+    Numeric,
+    Categorical,
+    /// Not read: the model has no such feature.
+    Skip,
+}
+
 /// An extra column: where it comes from and the feature it may become.
 pub struct ExtraPlan {
     /// The source column's name, as reported when the column is left out.
@@ -60,13 +84,21 @@ pub struct ExtraPlan {
     /// The column read (the source, or what the profile maps the extra's name to).
     read: Option<String>,
     pub feature: String,
-    /// Read as a date: days before the decision time.
-    date: bool,
+    pub kind: ExtraKind,
 }
 
 impl ExtraPlan {
     pub fn is_date(&self) -> bool {
-        self.date
+        self.kind == ExtraKind::Date
+    }
+
+    /// The feature's name in a table: a date extra is its days before the decision.
+    pub fn column_name(&self) -> String {
+        if self.is_date() {
+            format!("{}_days_before_decision", self.feature)
+        } else {
+            self.feature.clone()
+        }
     }
 }
 
@@ -103,7 +135,12 @@ impl Names<'_> {
 impl Plan {
     /// The plan for frames with `df`'s columns; a missing required column or a derivation
     /// from a column the file lacks is an error naming it.
-    pub fn new(df: &DataFrame, profile: &ImportProfile, outcomes_required: bool) -> Result<Self> {
+    pub fn new(
+        df: &DataFrame,
+        profile: &ImportProfile,
+        outcomes_required: bool,
+        kinds: Option<&ExtraKinds>,
+    ) -> Result<Self> {
         let columns: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
         let names = Names {
             lower: columns.iter().map(|c| c.to_ascii_lowercase()).collect(),
@@ -183,7 +220,7 @@ impl Plan {
             .iter()
             .filter_map(|&n| names.source(n).map(|s| (n, s)))
             .collect();
-        let extras = plan_extras(&names, profile);
+        let extras = plan_extras(&names, profile, kinds);
         Ok(Plan {
             dates: DateParser::new(&profile.dates.formats),
             id: names.source("shipment_id"),
@@ -228,7 +265,11 @@ impl Plan {
 }
 
 /// Extras: every remaining source column, unless mapped, ignored or an outcome.
-fn plan_extras(names: &Names<'_>, profile: &ImportProfile) -> Vec<ExtraPlan> {
+fn plan_extras(
+    names: &Names<'_>,
+    profile: &ImportProfile,
+    kinds: Option<&ExtraKinds>,
+) -> Vec<ExtraPlan> {
     let mut consumed = std::collections::BTreeSet::new();
     for (target, source) in &profile.columns {
         if contract::is_contract_column(target) {
@@ -256,14 +297,29 @@ fn plan_extras(names: &Names<'_>, profile: &ImportProfile) -> Vec<ExtraPlan> {
         {
             continue;
         }
+        let feature = super::load::sanitize(&name);
+        let date = profile
+            .extra_dates
+            .iter()
+            .any(|d| *d == name || d == source);
+        let kind = match (date, kinds) {
+            (_, None) if date => ExtraKind::Date,
+            (_, None) => ExtraKind::Auto,
+            (true, Some(k))
+                if k.numeric
+                    .contains(&format!("{feature}_days_before_decision")) =>
+            {
+                ExtraKind::Date
+            }
+            (false, Some(k)) if k.numeric.contains(&feature) => ExtraKind::Numeric,
+            (false, Some(k)) if k.categorical.contains(&feature) => ExtraKind::Categorical,
+            (_, Some(_)) => ExtraKind::Skip,
+        };
         out.push(ExtraPlan {
             source: source.clone(),
             read: names.source(&name),
-            feature: super::load::sanitize(&name),
-            date: profile
-                .extra_dates
-                .iter()
-                .any(|d| *d == name || d == source),
+            feature,
+            kind,
         });
     }
     out
@@ -279,9 +335,12 @@ pub struct Block {
 
 /// What a block (then the whole file) holds of an extra column.
 pub enum ExtraColumn {
-    /// A date extra: days before the decision time.
+    /// A date extra (days before the decision time), or a numeric one a model fixed.
     Days(Vec<f64>),
     Cells(ExtraCells),
+    /// A categorical one a model fixed.
+    Labels(Labels),
+    Skipped,
 }
 
 /// An extra column's cells, kept both ways until the whole column decides what it is.
@@ -300,6 +359,8 @@ impl ExtraColumn {
         let mut k = keep.iter();
         match self {
             ExtraColumn::Days(v) => v.retain(|_| *k.next().unwrap_or(&true)),
+            ExtraColumn::Labels(l) => l.retain(keep),
+            ExtraColumn::Skipped => {}
             ExtraColumn::Cells(c) => {
                 if let Some(n) = &mut c.numbers {
                     n.retain(|_| *k.next().unwrap_or(&true));
@@ -315,6 +376,8 @@ impl ExtraColumn {
     pub fn append(&mut self, other: ExtraColumn) {
         match (self, other) {
             (ExtraColumn::Days(a), ExtraColumn::Days(b)) => a.extend(b),
+            (ExtraColumn::Labels(a), ExtraColumn::Labels(b)) => a.extend_from(&b),
+            (ExtraColumn::Skipped, ExtraColumn::Skipped) => {}
             (ExtraColumn::Cells(a), ExtraColumn::Cells(b)) => {
                 a.present += b.present;
                 a.numbers = match (a.numbers.take(), b.numbers) {
@@ -378,6 +441,41 @@ impl Rejections {
 }
 
 impl Plan {
+    /// [`Plan::convert`] on a part of `df` per core, parts in order, each with the keys of its
+    /// rows' ids (empty ids have none) and their data rows.
+    pub fn convert_across_cores(
+        &self,
+        df: &DataFrame,
+        offset: usize,
+    ) -> Vec<(Block, Vec<(ShipmentKey, u32)>)> {
+        let n = df.height();
+        let per = n.div_ceil(crate::parallel::threads()).max(16_384);
+        let parts: Vec<(usize, DataFrame)> = (0..n)
+            .step_by(per.max(1))
+            .map(|start| (start, df.slice(start as i64, per.min(n - start))))
+            .collect();
+        crate::parallel::each(parts, |(start, part)| {
+            let block = self.convert(&part, offset + start);
+            let keys: Vec<(ShipmentKey, u32)> = block
+                .table
+                .shipment_id
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| id.is_some_and(|id| !id.is_empty()))
+                .map(|(i, id)| {
+                    (
+                        ShipmentKey::of(id.unwrap_or_default()),
+                        (offset + start + i) as u32,
+                    )
+                })
+                .collect();
+            (block, keys)
+        })
+        .into_iter()
+        .map(|b| b.expect("converting a block does not panic"))
+        .collect()
+    }
+
     /// Converts the rows of `df`, the block after `offset` data rows.
     pub fn convert(&self, df: &DataFrame, offset: usize) -> Block {
         let n = df.height();
@@ -566,8 +664,22 @@ impl Plan {
     }
 
     fn extra(&self, df: &DataFrame, e: &ExtraPlan, scheduled: &[Option<Timestamp>]) -> ExtraColumn {
+        if e.kind == ExtraKind::Skip {
+            return ExtraColumn::Skipped;
+        }
         let cells = cells(df, e.read.as_deref(), &self.profile);
-        if e.date {
+        if e.kind == ExtraKind::Numeric {
+            return ExtraColumn::Days(
+                cells
+                    .iter()
+                    .map(|c| c.and_then(parse_number).unwrap_or(f64::NAN))
+                    .collect(),
+            );
+        }
+        if e.kind == ExtraKind::Categorical {
+            return ExtraColumn::Labels(cells.iter().copied().collect());
+        }
+        if e.is_date() {
             return ExtraColumn::Days(
                 cells
                     .iter()

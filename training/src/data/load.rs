@@ -91,7 +91,10 @@ pub struct LoadReport {
     pub rows_read: usize,
     pub rows_accepted: usize,
     pub open_shipments: usize,
+    /// The rejected rows (a streamed file keeps the first thousand; see `rejected_total`).
     pub rejected: Vec<RejectedRow>,
+    /// How many rows were rejected.
+    pub rejected_total: usize,
     /// Extra columns left out, with the reason.
     pub dropped_columns: Vec<(String, String)>,
     /// How long reading, typing and checking took.
@@ -160,6 +163,7 @@ pub fn load(
                 &df,
                 options.profile,
                 options.outcomes_required,
+                None,
             )?)),
         };
         l.add(&df);
@@ -210,35 +214,10 @@ impl Loaded {
     /// Converts a block across the cores, in order, and appends its valid rows.
     fn add(&mut self, df: &polars::prelude::DataFrame) {
         let offset = self.kept.len();
-        let n = df.height();
-        let per = n.div_ceil(crate::parallel::threads()).max(16_384);
-        let parts: Vec<(usize, polars::prelude::DataFrame)> = (0..n)
-            .step_by(per.max(1))
-            .map(|start| (start, df.slice(start as i64, per.min(n - start))))
-            .collect();
-        let plan = &self.plan;
-        let blocks = crate::parallel::each(parts, |(start, part)| {
-            let block = plan.convert(&part, offset + start);
-            let keys: Vec<(ShipmentKey, u32)> = block
-                .table
-                .shipment_id
-                .iter()
-                .enumerate()
-                .filter(|(_, id)| id.is_some_and(|id| !id.is_empty()))
-                .map(|(i, id)| {
-                    (
-                        ShipmentKey::of(id.unwrap_or_default()),
-                        (offset + start + i) as u32,
-                    )
-                })
-                .collect();
-            (block, keys)
-        });
-        for b in blocks {
-            let (block, keys) = b.expect("converting a block does not panic");
+        for (block, keys) in self.plan.convert_across_cores(df, offset) {
             self.append(block, keys);
         }
-        if n == 0 && self.extras.is_empty() {
+        if df.height() == 0 && self.extras.is_empty() {
             self.extras = self.plan.convert(df, offset).extras;
         }
     }
@@ -296,11 +275,7 @@ impl Loaded {
             column.retain(&self.kept);
             match decide_extra(column) {
                 Decided::Numeric(values) => self.table.numeric.push(NumericColumn {
-                    name: if plan.is_date() {
-                        format!("{}_days_before_decision", plan.feature)
-                    } else {
-                        plan.feature.clone()
-                    },
+                    name: plan.column_name(),
                     values,
                 }),
                 Decided::Categorical(values) => self.table.categorical.push(CategoricalColumn {
@@ -320,6 +295,7 @@ impl Loaded {
             self.table.retain(&keep);
         }
         self.rejected.sort_by_key(|r| r.row);
+        report.rejected_total = self.rejected.len();
         report.rejected = self.rejected;
         report.rows_accepted = self.table.len();
         report.open_shipments = self
@@ -343,6 +319,8 @@ enum Decided {
 fn decide_extra(column: ExtraColumn) -> Decided {
     let cells = match column {
         ExtraColumn::Days(v) => return Decided::Numeric(v),
+        ExtraColumn::Labels(l) => return Decided::Categorical(l),
+        ExtraColumn::Skipped => return Decided::Dropped("not a feature of the model".into()),
         ExtraColumn::Cells(c) => c,
     };
     if cells.present == 0 {
@@ -378,27 +356,32 @@ fn check(
             path.display()
         )));
     }
-    if !limit.allows(report.rejected.len(), report.rows_read) {
-        let mut msg = format!(
-            "{}: {} of {} rows have invalid values (tolerance: {}); first problems:",
-            path.display(),
-            report.rejected.len(),
-            report.rows_read,
-            match limit {
-                BadRowLimit::Count(n) => format!("{n} rows, set with --max-bad-rows"),
-                BadRowLimit::Fraction(f) =>
-                    format!("{}% of rows, set with --max-bad-rows", f * 100.0),
-            }
-        );
-        for r in report.rejected.iter().take(10) {
-            msg.push_str(&format!("\n  {r}"));
-        }
-        return Err(Error::Input(msg));
-    }
+    check_rejections(path, &report, limit)?;
     if table.is_empty() {
         return Err(Error::Input(format!("{}: no valid rows", path.display())));
     }
     Ok((table, report))
+}
+
+/// Fails when more rows were rejected than `limit` tolerates, naming the first problems.
+pub(crate) fn check_rejections(path: &Path, report: &LoadReport, limit: BadRowLimit) -> Result<()> {
+    if limit.allows(report.rejected_total, report.rows_read) {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{}: {} of {} rows have invalid values (tolerance: {}); first problems:",
+        path.display(),
+        report.rejected_total,
+        report.rows_read,
+        match limit {
+            BadRowLimit::Count(n) => format!("{n} rows, set with --max-bad-rows"),
+            BadRowLimit::Fraction(f) => format!("{}% of rows, set with --max-bad-rows", f * 100.0),
+        }
+    );
+    for r in report.rejected.iter().take(10) {
+        msg.push_str(&format!("\n  {r}"));
+    }
+    Err(Error::Input(msg))
 }
 
 /// Feature names safe for LightGBM and JSON: lower-case ASCII letters, digits and underscores.

@@ -7,6 +7,8 @@ mod convert;
 pub mod dates;
 pub mod load;
 pub mod profile;
+pub mod sink;
+pub mod stream;
 pub mod table;
 
 pub use load::{load_history, BadRowLimit, LoadOptions, LoadReport, RejectedRow};

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 use chrono::{DateTime, Datelike, Timelike};
 use serde::{Deserialize, Serialize};
 
-use super::history::{HistoryConfig, HistoryState, Lane};
+use super::history::{HistoryConfig, HistoryState, Lane, Sweep};
 use crate::data::table::{Labels, ShipmentTable, Timestamp, SECONDS_PER_DAY};
 use crate::progress::{Progress, Ticker};
 
@@ -323,13 +323,15 @@ impl Encoder {
         let mut data = vec![f64::NAN; rows.len() * n_cols];
         crate::parallel::for_row_blocks(rows.len(), n_cols, &mut data, 4096, |block, out| {
             let mut ticker = Ticker::new(progress, 8192);
+            // The block's rows are in decision order: each entity's cuts move forward.
+            let mut sweep = Sweep::default();
             for (part, out) in block
                 .clone()
                 .step_by(4096)
                 .zip(out.chunks_mut(4096 * n_cols))
             {
                 let part = part..(part + 4096).min(block.end);
-                self.encode_into(table, &encode_rows[part.clone()], history, out);
+                self.encode_into(table, &encode_rows[part.clone()], history, out, &mut sweep);
                 ticker.tick(part.len() as u64);
             }
         });
@@ -360,7 +362,7 @@ impl Encoder {
     ) -> FeatureMatrix {
         let n_cols = self.schema.n_features();
         let mut base = vec![f64::NAN; n_cols];
-        self.encode_into(table, &[row], history, &mut base);
+        self.encode_into(table, &[row], history, &mut base, &mut Sweep::default());
         let carrier_col = CALENDAR_FEATURES.len() + self.schema.numeric.len();
         let hist_start = n_cols - self.schema.history.feature_count();
         let mut data = Vec::with_capacity(carriers.len() * n_cols);
@@ -393,6 +395,7 @@ impl Encoder {
         rows: &[usize],
         history: &HistoryState,
         data: &mut [f64],
+        sweep: &mut Sweep,
     ) {
         let n_cols = self.schema.n_features();
         let numeric: Vec<Option<&[f64]>> = self
@@ -434,7 +437,8 @@ impl Encoder {
                 out[j] = c.of(i);
                 j += 1;
             }
-            history.features_at(
+            history.features_sweeping(
+                sweep,
                 table.lane(i),
                 table.scheduled_date[i],
                 table.date_deadline[i],

@@ -508,47 +508,49 @@ pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Loads the artifact's history into `history`, a slice of rows at a time: the ids and names
+/// of ten million rows as `String`s took ~1.5 GB; a slice's text goes once its names are
+/// resolved, and one sort at the end builds the series.
 fn read_history(bytes: &[u8], history: &mut HistoryState) -> PolarsResult<()> {
-    let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
-    let s = |n: &str| -> PolarsResult<Vec<String>> {
-        Ok(df
-            .column(n)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let t = |n: &str| -> PolarsResult<Vec<i64>> {
-        Ok(df
-            .column(n)?
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or_default())
-            .collect())
-    };
-    let (ids, carriers, warehouses, dests) = (
-        s("shipment_id")?,
-        s("carrier")?,
-        s("warehouse")?,
-        s("destination")?,
-    );
-    let (decided, deadlines, delivered) = (
-        t("scheduled_date")?,
-        t("date_deadline")?,
-        t("delivered_at")?,
-    );
-    history.record_outcomes(ids.len(), |i| {
-        Some(Delivered {
-            shipment_id: &ids[i],
-            lane: crate::features::history::Lane {
-                carrier: &carriers[i],
-                warehouse: &warehouses[i],
-                destination: &dests[i],
-            },
-            decided: decided[i],
-            deadline: deadlines[i],
-            delivered_at: delivered[i],
-        })
-    });
+    const SLICE: usize = 500_000;
+    let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+    let rows = reader.num_rows()?;
+    let metadata = reader.get_metadata()?.clone();
+    let mut load = history.load();
+    let mut start = 0;
+    while start < rows {
+        let mut reader =
+            ParquetReader::new(std::io::Cursor::new(bytes)).with_slice(Some((start, SLICE)));
+        reader.set_metadata(metadata.clone());
+        let df = reader.finish()?;
+        let s = |n: &str| -> PolarsResult<&StringChunked> { df.column(n)?.str() };
+        let t = |n: &str| -> PolarsResult<&Int64Chunked> { df.column(n)?.i64() };
+        let (ids, carriers, warehouses, dests) = (
+            s("shipment_id")?,
+            s("carrier")?,
+            s("warehouse")?,
+            s("destination")?,
+        );
+        let (decided, deadlines, delivered) = (
+            t("scheduled_date")?,
+            t("date_deadline")?,
+            t("delivered_at")?,
+        );
+        load.outcomes(df.height(), |i| {
+            Some(Delivered {
+                shipment_id: ids.get(i).unwrap_or_default(),
+                lane: crate::features::history::Lane {
+                    carrier: carriers.get(i).unwrap_or_default(),
+                    warehouse: warehouses.get(i).unwrap_or_default(),
+                    destination: dests.get(i).unwrap_or_default(),
+                },
+                decided: decided.get(i).unwrap_or_default(),
+                deadline: deadlines.get(i).unwrap_or_default(),
+                delivered_at: delivered.get(i).unwrap_or_default(),
+            })
+        });
+        start += df.height().max(1);
+    }
+    load.finish();
     Ok(())
 }

@@ -14,8 +14,11 @@
 //! insert-one-at-a-time code, which rebuilt every running sum after the insertion point and cost
 //! O(n^2) on unsorted exports (314 s of a 327 s training run on one).
 
+mod load;
 mod seen;
 mod series;
+mod sweep;
+mod times;
 
 // Fx hashing: keys are short strings hashed millions of times per training run, and HashDoS
 // does not apply to a model's own history.
@@ -24,8 +27,11 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::data::table::{ShipmentTable, Timestamp, SECONDS_PER_DAY};
+pub use load::Load;
 use seen::{Seen, ShipmentKey};
 use series::{Decisions, Outcome, Series, Window};
+use sweep::{Cutter, Search, Times};
+pub use sweep::{Sweep, MAX_WINDOWS};
 
 /// The entities whose history becomes features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -161,8 +167,10 @@ struct Kind {
 }
 
 impl Kind {
-    fn get(&self, name: &str) -> Option<&Entity> {
-        self.names.get(name).map(|&i| &self.entities[i as usize])
+    fn find(&self, name: &str) -> Option<(u32, &Entity)> {
+        self.names
+            .get(name)
+            .map(|&i| (i, &self.entities[i as usize]))
     }
 
     /// The entity's position, created on first sight (allocating its name only then).
@@ -212,6 +220,8 @@ pub struct HistoryState {
     /// Shipments already recorded: an outcome reported twice counts once.
     recorded: Seen,
     decided: Seen,
+    /// See [`HistoryState::seal`].
+    sealed: bool,
 }
 
 impl HistoryState {
@@ -222,6 +232,7 @@ impl HistoryState {
             kinds: Default::default(),
             recorded: Seen::default(),
             decided: Seen::default(),
+            sealed: false,
         }
     }
 
@@ -243,6 +254,19 @@ impl HistoryState {
         self.decided.len()
     }
 
+    /// Lets go of the shipment ids kept to count each shipment once (~300 MB at ten million
+    /// shipments), for a history that only answers from now on (batch scoring). Recording
+    /// into a sealed history is a bug, and panics.
+    pub fn seal(&mut self) {
+        self.recorded = Seen::default();
+        self.decided = Seen::default();
+        self.sealed = true;
+    }
+
+    fn assert_open(&self) {
+        assert!(!self.sealed, "recording into a sealed history");
+    }
+
     /// Records a delivered shipment; returns false when it was already recorded. For one
     /// outcome at a time (the service); loads go through [`HistoryState::record_outcomes`].
     pub fn record(
@@ -253,6 +277,7 @@ impl HistoryState {
         deadline: Timestamp,
         delivered_at: Timestamp,
     ) -> bool {
+        self.assert_open();
         if !self.recorded.insert(ShipmentKey::of(shipment_id)) {
             return false;
         }
@@ -274,6 +299,7 @@ impl HistoryState {
         lane: Lane<'_>,
         decided: Timestamp,
     ) -> bool {
+        self.assert_open();
         if !self.decided.insert(ShipmentKey::of(shipment_id)) {
             return false;
         }
@@ -287,20 +313,9 @@ impl HistoryState {
 
     /// Records every shipment of a table as decided, and every delivered one's outcome.
     pub fn record_table(&mut self, table: &ShipmentTable) {
-        self.record_decisions(table.len(), |i| Decided {
-            shipment_id: &table.shipment_id[i],
-            lane: table.lane(i),
-            decided: table.scheduled_date[i],
-        });
-        self.record_outcomes(table.len(), |i| {
-            table.delivered_at[i].map(|d| Delivered {
-                shipment_id: &table.shipment_id[i],
-                lane: table.lane(i),
-                decided: table.scheduled_date[i],
-                deadline: table.date_deadline[i],
-                delivered_at: d,
-            })
-        });
+        let mut load = self.load();
+        load.table(table);
+        load.finish();
     }
 
     /// Records the outcomes `item(0..n)` gives (`None`: not delivered), skipping shipments
@@ -312,35 +327,10 @@ impl HistoryState {
         n: usize,
         item: impl Fn(usize) -> Option<Delivered<'a>> + Sync,
     ) -> usize {
-        let present: Vec<u32> = (0..n as u32)
-            .filter(|&i| item(i as usize).is_some())
-            .collect();
-        let keys = keys_of(&present, |i| item(i).map(|d| d.shipment_id));
-        let fresh = self.recorded.insert_all(&keys);
-        let mut new: Vec<(Outcome, u32)> = present
-            .iter()
-            .zip(&fresh)
-            .filter(|(_, &f)| f)
-            .filter_map(|(&i, _)| {
-                item(i as usize).map(|d| (Outcome::new(d.decided, d.deadline, d.delivered_at), i))
-            })
-            .collect();
-        drop(keys);
-        // Ties are outcomes equal in every field the series keep: their order cannot matter.
-        new.sort_unstable_by_key(|&(o, _)| o);
-        let outcomes: Vec<Outcome> = new.iter().map(|&(o, _)| o).collect();
-        self.overall.merge_sorted(&outcomes);
-        drop(outcomes);
-        let rows: Vec<u32> = new.iter().map(|&(_, i)| i).collect();
-        let new = &new;
-        self.each_kind(&rows, &item_lane(&item), |kind, entity_of| {
-            let groups = group_by_entity(kind.entities.len(), entity_of);
-            for (e, positions) in groups.into_iter().enumerate() {
-                let sorted: Vec<Outcome> = positions.iter().map(|&p| new[p as usize].0).collect();
-                kind.entities[e].outcomes.merge_sorted(&sorted);
-            }
-        });
-        new.len()
+        let mut load = self.load();
+        let new = load.outcomes(n, item);
+        load.finish();
+        new
     }
 
     /// Records the decisions `item(0..n)` gives, skipping shipments already recorded as
@@ -350,65 +340,16 @@ impl HistoryState {
         n: usize,
         item: impl Fn(usize) -> Decided<'a> + Sync,
     ) -> usize {
-        let all: Vec<u32> = (0..n as u32).collect();
-        let keys = keys_of(&all, |i| Some(item(i).shipment_id));
-        let fresh = self.decided.insert_all(&keys);
-        drop(keys);
-        let mut new: Vec<(Timestamp, u32)> = (0..n as u32)
-            .filter(|&i| fresh[i as usize])
-            .map(|i| (item(i as usize).decided, i))
-            .collect();
-        new.sort_unstable();
-        let rows: Vec<u32> = new.iter().map(|&(_, i)| i).collect();
-        let new = &new;
-        self.each_kind(&rows, &|i| Some(item(i).lane), |kind, entity_of| {
-            let groups = group_by_entity(kind.entities.len(), entity_of);
-            for (e, positions) in groups.into_iter().enumerate() {
-                let sorted: Vec<Timestamp> = positions.iter().map(|&p| new[p as usize].0).collect();
-                kind.entities[e].decisions.merge_sorted(&sorted);
-            }
-        });
-        new.len()
-    }
-
-    /// Runs `work(kind, entity_of)` for each key kind on its own thread, where `entity_of[p]`
-    /// is the position in that kind of the entity of `rows[p]` (created on first sight).
-    fn each_kind<'a>(
-        &mut self,
-        rows: &[u32],
-        lane_of: &(dyn Fn(usize) -> Option<Lane<'a>> + Sync),
-        work: impl Fn(&mut Kind, &[u32]) + Sync,
-    ) {
-        if rows.is_empty() {
-            return;
-        }
-        let jobs: Vec<(HistoryKey, &mut Kind)> = HistoryKey::ALL
-            .iter()
-            .copied()
-            .zip(&mut self.kinds)
-            .collect();
-        let done = crate::parallel::each(jobs, |(key, kind)| {
-            let mut buf = String::with_capacity(64);
-            let entity_of: Vec<u32> = rows
-                .iter()
-                .map(|&r| {
-                    let lane = lane_of(r as usize).expect("rows are the items present");
-                    kind.index(lane.key_into(key, &mut buf)) as u32
-                })
-                .collect();
-            work(kind, &entity_of);
-        });
-        // A worker that panicked left its kind half-built: that is a bug, not a state to serve.
-        assert!(
-            done.iter().all(Option::is_some),
-            "a history worker panicked"
-        );
+        let mut load = self.load();
+        let new = load.decisions(n, item);
+        load.finish();
+        new
     }
 
     /// Writes the history features of a shipment decided at `at` and promised for `deadline`
     /// into `out` (length [`HistoryConfig::feature_count`]).
     pub fn features_at(&self, lane: Lane<'_>, at: Timestamp, deadline: Timestamp, out: &mut [f64]) {
-        self.features_of(lane, at, deadline, out, |_| true);
+        self.features_of(lane, at, deadline, out, |_| true, &mut Search);
     }
 
     /// Rewrites, in `out` as [`HistoryState::features_at`] filled it for the same shipment with
@@ -422,7 +363,27 @@ impl HistoryState {
         deadline: Timestamp,
         out: &mut [f64],
     ) {
-        self.features_of(lane, at, deadline, out, HistoryKey::depends_on_carrier);
+        self.features_of(
+            lane,
+            at,
+            deadline,
+            out,
+            HistoryKey::depends_on_carrier,
+            &mut Search,
+        );
+    }
+
+    /// [`HistoryState::features_at`] for queries in time order (a bulk encode's), cutting
+    /// each series where `sweep` left it at the entity's last query; the same values.
+    pub fn features_sweeping(
+        &self,
+        sweep: &mut Sweep,
+        lane: Lane<'_>,
+        at: Timestamp,
+        deadline: Timestamp,
+        out: &mut [f64],
+    ) {
+        self.features_of(lane, at, deadline, out, |_| true, sweep);
     }
 
     fn features_of(
@@ -432,42 +393,57 @@ impl HistoryState {
         deadline: Timestamp,
         out: &mut [f64],
         wanted: impl Fn(HistoryKey) -> bool,
+        cutter: &mut impl Cutter,
     ) {
         let m = self.config.prior_strength;
-        let all_hi = self.overall.upto(at);
+        let all_hi = cutter.overall(&self.overall, at);
         let all = self.overall.window(0, all_hi, self.overall.prefix(all_hi));
         // Before any outcome is known the prior is uninformative: one half.
         let prior = (all.late as f64 + 0.5 * m) / (all.n as f64 + m);
         let smooth = |w: &Window| (w.late as f64 + m * prior) / (w.n as f64 + m);
         let lead_days = (deadline - at) as f64 / SECONDS_PER_DAY;
         out[0] = prior;
-        let block = 2 * self.config.windows_days.len() + 7;
+        let windows = &self.config.windows_days;
+        let block = 2 * windows.len() + 7;
+        let times = Times {
+            at,
+            window_days: windows,
+        };
         let mut buf = String::with_capacity(64);
         for (k, key) in HistoryKey::ALL.iter().enumerate() {
             if !wanted(*key) {
                 continue;
             }
             let mut j = 1 + k * block;
-            let entity = self.kinds[k].get(lane.key_into(*key, &mut buf));
-            let series = entity.map(|e| &e.outcomes);
-            let (hi, upto_hi) = series.map_or((0, Default::default()), |s| {
-                let hi = s.upto(at);
-                (hi, s.prefix(hi))
-            });
-            let window = |lo: usize| {
-                series
-                    .map(|s| s.window(lo, hi, upto_hi))
-                    .unwrap_or_default()
+            let Some((e, entity)) = self.kinds[k].find(lane.key_into(*key, &mut buf)) else {
+                // Never seen: no outcomes and no decisions, as an empty series answers.
+                let none = Window::default();
+                for _ in windows {
+                    out[j] = smooth(&none);
+                    out[j + 1] = 0.0;
+                    j += 2;
+                }
+                let transit = none.mean(none.transit);
+                out[j] = smooth(&none);
+                out[j + 1] = none.mean(none.lateness);
+                out[j + 2] = transit;
+                out[j + 3] = lead_days - transit;
+                out[j + 4] = (0.0 + m * prior) / (0.0 + m);
+                out[j + 5] = 0.0;
+                out[j + 6] = 0.0;
+                continue;
             };
-            for &w in &self.config.windows_days {
-                let from = at - w as i64 * SECONDS_PER_DAY as i64;
-                let lo = series.map_or(0, |s| s.upto_within(from, hi));
-                let win = window(lo);
+            let series = &entity.outcomes;
+            let cuts = cutter.cuts((k, e), series, &entity.decisions, times);
+            let hi = cuts.hi;
+            let upto_hi = series.prefix(hi);
+            for w in 0..windows.len() {
+                let win = series.window(cuts.lo[w], hi, upto_hi);
                 out[j] = smooth(&win);
                 out[j + 1] = win.n as f64;
                 j += 2;
             }
-            let win = window(0);
+            let win = series.window(0, hi, upto_hi);
             let transit = win.mean(win.transit);
             out[j] = smooth(&win);
             out[j + 1] = win.mean(win.lateness);
@@ -475,45 +451,13 @@ impl HistoryState {
             // The promise's slack over what this entity has typically needed.
             out[j + 3] = lead_days - transit;
             // The last ten outcomes (those delivered together at the tenth count for their share).
-            let (late, n) = series.map_or((0.0, 0), |s| s.recent_late(hi, 10, upto_hi));
+            let (late, n) = series.recent_late(hi, 10, upto_hi);
             out[j + 4] = (late + m * prior) / (n as f64 + m);
-            let (before, recent) = entity.map_or((0, 0), |e| e.decisions.before_and_last_week(at));
-            out[j + 5] = recent as f64;
+            out[j + 5] = (cuts.decided - cuts.decided_week_ago) as f64;
             // Decided before now and not delivered before now: still on the road or in the yard.
-            out[j + 6] = (before as f64 - win.n as f64).max(0.0);
+            out[j + 6] = (cuts.decided as f64 - win.n as f64).max(0.0);
         }
     }
-}
-
-/// The lane of an item, for [`HistoryState::each_kind`].
-fn item_lane<'a, 'f>(
-    item: &'f (impl Fn(usize) -> Option<Delivered<'a>> + Sync),
-) -> impl Fn(usize) -> Option<Lane<'a>> + Sync + 'f {
-    move |i| item(i).map(|d| d.lane)
-}
-
-/// The shipment keys of `rows`, hashed across the cores (two SipHash passes per id).
-fn keys_of<'a>(rows: &[u32], id: impl Fn(usize) -> Option<&'a str> + Sync) -> Vec<ShipmentKey> {
-    let mut keys = vec![ShipmentKey::of(""); rows.len()];
-    crate::parallel::for_row_blocks(rows.len(), 1, &mut keys, 65_536, |block, out| {
-        for (o, &r) in out.iter_mut().zip(&rows[block]) {
-            *o = ShipmentKey::of(id(r as usize).unwrap_or_default());
-        }
-    });
-    keys
-}
-
-/// Positions `0..entity_of.len()` grouped by entity, each group in ascending order.
-fn group_by_entity(n_entities: usize, entity_of: &[u32]) -> Vec<Vec<u32>> {
-    let mut counts = vec![0usize; n_entities];
-    for &e in entity_of {
-        counts[e as usize] += 1;
-    }
-    let mut groups: Vec<Vec<u32>> = counts.into_iter().map(Vec::with_capacity).collect();
-    for (p, &e) in entity_of.iter().enumerate() {
-        groups[e as usize].push(p as u32);
-    }
-    groups
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 use std::cmp::Ordering;
 
+use super::times::Times;
 use crate::data::table::{Timestamp, SECONDS_PER_DAY};
 
 /// Outcomes between two stored sums. Sixteen keeps a prefix within one or two cache lines of
@@ -95,7 +96,7 @@ impl Window {
 /// Outcomes in canonical order (struct of arrays: queries binary-search `times` alone).
 #[derive(Debug, Clone)]
 pub(super) struct Series {
-    times: Vec<Timestamp>,
+    times: Times,
     /// Span codes (see [`WIDE_CODES`]).
     lateness_s: Vec<i32>,
     transit_s: Vec<i32>,
@@ -108,7 +109,7 @@ pub(super) struct Series {
 impl Default for Series {
     fn default() -> Self {
         Series {
-            times: Vec::new(),
+            times: Times::default(),
             lateness_s: Vec::new(),
             transit_s: Vec::new(),
             wide: Vec::new(),
@@ -124,7 +125,7 @@ impl Series {
 
     fn get(&self, i: usize) -> Outcome {
         Outcome {
-            at: self.times[i],
+            at: self.times.get(i),
             lateness_s: self.decode(self.lateness_s[i]),
             transit_s: self.decode(self.transit_s[i]),
         }
@@ -173,12 +174,12 @@ impl Series {
     /// is the plain count.
     pub fn recent_late(&self, hi: usize, k: usize, upto_hi: Sums) -> (f64, usize) {
         let lo = hi.saturating_sub(k);
-        if lo == 0 || self.times[lo - 1] != self.times[lo] {
+        if lo == 0 || self.times.get(lo - 1) != self.times.get(lo) {
             return ((upto_hi.late - self.prefix(lo).late) as f64, hi - lo);
         }
-        let t = self.times[lo];
-        let group_lo = self.times[..lo].partition_point(|&x| x < t);
-        let group_hi = lo + self.times[lo..hi].partition_point(|&x| x <= t);
+        let t = self.times.get(lo);
+        let group_lo = self.times.below_in(0..lo, t);
+        let group_hi = lo + self.times.not_after_in(lo..hi, t);
         let at_hi = self.prefix(group_hi).late;
         let group_late = at_hi - self.prefix(group_lo).late;
         let inside = (group_hi - lo) as f64 / (group_hi - group_lo) as f64;
@@ -188,16 +189,15 @@ impl Series {
         )
     }
 
+    /// Delivery times, in order.
+    pub(super) fn times(&self) -> &Times {
+        &self.times
+    }
+
     /// How many outcomes were delivered strictly before `to`: the cut every query starts from.
     #[inline]
     pub fn upto(&self, to: Timestamp) -> usize {
-        self.times.partition_point(|&t| t < to)
-    }
-
-    /// How many of the first `hi` outcomes were delivered strictly before `from`.
-    #[inline]
-    pub fn upto_within(&self, from: Timestamp, hi: usize) -> usize {
-        self.times[..hi].partition_point(|&t| t < from)
+        self.times.below(to)
     }
 
     /// The window `lo..hi` given the sums up to `hi`.
@@ -248,8 +248,8 @@ impl Series {
 
     /// Where `o` goes: after every outcome not greater than it.
     fn position(&self, o: &Outcome) -> usize {
-        let lo = self.times.partition_point(|&t| t < o.at);
-        let hi = lo + self.times[lo..].partition_point(|&t| t <= o.at);
+        let lo = self.times.below(o.at);
+        let hi = lo + self.times.not_after_in(lo..self.len(), o.at);
         lo + (lo..hi).map(|i| self.get(i)).take_while(|e| e <= o).count()
     }
 
@@ -319,23 +319,27 @@ impl Series {
 
 /// Decision times, sorted: the workload known at any moment, outcomes or not.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Decisions(Vec<Timestamp>);
+pub(super) struct Decisions(Times);
 
 impl Decisions {
     pub fn insert(&mut self, at: Timestamp) {
-        let pos = self.0.partition_point(|&t| t <= at);
+        let pos = self.0.not_after_in(0..self.0.len(), at);
         self.0.insert(pos, at);
     }
 
     /// Adds sorted decision times.
     pub fn merge_sorted(&mut self, new: &[Timestamp]) {
         let Some(&first) = new.first() else { return };
-        if self.0.last().is_none_or(|&last| last <= first) {
-            self.0.extend_from_slice(new);
+        if self.0.last().is_none_or(|last| last <= first) {
+            self.0.reserve_exact(new.len());
+            for &t in new {
+                self.0.push(t);
+            }
             return;
         }
-        let pos = self.0.partition_point(|&t| t <= first);
-        let tail = self.0.split_off(pos);
+        let pos = self.0.not_after_in(0..self.0.len(), first);
+        let tail: Vec<Timestamp> = (pos..self.0.len()).map(|i| self.0.get(i)).collect();
+        self.0.truncate(pos);
         self.0.reserve_exact(tail.len() + new.len());
         let (mut a, mut b) = (tail.iter().peekable(), new.iter().peekable());
         while let Some(&t) = match (a.peek(), b.peek()) {
@@ -347,15 +351,15 @@ impl Decisions {
         }
     }
 
-    /// Decisions strictly before `at`, and of those, how many within the week before it.
+    /// Decisions strictly before `at`.
     #[inline]
-    pub fn before_and_last_week(&self, at: Timestamp) -> (usize, usize) {
-        let before = self.0.partition_point(|&t| t < at);
-        let week_ago = at - 7 * SECONDS_PER_DAY as i64;
-        (
-            before,
-            before - self.0[..before].partition_point(|&t| t < week_ago),
-        )
+    pub fn before(&self, at: Timestamp) -> usize {
+        self.0.below(at)
+    }
+
+    /// Decision times, in order.
+    pub fn times(&self) -> &Times {
+        &self.0
     }
 }
 
@@ -437,7 +441,7 @@ mod tests {
         s.merge_sorted(&[o(10, 1, 1), o(20, -1, 1), o(20, 5, 1), o(30, 1, 1)]);
         assert_eq!(s.upto(20), 1);
         assert_eq!(s.upto(21), 3);
-        assert_eq!(s.upto_within(15, 3), 1);
+        assert_eq!(s.upto(15), 1);
         let w = s.window(1, 3, s.prefix(3));
         assert_eq!((w.n, w.late), (2, 1));
     }
@@ -449,8 +453,11 @@ mod tests {
         d.merge_sorted(&[day, 5 * day, 9 * day]);
         d.merge_sorted(&[2 * day, 10 * day]);
         d.insert(3 * day);
-        assert_eq!(d.0, vec![day, 2 * day, 3 * day, 5 * day, 9 * day, 10 * day]);
-        assert_eq!(d.before_and_last_week(9 * day), (4, 3));
+        assert_eq!(
+            d.0.iter().collect::<Vec<_>>(),
+            vec![day, 2 * day, 3 * day, 5 * day, 9 * day, 10 * day]
+        );
+        assert_eq!((d.before(9 * day), d.before(2 * day)), (4, 1));
     }
 
     #[test]
