@@ -62,6 +62,17 @@ impl KeywordRules {
         &self.taxonomy
     }
 
+    /// The name of the category [`KeywordRules::classify`] gives a note.
+    pub fn category_of(&self, text: &str) -> &str {
+        let name = self.classify(text).category;
+        self.taxonomy
+            .categories
+            .iter()
+            .map(|c| c.name.as_str())
+            .find(|c| *c == name)
+            .unwrap_or_default()
+    }
+
     /// The category of one note. `needs_review` is left false: the caller applies the
     /// taxonomy's review threshold.
     pub fn classify(&self, text: &str) -> Answer {
