@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::exceptions::{load_classifier, ExceptionClassifier, Taxonomy, Tier};
 use dispatch_risk_training::features::history::Lane;
-use dispatch_risk_training::model::DelayModel;
+use dispatch_risk_training::model::{DelayModel, Reported};
 
 use crate::auth::KeyCache;
 use crate::metrics::Metrics;
@@ -98,54 +98,53 @@ impl LoadedModels {
 
 impl LoadedModels {
     /// Feeds delivered shipments into the delay model's history features and carrier
-    /// scorecards; ones it already holds are skipped. Returns how many were taken in.
+    /// scorecards, in one sorted load; ones it already holds are skipped. Returns how many
+    /// were taken in.
     pub fn take_outcomes(&self, outcomes: &[OutcomeRecord]) -> usize {
-        outcomes
-            .iter()
-            .filter(|o| self.take_outcome(o, None))
-            .count()
+        self.take(outcomes, &[]).iter().filter(|&&t| t).count()
     }
 
     /// One outcome (with its notes' category, counted in the carrier's exception mix); false
     /// when there is no delay model or it already holds this shipment.
     pub fn take_outcome(&self, o: &OutcomeRecord, exception: Option<&str>) -> bool {
+        self.take(std::slice::from_ref(o), &[exception])
+            .first()
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// `outcomes` (with `exceptions[i]` for the i-th, where given) into the delay model;
+    /// outcomes whose dates do not parse are not taken.
+    fn take(&self, outcomes: &[OutcomeRecord], exceptions: &[Option<&str>]) -> Vec<bool> {
         let Some(lock) = &self.delay else {
-            return false;
+            return vec![false; outcomes.len()];
         };
         let dates = DateParser::default();
-        let (Some(delivered), Some(scheduled), Some(deadline)) = (
-            dates.parse(&o.delivered_at),
-            dates.parse(&o.scheduled_date),
-            dates.parse(&o.date_deadline),
-        ) else {
-            return false;
-        };
-        let lane = Lane {
-            carrier: &o.carrier,
-            warehouse: &o.warehouse,
-            destination: &o.destination,
-        };
+        let parsed: Vec<Option<Reported<'_>>> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                Some(Reported {
+                    shipment_id: &o.shipment_id,
+                    lane: Lane {
+                        carrier: &o.carrier,
+                        warehouse: &o.warehouse,
+                        destination: &o.destination,
+                    },
+                    decided: dates.parse(&o.scheduled_date)?,
+                    deadline: dates.parse(&o.date_deadline)?,
+                    delivered_at: dates.parse(&o.delivered_at)?,
+                    exception: exceptions.get(i).copied().flatten(),
+                })
+            })
+            .collect();
+        let valid: Vec<Reported<'_>> = parsed.iter().flatten().copied().collect();
         let mut model = lock.write().unwrap_or_else(|p| p.into_inner());
-        if !model
-            .history
-            .record(&o.shipment_id, lane, scheduled, deadline, delivered)
-        {
-            return false;
-        }
-        if let Some(cards) = model.carriers.as_mut() {
-            let cards = &mut cards.scorecards;
-            cards.record(
-                &o.carrier,
-                &o.warehouse,
-                &o.destination,
-                deadline,
-                delivered,
-            );
-            if let Some(c) = exception {
-                cards.record_exception(&o.carrier, &o.warehouse, &o.destination, c);
-            }
-        }
-        true
+        let mut taken = model.take_outcomes(&valid).into_iter();
+        parsed
+            .iter()
+            .map(|p| p.is_some() && taken.next().unwrap_or(false))
+            .collect()
     }
 }
 

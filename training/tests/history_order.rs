@@ -10,6 +10,7 @@ mod common;
 
 use common::reference_history::ReferenceHistory;
 use dispatch_risk_training::data::ShipmentTable;
+use dispatch_risk_training::features::history::Delivered;
 use dispatch_risk_training::features::{HistoryConfig, HistoryState};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -166,11 +167,40 @@ fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike() {
     }
     // Loading the same rows again changes nothing: each shipment counts once.
     chunked.record_table(&sorted);
+    // The service's bulk intake (a reload replaying stored outcomes): decisions one by one,
+    // outcomes in one shuffled load that names the ones it took.
+    let mut bulk = HistoryState::new(HistoryConfig::default());
+    for i in 0..shuffled.len() {
+        bulk.record_decision(
+            &shuffled.shipment_id[i],
+            shuffled.lane(i),
+            shuffled.scheduled_date[i],
+        );
+    }
+    let outcome = |i: usize| {
+        shuffled.delivered_at[i].map(|d| Delivered {
+            shipment_id: &shuffled.shipment_id[i],
+            lane: shuffled.lane(i),
+            decided: shuffled.scheduled_date[i],
+            deadline: shuffled.date_deadline[i],
+            delivered_at: d,
+        })
+    };
+    let taken = bulk.record_outcomes(shuffled.len(), outcome);
+    let delivered_rows: Vec<u32> = (0..shuffled.len() as u32)
+        .filter(|&i| shuffled.delivered_at[i as usize].is_some())
+        .collect();
+    assert_eq!(taken, delivered_rows, "every delivered row is new once");
+    assert!(
+        bulk.record_outcomes(shuffled.len(), outcome).is_empty(),
+        "a second load takes nothing"
+    );
 
     for (name, h) in [
         ("shuffled", new_history(&shuffled)),
         ("one by one, shuffled", one_by_one),
         ("in chunks, shuffled", chunked),
+        ("bulk outcomes, shuffled", bulk),
     ] {
         assert_eq!(h.len(), new_history(&sorted).len(), "{name}");
         let got = ask(&h);

@@ -265,6 +265,59 @@ fn same_data_and_seed_give_a_byte_identical_model() {
 }
 
 #[test]
+fn the_same_rows_in_another_order_give_the_same_model() {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut table, report) = common::generated(&dir, 4_000, 11);
+    // Decision times on the hour, so many rows tie and only the tie-break orders them.
+    for t in &mut table.scheduled_date {
+        *t = t.div_euclid(3_600) * 3_600;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let tied = table
+        .scheduled_date
+        .iter()
+        .filter(|t| !seen.insert(**t))
+        .count();
+    assert!(tied > 500, "only {tied} rows share a decision time");
+    let mut rows: Vec<usize> = (0..table.len()).collect();
+    rows.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+    let shuffled = table.select(&rows);
+    let source = DataSource::describe(&path, None).unwrap();
+    let run = |name: &str, t: &dispatch_risk_training::data::ShipmentTable| {
+        let out = dir.path().join(name);
+        let cfg = config("2024-02-15").check().unwrap();
+        train(
+            t,
+            &report,
+            &source,
+            &cfg,
+            output(&out, "2026-01-01T00:00:00Z"),
+            &(),
+        )
+        .unwrap();
+        out
+    };
+    let (a, b) = (run("file-order", &table), run("shuffled", &shuffled));
+    for f in [
+        MANIFEST,
+        files::DELAY_MODEL,
+        files::FEATURES,
+        files::FALLBACK_RULES,
+        files::BASELINE,
+        files::HISTORY,
+        files::CARRIERS,
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between two orders of the same rows"
+        );
+    }
+}
+
+#[test]
 fn corrupt_or_foreign_artifacts_fail_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (path, table, report) = common::generated(&dir, 3_000, 2);

@@ -76,10 +76,17 @@ impl ShipmentTable {
         }
     }
 
-    /// Row indices ordered by decision time (ties by source order), the order of the replay.
+    /// Row indices ordered by decision time, the order of training and of the replay. Ties go
+    /// by shipment id, so the same rows in any file order train the same model (then by
+    /// position, for tables that repeat an id).
     pub fn order_by_decision_time(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_by_key(|&i| (self.scheduled_date[i], i));
+        order.sort_by(|&a, &b| {
+            self.scheduled_date[a]
+                .cmp(&self.scheduled_date[b])
+                .then_with(|| self.shipment_id[a].cmp(&self.shipment_id[b]))
+                .then(a.cmp(&b))
+        });
         order
     }
 

@@ -126,6 +126,18 @@ pub struct RiskScore {
     pub matched_rule: Option<String>,
 }
 
+/// An outcome reported after training (the service's outcome intake), as the model takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported<'a> {
+    pub shipment_id: &'a str,
+    pub lane: crate::features::history::Lane<'a>,
+    pub decided: crate::data::Timestamp,
+    pub deadline: crate::data::Timestamp,
+    pub delivered_at: crate::data::Timestamp,
+    /// The category of the outcome's notes, counted in the carrier's exception mix.
+    pub exception: Option<&'a str>,
+}
+
 /// Everything in `features.json`: what turns a shipment into a calibrated probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -435,6 +447,56 @@ impl DelayModel {
             .collect())
     }
 
+    /// Takes outcomes reported after training into the history features and the carrier
+    /// scorecards; a shipment already held is skipped. Returns, per outcome, whether it was
+    /// taken. A few go in one at a time; more (a reload replaying the stored outcomes) in one
+    /// sorted load, whatever their order.
+    pub fn take_outcomes(&mut self, outcomes: &[Reported<'_>]) -> Vec<bool> {
+        let mut taken = vec![false; outcomes.len()];
+        if outcomes.len() <= 64 {
+            for (t, o) in taken.iter_mut().zip(outcomes) {
+                *t = self.history.record(
+                    o.shipment_id,
+                    o.lane,
+                    o.decided,
+                    o.deadline,
+                    o.delivered_at,
+                );
+            }
+        } else {
+            let new = self.history.record_outcomes(outcomes.len(), |i| {
+                let o = &outcomes[i];
+                Some(Delivered {
+                    shipment_id: o.shipment_id,
+                    lane: o.lane,
+                    decided: o.decided,
+                    deadline: o.deadline,
+                    delivered_at: o.delivered_at,
+                })
+            });
+            for i in new {
+                taken[i as usize] = true;
+            }
+        }
+        if let Some(cards) = self.carriers.as_mut() {
+            let cards = &mut cards.scorecards;
+            for (o, _) in outcomes.iter().zip(&taken).filter(|(_, &t)| t) {
+                let l = o.lane;
+                cards.record(
+                    l.carrier,
+                    l.warehouse,
+                    l.destination,
+                    o.deadline,
+                    o.delivered_at,
+                );
+                if let Some(c) = o.exception {
+                    cards.record_exception(l.carrier, l.warehouse, l.destination, c);
+                }
+            }
+        }
+        taken
+    }
+
     /// The deterministic fallback's answer for an encoded row.
     pub fn fallback(&self, row: &[f64]) -> RiskScore {
         let rule = self.fallback.evaluate(&self.fallback_columns, row);
@@ -452,11 +514,16 @@ impl DelayModel {
     }
 }
 
-/// The delivered shipments a model's history features start from, as Parquet.
-pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
-    let rows: Vec<usize> = (0..table.len())
+/// The delivered shipments a model's history features start from, as Parquet: `rows` of
+/// `table` that were delivered, in the order given (training gives decision order, so the same
+/// rows in any file order write the same file).
+pub fn write_history(table: &ShipmentTable, rows: &[usize]) -> Result<Vec<u8>> {
+    let rows: Vec<usize> = rows
+        .iter()
+        .copied()
         .filter(|&i| table.delivered_at[i].is_some())
         .collect();
+    let rows = rows.as_slice();
     fn col_str(
         name: &str,
         v: &impl std::ops::Index<usize, Output = str>,
@@ -470,10 +537,10 @@ pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
     let mut df = DataFrame::new(
         rows.len(),
         vec![
-            col_str("shipment_id", &table.shipment_id, &rows),
-            col_str("carrier", &table.carrier, &rows),
-            col_str("warehouse", &table.warehouse, &rows),
-            col_str("destination", &table.destination, &rows),
+            col_str("shipment_id", &table.shipment_id, rows),
+            col_str("carrier", &table.carrier, rows),
+            col_str("warehouse", &table.warehouse, rows),
+            col_str("destination", &table.destination, rows),
             Column::new(
                 "scheduled_date".into(),
                 rows.iter()
@@ -489,7 +556,7 @@ pub fn write_history(table: &ShipmentTable) -> Result<Vec<u8>> {
             Column::new(
                 "delivered_at".into(),
                 rows.iter()
-                    .map(|&i| table.delivered_at[i].expect("filtered"))
+                    .map(|&i| table.delivered_at[i].unwrap_or_default())
                     .collect::<Vec<i64>>(),
             ),
         ],

@@ -11,5 +11,7 @@ pub mod impute;
 pub mod lightgbm_fit;
 pub mod metrics;
 
-pub use delay::{DelayModel, Factor, FactorMethod, RiskBand, RiskBands, RiskScore, RiskSource};
+pub use delay::{
+    DelayModel, Factor, FactorMethod, Reported, RiskBand, RiskBands, RiskScore, RiskSource,
+};
 pub use metrics::BinaryMetrics;

@@ -478,7 +478,7 @@ pub fn train(
         w.write_json(files::FALLBACK_RULES, &fallback)?;
         w.write_json(files::CARRIERS, &carriers)?;
         w.write(files::REPORT, report_html.as_bytes())?;
-        w.write(files::HISTORY, &write_history(table)?)?;
+        w.write(files::HISTORY, &write_history(table, &split.labelled)?)?;
         if !split.valid().is_empty() {
             w.write(
                 files::VALID_PREDICTIONS,

@@ -29,12 +29,12 @@ impl HistoryState {
 
 impl Load<'_> {
     /// Adds the outcomes `item(0..n)` gives (`None`: not delivered), skipping shipments
-    /// already recorded (the first of repeats wins). Returns how many were new.
+    /// already recorded (the first of repeats wins). Returns the items that were new.
     pub fn outcomes<'a>(
         &mut self,
         n: usize,
         item: impl Fn(usize) -> Option<Delivered<'a>> + Sync,
-    ) -> usize {
+    ) -> Vec<u32> {
         let present: Vec<u32> = (0..n as u32)
             .filter(|&i| item(i as usize).is_some())
             .collect();
@@ -54,7 +54,7 @@ impl Load<'_> {
                 self.outcomes.push((o, e));
             }
         }
-        rows.len()
+        rows
     }
 
     /// Adds the decisions `item(0..n)` gives, skipping shipments already recorded as decided.
@@ -106,7 +106,8 @@ impl Load<'_> {
         drop(sorted);
         let (outcomes, decisions) = (&outcomes, &decisions);
         let jobs: Vec<(usize, &mut Kind)> = history.kinds.iter_mut().enumerate().collect();
-        let done = crate::parallel::each(jobs, |(k, kind)| {
+        let parallel = outcomes.len() + decisions.len() > SMALL;
+        let done = each(jobs, parallel, |(k, kind)| {
             let n = kind.entities.len();
             for (e, positions) in group_by_entity(n, outcomes.iter().map(|(_, e)| e[k])) {
                 let series = &mut kind.entities[e].outcomes;
@@ -128,6 +129,23 @@ impl Load<'_> {
             done.iter().all(Option::is_some),
             "a history worker panicked"
         );
+    }
+}
+
+/// Loads up to this many rows run on the caller's thread: starting a thread per key kind costs
+/// more than their work (a reload replaying a few stored outcomes, one live outcome).
+const SMALL: usize = 4096;
+
+/// `f` on each job, on a thread each when `parallel`.
+fn each<T: Send, U: Send>(
+    jobs: Vec<T>,
+    parallel: bool,
+    f: impl Fn(T) -> U + Sync,
+) -> Vec<Option<U>> {
+    if parallel {
+        crate::parallel::each(jobs, f)
+    } else {
+        jobs.into_iter().map(|j| Some(f(j))).collect()
     }
 }
 

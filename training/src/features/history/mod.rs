@@ -321,12 +321,12 @@ impl HistoryState {
     /// Records the outcomes `item(0..n)` gives (`None`: not delivered), skipping shipments
     /// already recorded (the first of repeats wins, as with [`HistoryState::record`]). The
     /// result is the same as recording them one by one in any order; the cost is one sort,
-    /// whatever the order. Returns how many were new.
+    /// whatever the order. Returns the items that were new.
     pub fn record_outcomes<'a>(
         &mut self,
         n: usize,
         item: impl Fn(usize) -> Option<Delivered<'a>> + Sync,
-    ) -> usize {
+    ) -> Vec<u32> {
         let mut load = self.load();
         let new = load.outcomes(n, item);
         load.finish();
