@@ -46,15 +46,31 @@ impl Seen {
         order.sort_by_key(|&i| keys[i as usize]);
         let mut fresh = vec![false; keys.len()];
         let mut new = Vec::with_capacity(keys.len());
+        // The keys come in order, so each search starts where the last ended and gallops:
+        // a block of keys against ten million held costs a few probes each, in cache.
+        let mut from = 0;
         for (n, &i) in order.iter().enumerate() {
             let key = keys[i as usize];
-            let repeat = n > 0 && keys[order[n - 1] as usize] == key;
-            if !repeat && !self.contains(key) {
+            if n > 0 && keys[order[n - 1] as usize] == key {
+                continue;
+            }
+            from = lower_bound_from(&self.sorted, from, key);
+            if self.sorted.get(from) != Some(&key) && !self.recent.contains(&key) {
                 fresh[i as usize] = true;
                 new.push(key);
             }
         }
-        self.merge_sorted(&new);
+        // Merging costs the whole vector, so small batches wait in the set as single inserts do.
+        if new.len() > (self.sorted.len() / 16).max(4096) {
+            self.merge_sorted(&new);
+        } else {
+            self.recent.extend(new);
+            if self.recent.len() > (self.sorted.len() / 16).max(4096) {
+                let mut recent: Vec<ShipmentKey> = self.recent.drain().collect();
+                recent.sort_unstable();
+                self.merge_sorted(&recent);
+            }
+        }
         fresh
     }
 
@@ -76,6 +92,19 @@ impl Seen {
     }
 }
 
+/// The first position at or after `from` whose key is not below `key`, all keys before `from`
+/// being below it: galloping from `from`, then a binary search in the last stride.
+fn lower_bound_from(sorted: &[ShipmentKey], from: usize, key: ShipmentKey) -> usize {
+    let (mut lo, mut hi, mut step) = (from, from, 1);
+    while hi < sorted.len() && sorted[hi] < key {
+        lo = hi + 1;
+        hi = from + step;
+        step *= 2;
+    }
+    let hi = hi.min(sorted.len());
+    lo + sorted[lo..hi].partition_point(|k| *k < key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +124,27 @@ mod tests {
         assert!(!s.insert(ShipmentKey::of("id-17")));
         assert_eq!(s.len(), 10_003);
         assert_ne!(ShipmentKey::of("a"), ShipmentKey::of("b"));
+    }
+
+    #[test]
+    fn batches_of_any_size_agree_with_a_plain_set() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut s = Seen::default();
+        let mut plain = std::collections::HashSet::new();
+        // Batches small (kept in the set) and large (merged), ids repeating within and across.
+        for batch in [10, 5_000, 300, 40_000, 7, 2_000, 60_000, 1] {
+            let ids: Vec<String> = (0..batch)
+                .map(|_| format!("id-{}", rng.gen_range(0..80_000)))
+                .collect();
+            let keys: Vec<ShipmentKey> = ids.iter().map(|i| ShipmentKey::of(i)).collect();
+            let expected: Vec<bool> = ids.iter().map(|i| plain.insert(i.clone())).collect();
+            assert_eq!(s.insert_all(&keys), expected, "batch of {batch}");
+            assert_eq!(s.len(), plain.len());
+        }
+        assert!(
+            !s.sorted.is_empty() && !s.recent.is_empty(),
+            "both paths were taken"
+        );
     }
 }
