@@ -76,17 +76,14 @@ impl ShipmentTable {
         }
     }
 
-    /// Row indices ordered by decision time, the order of training and of the replay. Ties go
-    /// by shipment id, so the same rows in any file order train the same model (then by
-    /// position, for tables that repeat an id).
+    /// Row indices ordered by decision time (ties by source order), the order of training and
+    /// of the replay. Ties by shipment id would make the model independent of the file's order
+    /// even with tied decision times, but on the truck trips (850 of 6,880 rows in ties) it cost
+    /// validation AUC in each of five seeds (0.858-0.898 against 0.893-0.901) and let early
+    /// stopping quit at 8 trees once; the source order keeps the file's own sequence.
     pub fn order_by_decision_time(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_by(|&a, &b| {
-            self.scheduled_date[a]
-                .cmp(&self.scheduled_date[b])
-                .then_with(|| self.shipment_id[a].cmp(&self.shipment_id[b]))
-                .then(a.cmp(&b))
-        });
+        order.sort_by_key(|&i| (self.scheduled_date[i], i));
         order
     }
 

@@ -515,8 +515,8 @@ impl DelayModel {
 }
 
 /// The delivered shipments a model's history features start from, as Parquet: `rows` of
-/// `table` that were delivered, in the order given (training gives decision order, so the same
-/// rows in any file order write the same file).
+/// `table` that were delivered, in the order given (training gives decision order, so rows
+/// with distinct decision times write the same file in any file order).
 pub fn write_history(table: &ShipmentTable, rows: &[usize]) -> Result<Vec<u8>> {
     let rows: Vec<usize> = rows
         .iter()

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct Split {
-    /// Table rows with an outcome, in decision order (ties by shipment id): the feature
+    /// Table rows with an outcome, in decision order (ties by source order): the feature
     /// matrix's rows.
     pub labelled: Vec<usize>,
     /// Positions `0..train` of `labelled` are the training period, the rest validation.
