@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::exceptions::{load_classifier, ExceptionClassifier, Taxonomy, Tier};
-use dispatch_risk_training::features::history::Lane;
+use dispatch_risk_training::features::history::{Delivered, Lane};
 use dispatch_risk_training::model::{DelayModel, Reported};
 
 use crate::auth::KeyCache;
@@ -125,15 +125,17 @@ impl LoadedModels {
             .enumerate()
             .map(|(i, o)| {
                 Some(Reported {
-                    shipment_id: &o.shipment_id,
-                    lane: Lane {
-                        carrier: &o.carrier,
-                        warehouse: &o.warehouse,
-                        destination: &o.destination,
+                    outcome: Delivered {
+                        shipment_id: &o.shipment_id,
+                        lane: Lane {
+                            carrier: &o.carrier,
+                            warehouse: &o.warehouse,
+                            destination: &o.destination,
+                        },
+                        decided: dates.parse(&o.scheduled_date)?,
+                        deadline: dates.parse(&o.date_deadline)?,
+                        delivered_at: dates.parse(&o.delivered_at)?,
                     },
-                    decided: dates.parse(&o.scheduled_date)?,
-                    deadline: dates.parse(&o.date_deadline)?,
-                    delivered_at: dates.parse(&o.delivered_at)?,
                     exception: exceptions.get(i).copied().flatten(),
                 })
             })

@@ -177,15 +177,7 @@ fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike() {
             shuffled.scheduled_date[i],
         );
     }
-    let outcome = |i: usize| {
-        shuffled.delivered_at[i].map(|d| Delivered {
-            shipment_id: &shuffled.shipment_id[i],
-            lane: shuffled.lane(i),
-            decided: shuffled.scheduled_date[i],
-            deadline: shuffled.date_deadline[i],
-            delivered_at: d,
-        })
-    };
+    let outcome = |i: usize| Delivered::of_row(&shuffled, i);
     let taken = bulk.record_outcomes(shuffled.len(), outcome);
     let delivered_rows: Vec<u32> = (0..shuffled.len() as u32)
         .filter(|&i| shuffled.delivered_at[i as usize].is_some())

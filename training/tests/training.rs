@@ -25,6 +25,28 @@ fn config(valid_from: &str) -> TrainConfig {
     }
 }
 
+/// The artifact files the data, the seed and the creation time fix, byte for byte.
+const DETERMINED: [&str; 7] = [
+    MANIFEST,
+    files::DELAY_MODEL,
+    files::FEATURES,
+    files::FALLBACK_RULES,
+    files::BASELINE,
+    files::HISTORY,
+    files::CARRIERS,
+];
+
+/// Each of `names` is the same in the artifacts `a` and `b`.
+fn assert_same_files(a: &std::path::Path, b: &std::path::Path, names: &[&str], between: &str) {
+    for f in names {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between {between}"
+        );
+    }
+}
+
 /// Trains on `table` with validation from 2024-02-15 into `dir/model` and loads the result.
 fn train_and_load(
     dir: &std::path::Path,
@@ -243,20 +265,7 @@ fn same_data_and_seed_give_a_byte_identical_model() {
         out
     };
     let (a, b, c) = (run("a", 5), run("b", 5), run("c", 6));
-    for f in [
-        MANIFEST,
-        files::DELAY_MODEL,
-        files::FEATURES,
-        files::FALLBACK_RULES,
-        files::BASELINE,
-        files::HISTORY,
-    ] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f} differs between identical runs"
-        );
-    }
+    assert_same_files(&a, &b, &DETERMINED, "identical runs");
     assert_ne!(
         std::fs::read(a.join(files::DELAY_MODEL)).unwrap(),
         std::fs::read(c.join(files::DELAY_MODEL)).unwrap(),
@@ -293,21 +302,7 @@ fn the_same_rows_in_another_order_give_the_same_model() {
         out
     };
     let (a, b) = (run("file-order", &table), run("shuffled", &shuffled));
-    for f in [
-        MANIFEST,
-        files::DELAY_MODEL,
-        files::FEATURES,
-        files::FALLBACK_RULES,
-        files::BASELINE,
-        files::HISTORY,
-        files::CARRIERS,
-    ] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f} differs between two orders of the same rows"
-        );
-    }
+    assert_same_files(&a, &b, &DETERMINED, "two orders of the same rows");
 }
 
 #[test]

@@ -129,11 +129,7 @@ pub struct RiskScore {
 /// An outcome reported after training (the service's outcome intake), as the model takes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Reported<'a> {
-    pub shipment_id: &'a str,
-    pub lane: crate::features::history::Lane<'a>,
-    pub decided: crate::data::Timestamp,
-    pub deadline: crate::data::Timestamp,
-    pub delivered_at: crate::data::Timestamp,
+    pub outcome: Delivered<'a>,
     /// The category of the outcome's notes, counted in the carrier's exception mix.
     pub exception: Option<&'a str>,
 }
@@ -454,7 +450,8 @@ impl DelayModel {
     pub fn take_outcomes(&mut self, outcomes: &[Reported<'_>]) -> Vec<bool> {
         let mut taken = vec![false; outcomes.len()];
         if outcomes.len() <= 64 {
-            for (t, o) in taken.iter_mut().zip(outcomes) {
+            for (t, r) in taken.iter_mut().zip(outcomes) {
+                let o = r.outcome;
                 *t = self.history.record(
                     o.shipment_id,
                     o.lane,
@@ -464,24 +461,17 @@ impl DelayModel {
                 );
             }
         } else {
-            let new = self.history.record_outcomes(outcomes.len(), |i| {
-                let o = &outcomes[i];
-                Some(Delivered {
-                    shipment_id: o.shipment_id,
-                    lane: o.lane,
-                    decided: o.decided,
-                    deadline: o.deadline,
-                    delivered_at: o.delivered_at,
-                })
-            });
+            let new = self
+                .history
+                .record_outcomes(outcomes.len(), |i| Some(outcomes[i].outcome));
             for i in new {
                 taken[i as usize] = true;
             }
         }
         if let Some(cards) = self.carriers.as_mut() {
             let cards = &mut cards.scorecards;
-            for (o, _) in outcomes.iter().zip(&taken).filter(|(_, &t)| t) {
-                let l = o.lane;
+            for (r, _) in outcomes.iter().zip(&taken).filter(|(_, &t)| t) {
+                let (o, l) = (r.outcome, r.outcome.lane);
                 cards.record(
                     l.carrier,
                     l.warehouse,
@@ -489,7 +479,7 @@ impl DelayModel {
                     o.deadline,
                     o.delivered_at,
                 );
-                if let Some(c) = o.exception {
+                if let Some(c) = r.exception {
                     cards.record_exception(l.carrier, l.warehouse, l.destination, c);
                 }
             }

@@ -80,15 +80,7 @@ impl Load<'_> {
             lane: table.lane(i),
             decided: table.scheduled_date[i],
         });
-        self.outcomes(table.len(), |i| {
-            table.delivered_at[i].map(|d| Delivered {
-                shipment_id: &table.shipment_id[i],
-                lane: table.lane(i),
-                decided: table.scheduled_date[i],
-                deadline: table.date_deadline[i],
-                delivered_at: d,
-            })
-        });
+        self.outcomes(table.len(), |i| Delivered::of_row(table, i));
     }
 
     /// Sorts what was added and merges it into the series, one key kind per thread.

@@ -202,6 +202,19 @@ pub struct Delivered<'a> {
     pub delivered_at: Timestamp,
 }
 
+impl<'a> Delivered<'a> {
+    /// Row `i` of `table`, when it was delivered.
+    pub fn of_row(table: &'a ShipmentTable, i: usize) -> Option<Self> {
+        table.delivered_at[i].map(|d| Delivered {
+            shipment_id: &table.shipment_id[i],
+            lane: table.lane(i),
+            decided: table.scheduled_date[i],
+            deadline: table.date_deadline[i],
+            delivered_at: d,
+        })
+    }
+}
+
 /// A decided shipment (released for dispatch), as bulk loads hand them over.
 #[derive(Debug, Clone, Copy)]
 pub struct Decided<'a> {
