@@ -1,6 +1,6 @@
 //! `dispatch-risk score`: batch scoring for analysts: risk, band and top factors per row, for a
-//! file of any size (read twice a block at a time; see the training crate's `batch`), written
-//! block by block.
+//! file of any size (parsed once a block at a time and read back for the second pass; see the
+//! training crate's `batch`), written block by block.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -84,6 +84,7 @@ pub fn run(args: Args) -> CliResult {
         factors: args.factors.into(),
         carriers: policy.as_ref(),
         block: None,
+        batch: None,
     };
     let version = model.version().to_string();
     let mut sink = FrameSink::new(&args.output);
@@ -100,12 +101,13 @@ pub fn run(args: Args) -> CliResult {
     let scoring = (times.features + times.model).as_secs_f64();
     eprintln!(
         "scored {scored} shipments in {total:.3}s ({:.0} rows/s end to end; model load {:.3}s, \
-         history pass {:.3}s, scoring pass {:.3}s: features {:.3}s and model{} {:.3}s ({:.0} rows/s), \
+         history pass {:.3}s, scoring pass {:.3}s: reading back {:.3}s, features {:.3}s and model{} {:.3}s ({:.0} rows/s), \
          carriers {:.3}s, writing {:.3}s) -> {}",
         scored as f64 / total.max(1e-9),
         loaded.as_secs_f64(),
         times.history.as_secs_f64(),
         times.scoring.as_secs_f64(),
+        times.reading.as_secs_f64(),
         times.features.as_secs_f64(),
         match (args.top_factors, args.factors) {
             (0, _) => "",

@@ -1,4 +1,5 @@
-//! Batch scoring reads its file twice a block at a time; every row must get exactly what
+//! Batch scoring parses its file a block at a time, keeps the blocks and scores them in batches
+//! of blocks; every row must get exactly what
 //! scoring the whole file at once gives (the file's own decisions and outcomes in the history,
 //! rejected and repeated rows left out), whatever the blocks and the row order.
 
@@ -65,7 +66,12 @@ fn scoring_a_file_in_blocks_answers_as_scoring_it_whole() {
     let expected_scores = whole.score(&x, 3, FactorMethod::Path).unwrap();
     let expected_recs = whole.recommend(&t, &rows, None, &policy).unwrap();
 
-    for block in [Some(64 << 10), None] {
+    // Blocks of ~400 rows: batches of several blocks, of one block, and the defaults.
+    for (block, batch) in [
+        (Some(64 << 10), Some(1_000)),
+        (Some(64 << 10), Some(1)),
+        (None, None),
+    ] {
         let mut model = DelayModel::load(&model_dir).unwrap();
         let options = BatchOptions {
             profile: &profile,
@@ -74,6 +80,7 @@ fn scoring_a_file_in_blocks_answers_as_scoring_it_whole() {
             factors: FactorMethod::Path,
             carriers: Some(&policy),
             block,
+            batch,
         };
         let (mut ids, mut scores, mut recs, mut blocks) = (vec![], vec![], vec![], 0);
         let (report, _) = score_file(&mut model, &input, &options, &(), &mut |b| {
@@ -90,7 +97,7 @@ fn scoring_a_file_in_blocks_answers_as_scoring_it_whole() {
         })
         .unwrap();
         if block.is_some() {
-            assert!(blocks > 3, "the file spans several blocks ({blocks})");
+            assert!(blocks > 3, "the file spans several batches ({blocks})");
         }
         assert_eq!(
             report.rejected, r.rejected,
@@ -130,6 +137,7 @@ fn a_file_with_too_many_bad_rows_fails_before_anything_is_scored() {
         factors: FactorMethod::Path,
         carriers: None,
         block: None,
+        batch: None,
     };
     let mut called = false;
     let err = score_file(&mut model, &input, &options, &(), &mut |_| {

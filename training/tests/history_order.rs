@@ -188,8 +188,18 @@ fn sorted_shuffled_chunked_and_one_by_one_histories_answer_alike() {
         "a second load takes nothing"
     );
 
+    // Batch scoring's first pass: blocks of ids never decided before, without the decision set.
+    let mut first_sight = HistoryState::new(HistoryConfig::default());
+    let mut load = first_sight.load();
+    for start in (0..shuffled.len()).step_by(700) {
+        let rows: Vec<usize> = (start..(start + 700).min(shuffled.len())).collect();
+        load.table_once(&shuffled.select(&rows));
+    }
+    load.finish();
+
     for (name, h) in [
         ("shuffled", new_history(&shuffled)),
+        ("first sight, in chunks, shuffled", first_sight),
         ("one by one, shuffled", one_by_one),
         ("in chunks, shuffled", chunked),
         ("bulk outcomes, shuffled", bulk),

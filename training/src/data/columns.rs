@@ -134,6 +134,23 @@ impl Labels {
     }
 }
 
+impl Labels {
+    /// The codes and dictionary, for writing the column out ([`super::spill`]).
+    pub(crate) fn parts(&self) -> (&[u32], &[Box<str>]) {
+        (&self.codes, &self.dict)
+    }
+
+    /// A column from [`Labels::parts`]; `None` when a code names no dictionary entry.
+    pub(crate) fn from_parts(codes: Vec<u32>, dict: Vec<Box<str>>) -> Option<Self> {
+        let n = dict.len() as u32;
+        codes.iter().all(|&c| c == NONE || c < n).then(|| Labels {
+            codes,
+            dict: Arc::new(dict),
+            index: None,
+        })
+    }
+}
+
 impl Index<usize> for Labels {
     type Output = str;
 
@@ -259,6 +276,27 @@ impl Texts {
 
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + self.ends.capacity() * 8
+    }
+}
+
+impl Texts {
+    /// The buffer and end offsets, for writing the column out ([`super::spill`]).
+    pub(crate) fn parts(&self) -> (&str, &[u64]) {
+        (&self.bytes, &self.ends)
+    }
+
+    /// A column from [`Texts::parts`]; `None` unless the ends rise within the buffer on
+    /// character boundaries, so every [`Texts::get`] is a valid slice.
+    pub(crate) fn from_parts(bytes: String, ends: Vec<u64>) -> Option<Self> {
+        let mut start = 0u64;
+        for &e in &ends {
+            let end = e & !MISSING;
+            if end < start || end > bytes.len() as u64 || !bytes.is_char_boundary(end as usize) {
+                return None;
+            }
+            start = end;
+        }
+        Some(Texts { bytes, ends })
     }
 }
 

@@ -3,9 +3,8 @@
 //! model reads (extras as the model's schema says, since no block sees a whole column), and
 //! a row is rejected exactly as a whole-file load rejects it, duplicates included: the first
 //! row read with an id keeps it, wherever in the file the repeat comes.
-//!
-//! [`ShipmentStream::replay`] reads the file again with every row's fate as the first pass
-//! decided it, so a second pass gets the same blocks without the duplicate check's memory.
+//! A second pass over the same rows reads them back from where the first kept them
+//! ([`super::spill`]) rather than parsing the file again.
 
 use std::path::{Path, PathBuf};
 
@@ -24,16 +23,14 @@ const KEPT_REJECTIONS: usize = 1_000;
 
 pub struct ShipmentStream {
     path: PathBuf,
-    block: Option<usize>,
     chunks: FrameChunks,
     profile: ImportProfile,
     outcomes_required: bool,
     kinds: ExtraKinds,
     plan: Option<Plan>,
     first_rows: FirstRows,
-    /// Per data row, whether it was kept: decided by this pass, or given by the one before.
-    kept: Vec<bool>,
-    given: Option<Vec<bool>>,
+    /// Data rows read so far.
+    rows: usize,
     report: LoadReport,
 }
 
@@ -62,41 +59,15 @@ impl ShipmentStream {
         };
         Ok(ShipmentStream {
             path: path.to_path_buf(),
-            block,
             chunks,
             profile: profile.clone(),
             outcomes_required,
             kinds,
             plan: None,
             first_rows: FirstRows::default(),
-            kept: Vec::new(),
-            given: None,
+            rows: 0,
             report: LoadReport::default(),
         })
-    }
-
-    /// The same file again; every row is kept or rejected as this pass decided, and the
-    /// report stays this pass's.
-    pub fn replay(self) -> Result<Self> {
-        let chunks = match self.block {
-            Some(b) => FrameChunks::with_block(&self.path, b)?,
-            None => FrameChunks::open(&self.path)?,
-        };
-        Ok(ShipmentStream {
-            chunks,
-            plan: None,
-            first_rows: FirstRows::default(),
-            given: Some(self.kept),
-            kept: Vec::new(),
-            ..self
-        })
-    }
-
-    /// In a replay, the rows the first pass kept.
-    pub fn accepted_before(&self) -> usize {
-        self.given
-            .as_ref()
-            .map_or(0, |g| g.iter().filter(|&&k| k).count())
     }
 
     /// Bytes (CSV) or rows (Parquet) read, and in the file.
@@ -127,37 +98,30 @@ impl ShipmentStream {
                 Some(&self.kinds),
             )?),
         };
-        let offset = self.kept.len();
+        let offset = self.rows;
         let mut out = plan.empty_table();
         let mut extras: Vec<ExtraColumn> = Vec::new();
         for (block, keys) in plan.convert_across_cores(&df, offset) {
             let n = block.table.len();
-            let start = self.kept.len();
+            let start = self.rows;
             let mut rejected = block.rejected;
-            let keep: Vec<bool> = match &self.given {
-                Some(given) => given[start..start + n].to_vec(),
-                None => {
-                    for (key, row) in keys {
-                        if let Some(first) = self.first_rows.first_or_insert(key, row) {
-                            let i = row as usize - start;
-                            if rejected[i].is_none() {
-                                rejected[i] = Some(RejectedRow {
-                                    row: row as usize + 1,
-                                    column: "shipment_id".into(),
-                                    reason: format!("duplicate of row {}", first + 1),
-                                });
-                            }
-                        }
+            for (key, row) in keys {
+                if let Some(first) = self.first_rows.first_or_insert(key, row) {
+                    let i = row as usize - start;
+                    if rejected[i].is_none() {
+                        rejected[i] = Some(RejectedRow {
+                            row: row as usize + 1,
+                            column: "shipment_id".into(),
+                            reason: format!("duplicate of row {}", first + 1),
+                        });
                     }
-                    rejected.iter().map(Option::is_none).collect()
                 }
-            };
-            if self.given.is_none() {
-                for r in rejected.into_iter().flatten() {
-                    self.report.rejected_total += 1;
-                    if self.report.rejected.len() < KEPT_REJECTIONS {
-                        self.report.rejected.push(r);
-                    }
+            }
+            let keep: Vec<bool> = rejected.iter().map(Option::is_none).collect();
+            for r in rejected.into_iter().flatten() {
+                self.report.rejected_total += 1;
+                if self.report.rejected.len() < KEPT_REJECTIONS {
+                    self.report.rejected.push(r);
                 }
             }
             let mut table = block.table;
@@ -170,7 +134,7 @@ impl ShipmentStream {
                     None => extras.push(e),
                 }
             }
-            self.kept.extend(keep);
+            self.rows += n;
         }
         for (e, column) in plan.extras.iter().zip(extras) {
             match column {
@@ -185,11 +149,9 @@ impl ShipmentStream {
                 ExtraColumn::Skipped | ExtraColumn::Cells(_) => {}
             }
         }
-        if self.given.is_none() {
-            self.report.rows_read = self.kept.len();
-            self.report.rows_accepted += out.len();
-            self.report.open_shipments += out.delivered_at.iter().filter(|d| d.is_none()).count();
-        }
+        self.report.rows_read = self.rows;
+        self.report.rows_accepted += out.len();
+        self.report.open_shipments += out.delivered_at.iter().filter(|d| d.is_none()).count();
         Ok(Some(out))
     }
 

@@ -350,6 +350,51 @@ impl Encoder {
         }
     }
 
+    /// Encodes rows given in decision order, continuing `sweeps` (one per core, kept by the
+    /// caller across calls whose rows keep moving forward in time): a large sorted batch goes
+    /// through in small matrices without each one starting its cuts afresh. The sweep of the
+    /// `i`-th core takes the `i`-th contiguous part of `rows`. Any order gives the same
+    /// values; decision order is what makes it fast.
+    pub fn encode_in_order(
+        &self,
+        table: &ShipmentTable,
+        rows: &[usize],
+        history: &HistoryState,
+        sweeps: &mut [Sweep],
+    ) -> FeatureMatrix {
+        let n_cols = self.schema.n_features();
+        let mut data = vec![f64::NAN; rows.len() * n_cols];
+        let per = rows.len().div_ceil(sweeps.len().max(1)).max(4096);
+        let encode = |rows: &[usize], out: &mut [f64], sweep: &mut Sweep| {
+            for (part, out) in rows.chunks(4096).zip(out.chunks_mut(4096 * n_cols)) {
+                self.encode_into(table, part, history, out, sweep);
+            }
+        };
+        if rows.len() <= per || sweeps.len() < 2 {
+            if let Some(sweep) = sweeps.first_mut() {
+                encode(rows, &mut data, sweep);
+            } else {
+                encode(rows, &mut data, &mut Sweep::default());
+            }
+        } else {
+            let encode = &encode;
+            std::thread::scope(|scope| {
+                for ((rows, out), sweep) in rows
+                    .chunks(per)
+                    .zip(data.chunks_mut(per * n_cols))
+                    .zip(sweeps.iter_mut())
+                {
+                    scope.spawn(move || encode(rows, out, sweep));
+                }
+            });
+        }
+        FeatureMatrix {
+            data,
+            n_rows: rows.len(),
+            n_cols,
+        }
+    }
+
     /// Rows of one table row with its carrier swapped for each of `carriers`: the same
     /// values [`Encoder::encode`] gives a copy of the row with that carrier, computed once for
     /// the shipment and again only for what depends on the carrier (its code and its history).

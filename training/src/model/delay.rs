@@ -255,6 +255,18 @@ impl DelayModel {
         self.encoder.encode(table, rows, &self.history)
     }
 
+    /// [`DelayModel::features`] of rows in decision order, continuing `sweeps` (see
+    /// [`Encoder::encode_in_order`]).
+    pub fn features_in_order(
+        &self,
+        table: &ShipmentTable,
+        rows: &[usize],
+        sweeps: &mut [crate::features::history::Sweep],
+    ) -> FeatureMatrix {
+        self.encoder
+            .encode_in_order(table, rows, &self.history, sweeps)
+    }
+
     /// Calibrated risks of encoded rows.
     pub fn predict(&self, x: &FeatureMatrix) -> Result<Vec<f64>> {
         self.check_width(x)?;
@@ -580,8 +592,24 @@ fn read_history(bytes: &[u8], history: &mut HistoryState) -> PolarsResult<()> {
             ParquetReader::new(std::io::Cursor::new(bytes)).with_slice(Some((start, SLICE)));
         reader.set_metadata(metadata.clone());
         let df = reader.finish()?;
-        let s = |n: &str| -> PolarsResult<&StringChunked> { df.column(n)?.str() };
-        let t = |n: &str| -> PolarsResult<&Int64Chunked> { df.column(n)?.i64() };
+        // Columns into plain vectors first: `ChunkedArray::get` finds the chunk on every call,
+        // and ten million rows of seven columns spent seconds doing only that.
+        let s = |n: &str| -> PolarsResult<Vec<&str>> {
+            Ok(df
+                .column(n)?
+                .str()?
+                .iter()
+                .map(Option::unwrap_or_default)
+                .collect())
+        };
+        let t = |n: &str| -> PolarsResult<Vec<i64>> {
+            Ok(df
+                .column(n)?
+                .i64()?
+                .iter()
+                .map(Option::unwrap_or_default)
+                .collect())
+        };
         let (ids, carriers, warehouses, dests) = (
             s("shipment_id")?,
             s("carrier")?,
@@ -595,15 +623,15 @@ fn read_history(bytes: &[u8], history: &mut HistoryState) -> PolarsResult<()> {
         );
         load.outcomes(df.height(), |i| {
             Some(Delivered {
-                shipment_id: ids.get(i).unwrap_or_default(),
+                shipment_id: ids[i],
                 lane: crate::features::history::Lane {
-                    carrier: carriers.get(i).unwrap_or_default(),
-                    warehouse: warehouses.get(i).unwrap_or_default(),
-                    destination: dests.get(i).unwrap_or_default(),
+                    carrier: carriers[i],
+                    warehouse: warehouses[i],
+                    destination: dests[i],
                 },
-                decided: decided.get(i).unwrap_or_default(),
-                deadline: deadlines.get(i).unwrap_or_default(),
-                delivered_at: delivered.get(i).unwrap_or_default(),
+                decided: decided[i],
+                deadline: deadlines[i],
+                delivered_at: delivered[i],
             })
         });
         start += df.height().max(1);

@@ -72,7 +72,7 @@ impl HistoryKey {
 }
 
 /// The entities a shipment belongs to: its carrier, warehouse and destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Lane<'a> {
     pub carrier: &'a str,
     pub warehouse: &'a str,
