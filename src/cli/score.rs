@@ -91,8 +91,8 @@ pub fn run(args: Args) -> CliResult {
     let progress = Bars::new(args.quiet);
     let mut scored = 0usize;
     let (report, times) = score_file(&mut model, &args.input, &options, &progress, &mut |b| {
-        scored += b.table.len();
-        let mut df = score_frame(b.table, &b.scores, &b.recommendations, &version)?;
+        scored += b.rows.len();
+        let mut df = score_frame(b.table, b.rows, &b.scores, &b.recommendations, &version)?;
         sink.write(&mut df)
     })?;
     sink.finish()?;
@@ -130,9 +130,10 @@ mod polars_frame {
     use dispatch_risk_training::Error;
     use polars::prelude::*;
 
-    /// One output row per input row, in input order.
+    /// One output row per input row of `rows`, in input order.
     pub fn score_frame(
         table: &ShipmentTable,
+        rows: std::ops::Range<usize>,
         scores: &[RiskScore],
         recommendations: &[Option<Recommendation>],
         version: &str,
@@ -146,11 +147,7 @@ mod polars_frame {
             vec![
                 Column::new(
                     "shipment_id".into(),
-                    table
-                        .shipment_id
-                        .iter()
-                        .map(Option::unwrap_or_default)
-                        .collect::<Vec<&str>>(),
+                    rows.map(|i| &table.shipment_id[i]).collect::<Vec<&str>>(),
                 ),
                 Column::new(
                     "delay_risk".into(),

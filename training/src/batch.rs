@@ -6,6 +6,7 @@
 //! history and hands it on. The file is parsed once, and memory follows the model's history
 //! and one block, not the file.
 
+use std::ops::Range;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ const PARSE_BLOCK: usize = 16 << 20;
 const BATCH_ROWS: usize = 1 << 20;
 /// Rows per feature matrix within a batch (80 features: ~40 MB).
 const MATRIX_ROWS: usize = 1 << 16;
+/// Rows handed to the sink at once.
+const SINK_ROWS: usize = 1 << 17;
 
 /// How a file is scored.
 #[derive(Clone, Copy)]
@@ -44,13 +47,24 @@ pub struct BatchOptions<'a> {
     /// Parquet slice). Tests set it small so a file spans many blocks.
     pub block: Option<usize>,
     /// Rows scored together in the second pass (whole blocks, so at least one); `None`: a
-    /// million.
+    /// million, less with factors.
     pub batch: Option<usize>,
 }
 
-/// One scored block: its valid rows, in file order, with their scores.
+impl BatchOptions<'_> {
+    /// A row's factors weigh more than its risk (~110 bytes each, with their names), and a
+    /// batch's scores are held until the batch is done: with three factors a million-row
+    /// batch took 2.4 GB at ten million rows, so batches shrink with the factors asked for.
+    fn batch_rows(&self) -> usize {
+        self.batch
+            .unwrap_or(BATCH_ROWS / (1 + self.top_factors.min(7)).next_power_of_two())
+    }
+}
+
+/// Scored rows, in file order: rows `rows` of `table`, with their scores.
 pub struct ScoredBlock<'a> {
     pub table: &'a ShipmentTable,
+    pub rows: Range<usize>,
     pub scores: Vec<RiskScore>,
     /// Empty without a carrier policy.
     pub recommendations: Vec<Option<Recommendation>>,
@@ -132,18 +146,13 @@ pub fn score_file(
     let mut pending: Option<ShipmentTable> = None;
     loop {
         let t = Instant::now();
-        let Some(block) = next_batch(
-            &mut blocks,
-            &mut pending,
-            options.batch.unwrap_or(BATCH_ROWS),
-        )?
-        else {
+        let Some(block) = next_batch(&mut blocks, &mut pending, options.batch_rows())? else {
             break;
         };
         times.reading += t.elapsed();
-        let scores = score_batch(model, &block, options, &mut times)?;
+        let mut scores = score_batch(model, &block, options, &mut times)?;
         let t = Instant::now();
-        let recommendations = match options.carriers {
+        let mut recommendations = match options.carriers {
             Some(policy) => {
                 let rows: Vec<usize> = (0..block.len()).collect();
                 model.recommend(&block, &rows, None, policy)?
@@ -152,11 +161,21 @@ pub fn score_file(
         };
         times.carriers += t.elapsed();
         let t = Instant::now();
-        sink(ScoredBlock {
-            table: &block,
-            scores,
-            recommendations,
-        })?;
+        // Handed on in slices: what the sink builds from a row (a frame, factors as text)
+        // can weigh more than the row.
+        let mut start = 0;
+        while start < block.len() {
+            let n = SINK_ROWS.min(block.len() - start);
+            sink(ScoredBlock {
+                table: &block,
+                rows: start..start + n,
+                scores: scores.drain(..n).collect(),
+                recommendations: recommendations
+                    .drain(..n.min(recommendations.len()))
+                    .collect(),
+            })?;
+            start += n;
+        }
         times.sink += t.elapsed();
         progress.advance(block.len() as u64);
     }

@@ -85,12 +85,7 @@ fn scoring_a_file_in_blocks_answers_as_scoring_it_whole() {
         let (mut ids, mut scores, mut recs, mut blocks) = (vec![], vec![], vec![], 0);
         let (report, _) = score_file(&mut model, &input, &options, &(), &mut |b| {
             blocks += 1;
-            ids.extend(
-                b.table
-                    .shipment_id
-                    .iter()
-                    .map(|s| s.unwrap_or_default().to_string()),
-            );
+            ids.extend(b.rows.map(|i| b.table.shipment_id[i].to_string()));
             scores.extend(b.scores);
             recs.extend(b.recommendations);
             Ok(())
