@@ -238,6 +238,28 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
             "shipment_id",
             "empty",
         ),
+        // PostgreSQL refuses a NUL byte, and with it every record of its transaction.
+        (
+            with("shipment_id", json!("WH/OUT/\u{0}1")),
+            "invalid_field",
+            "shipment_id",
+            "U+0000",
+        ),
+        (
+            with("warehouse", json!("WH\u{7}")),
+            "invalid_field",
+            "warehouse",
+            "U+0007",
+        ),
+        (
+            with(
+                "extra",
+                Value::Object((0..65).map(|i| (format!("k{i}"), json!(1))).collect()),
+            ),
+            "invalid_field",
+            "extra",
+            "at most 64",
+        ),
     ];
     for (body, code, field, needle) in &cases {
         let (s, e) = app.post("/v1/score", body, W).await;
@@ -247,6 +269,26 @@ async fn bad_shipments_are_refused_by_field_and_change_nothing() {
         let m = e["error"]["message"].as_str().unwrap();
         assert!(m.contains(needle), "{body}: {m}");
     }
+    // 100k extra keys (1.3 MB) once kept a worker busy for tens of seconds: refused at the door.
+    let huge = with(
+        "extra",
+        Value::Object((0..100_000).map(|i| (format!("k{i}"), json!(1))).collect()),
+    );
+    let (s, e) = app.post("/v1/score", &huge, W).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    // In a batch, a NUL byte is named by index.
+    let mut nul: Vec<Value> = (0..3).map(|i| shipment(&format!("WH/OUT/{i}"))).collect();
+    nul[1]["destination"] = json!("FR\u{0}");
+    let (s, e) = app.score_batch(&nul).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("shipments[1].destination")),
+        "{e}"
+    );
     // One bad shipment in a batch: named by index, and nothing of the batch is scored.
     let mut shipments: Vec<Value> = (0..4).map(|i| shipment(&format!("WH/OUT/{i}"))).collect();
     shipments[2]["date_deadline"] = json!("31/02/2024");

@@ -93,12 +93,36 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What the client reads. A 5xx message is the service's own context ("store", "checking
+    /// the batch"); what follows its first colon is the underlying error (a database's text,
+    /// a path), which goes to the log under an id the answer gives instead.
+    fn public_message(&self) -> std::borrow::Cow<'_, str> {
+        if !self.status.is_server_error() {
+            return self.message.as_str().into();
+        }
+        let id: u64 = rand::random();
+        let id = format!("{id:016x}");
+        tracing::error!(error_id = %id, code = self.code, message = %self.message, "request failed");
+        let context = self
+            .message
+            .split_once(':')
+            .map_or(self.message.as_str(), |(c, _)| c);
+        let summary = match self.code {
+            "internal" => "internal error",
+            _ => context,
+        };
+        format!("{summary} (error {id}; the details are in the service's log)").into()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = self.public_message();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
-                message: &self.message,
+                message: &message,
                 field: self.field.as_deref(),
             },
         };
@@ -153,7 +177,44 @@ pub(crate) fn field_of(detail: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::field_of;
+    use super::{field_of, ApiError};
+    use axum::response::IntoResponse;
+
+    async fn body_of(e: ApiError) -> (u16, serde_json::Value) {
+        let r = e.into_response();
+        let status = r.status().as_u16();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn server_errors_keep_the_underlying_error_out_of_the_answer() {
+        let secret = "relation \"scores\" does not exist at postgres://svc:hunter2@db/prod";
+        let (s, b) = body_of(ApiError::internal(format!("idempotency store: {secret}"))).await;
+        let m = b["error"]["message"].as_str().unwrap();
+        assert_eq!((s, b["error"]["code"].as_str()), (500, Some("internal")));
+        assert!(
+            m.starts_with("internal error (error ") && !m.contains("hunter2"),
+            "{m}"
+        );
+        let (s, b) = body_of(ApiError::unavailable(format!("store: {secret}"))).await;
+        let m = b["error"]["message"].as_str().unwrap();
+        assert_eq!(s, 503);
+        assert!(
+            m.starts_with("store (error ") && !m.contains("relation"),
+            "{m}"
+        );
+        // Client errors say exactly what was wrong.
+        let (s, b) = body_of(ApiError::invalid_field(
+            "weight_kg",
+            "-1 is not a number >= 0",
+        ))
+        .await;
+        assert_eq!(
+            (s, b["error"]["message"].as_str()),
+            (400, Some("-1 is not a number >= 0"))
+        );
+    }
 
     #[test]
     fn serde_messages_name_their_field() {

@@ -29,13 +29,16 @@ use dispatch_risk_training::parallel;
 pub const MAX_BATCH: usize = 10_000;
 /// A full batch of large shipments fits.
 const MAX_BATCH_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// One shipment with every field at its longest and 64 extras is under 40 kB; axum's default
+/// of 2 MB let one body carry 170k extra keys.
+const MAX_SCORE_BODY_BYTES: usize = 64 * 1024;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
         "POST",
         "/v1/score",
         Access::Role(Role::Workflow),
-        post(score_one),
+        post(score_one).layer(DefaultBodyLimit::max(MAX_SCORE_BODY_BYTES)),
     )
     .add(
         "POST",
@@ -79,6 +82,7 @@ pub struct BatchResponse {
     responses(
         (status = 200, description = "The score", body = ScoreResponse),
         (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
+        (status = 413, description = "A body over 64 kB", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
         (status = 403, description = "The key's role may not score", body = super::error::ErrorBody),
     ),

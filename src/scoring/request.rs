@@ -124,6 +124,20 @@ pub struct Shipment {
 }
 
 const MAX_ID_CHARS: usize = 256;
+/// Most extra fields one shipment may carry. A model is trained with a handful; without a
+/// bound, a 2 MB body of 170k keys kept a worker busy for tens of seconds.
+pub const MAX_EXTRA_FIELDS: usize = 64;
+/// Longest extra field name.
+const MAX_NAME_CHARS: usize = 64;
+
+/// Why a text cannot be stored or matched: control characters (a NUL byte makes PostgreSQL
+/// refuse the whole transaction it is in) and lengths past `max` characters.
+fn unusable_text(t: &str, max: usize) -> Option<String> {
+    if let Some(c) = t.chars().find(|c| c.is_control()) {
+        return Some(format!("contains the control character U+{:04X}", c as u32));
+    }
+    (t.chars().count() > max).then(|| format!("is longer than {max} characters"))
+}
 
 impl Shipment {
     /// Checks a request; `now` is the decision time when the request gives none.
@@ -142,14 +156,11 @@ impl Shipment {
         let text = |field: &str, v: String| -> Result<String, FieldError> {
             let t = v.trim();
             if t.is_empty() {
-                Err(FieldError::new(field, "must not be empty"))
-            } else if t.chars().count() > MAX_ID_CHARS {
-                Err(FieldError::new(
-                    field,
-                    format!("is longer than {MAX_ID_CHARS} characters"),
-                ))
-            } else {
-                Ok(t.to_string())
+                return Err(FieldError::new(field, "must not be empty"));
+            }
+            match unusable_text(t, MAX_ID_CHARS) {
+                Some(why) => Err(FieldError::new(field, why)),
+                None => Ok(t.to_string()),
             }
         };
         let optional = |field: &str, v: Option<String>| -> Result<Option<String>, FieldError> {
@@ -177,18 +188,37 @@ impl Shipment {
             Some(Priority::Text(t)) => optional("priority", Some(t))?,
             None => None,
         };
+        if r.extra.len() > MAX_EXTRA_FIELDS {
+            return Err(FieldError::new(
+                "extra",
+                format!(
+                    "has {} fields; at most {MAX_EXTRA_FIELDS} are accepted",
+                    r.extra.len()
+                ),
+            ));
+        }
+        // In name order (the map's), so a table's lookups are binary searches.
         let mut extra = Vec::with_capacity(r.extra.len());
         for (name, value) in r.extra {
+            if let Some(why) = unusable_text(&name, MAX_NAME_CHARS) {
+                return Err(FieldError::new("extra", format!("a field name {why}")));
+            }
             if contract::is_contract_column(&name) {
                 return Err(FieldError::new(
                     &format!("extra.{name}"),
                     "is a contract field: send it at the top level",
                 ));
             }
-            if let ExtraValue::Number(x) = value {
-                if !x.is_finite() {
+            match &value {
+                ExtraValue::Number(x) if !x.is_finite() => {
                     return Err(FieldError::new(&format!("extra.{name}"), "must be finite"));
                 }
+                ExtraValue::Text(t) => {
+                    if let Some(why) = unusable_text(t, MAX_ID_CHARS) {
+                        return Err(FieldError::new(&format!("extra.{name}"), why));
+                    }
+                }
+                ExtraValue::Number(_) => {}
             }
             extra.push((name, value));
         }
@@ -292,7 +322,10 @@ pub fn to_table(shipments: &[Shipment]) -> ShipmentTable {
     names.dedup();
     for name in names {
         fn value<'s>(s: &'s Shipment, name: &str) -> Option<&'s ExtraValue> {
-            s.extra.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+            s.extra
+                .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                .ok()
+                .map(|i| &s.extra[i].1)
         }
         let numeric = shipments
             .iter()
@@ -379,6 +412,53 @@ mod tests {
         r.extra
             .insert("carrier".into(), ExtraValue::Text("x".into()));
         assert_eq!(Shipment::parse(r, 0).unwrap_err().field, "extra.carrier");
+    }
+
+    #[test]
+    fn control_characters_long_texts_and_too_many_extras_are_refused() {
+        let refused = |f: &dyn Fn(&mut ShipmentRequest)| {
+            let mut r = request();
+            f(&mut r);
+            Shipment::parse(r, 0).unwrap_err()
+        };
+        let e = refused(&|r| r.shipment_id = "WH/OUT/\0042".into());
+        assert_eq!(e.field, "shipment_id");
+        assert!(e.message.contains("U+0000"), "{}", e.message);
+        let e = refused(&|r| r.carrier = Some("DHL\u{1b}[2J".into()));
+        assert_eq!(
+            (e.field.as_str(), e.message.contains("U+001B")),
+            ("carrier", true)
+        );
+        let e = refused(&|r| r.destination = "x".repeat(MAX_ID_CHARS + 1));
+        assert_eq!(e.field, "destination");
+        let e = refused(&|r| {
+            r.extra
+                .insert("zone".into(), ExtraValue::Text("a\0b".into()));
+        });
+        assert_eq!(e.field, "extra.zone");
+        let e = refused(&|r| {
+            r.extra.insert("z\0".into(), ExtraValue::Number(1.0));
+        });
+        assert_eq!(e.field, "extra");
+        let e = refused(&|r| {
+            for i in 0..=MAX_EXTRA_FIELDS {
+                r.extra.insert(format!("f{i}"), ExtraValue::Number(1.0));
+            }
+        });
+        assert_eq!(e.field, "extra");
+        assert!(e.message.contains("65 fields"), "{}", e.message);
+        // At the bound, accepted; tabs and newlines inside are control characters too, but
+        // the surrounding whitespace a form adds is trimmed first.
+        let mut r = request();
+        for i in 0..MAX_EXTRA_FIELDS {
+            r.extra
+                .insert(format!("f{i:02}"), ExtraValue::Number(i as f64));
+        }
+        r.shipment_id = " WH/OUT/1\n".into();
+        let s = Shipment::parse(r, 0).unwrap();
+        assert_eq!(s.id, "WH/OUT/1");
+        let t = to_table(&[s]);
+        assert_eq!(t.numeric("f07").unwrap().values, vec![7.0]);
     }
 
     #[test]
