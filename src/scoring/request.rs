@@ -421,7 +421,7 @@ mod tests {
             f(&mut r);
             Shipment::parse(r, 0).unwrap_err()
         };
-        let e = refused(&|r| r.shipment_id = "WH/OUT/\0042".into());
+        let e = refused(&|r| r.shipment_id = "WH/OUT/\u{0}42".into());
         assert_eq!(e.field, "shipment_id");
         assert!(e.message.contains("U+0000"), "{}", e.message);
         let e = refused(&|r| r.carrier = Some("DHL\u{1b}[2J".into()));

@@ -86,8 +86,9 @@ pub struct BatchTimes {
     pub sink: Duration,
 }
 
-/// Scores every valid row of `input`, block by block, handing each to `sink`. Rejections
-/// follow `options.limit` as a whole-file load's do; the report says what was read.
+/// Scores every valid row of `input`, handing them to `sink` in file order, a slice at a
+/// time. Rejections follow `options.limit` as a whole-file load's do; the report says what
+/// was read.
 pub fn score_file(
     model: &mut DelayModel,
     input: &Path,
@@ -143,10 +144,9 @@ pub fn score_file(
     let started = Instant::now();
     let mut blocks = spill.into_reader()?;
     progress.start("scoring", report.rows_accepted as u64, Unit::Rows);
-    let mut pending: Option<ShipmentTable> = None;
     loop {
         let t = Instant::now();
-        let Some(block) = next_batch(&mut blocks, &mut pending, options.batch_rows())? else {
+        let Some(block) = next_batch(&mut blocks, options.batch_rows())? else {
             break;
         };
         times.reading += t.elapsed();
@@ -185,17 +185,9 @@ pub fn score_file(
 }
 
 /// The next batch of at least `rows` rows (fewer at the end), from whole blocks in file order.
-fn next_batch(
-    blocks: &mut SpillReader,
-    pending: &mut Option<ShipmentTable>,
-    rows: usize,
-) -> Result<Option<ShipmentTable>> {
-    let mut batch = match pending.take() {
-        Some(b) => b,
-        None => match blocks.next_block()? {
-            Some(b) => b,
-            None => return Ok(None),
-        },
+fn next_batch(blocks: &mut SpillReader, rows: usize) -> Result<Option<ShipmentTable>> {
+    let Some(mut batch) = blocks.next_block()? else {
+        return Ok(None);
     };
     while batch.len() < rows {
         match blocks.next_block()? {
