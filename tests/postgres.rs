@@ -80,3 +80,40 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
         124
     );
 }
+
+#[tokio::test]
+async fn concurrent_idempotent_requests_score_once_on_postgres() {
+    let Some(url) =
+        postgres_database("concurrent_idempotent_requests_score_once_on_postgres").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(repo("models"), dir.path());
+    config.database_url = url;
+    let app = TestApp::spawn_with(config, dir).await;
+    let batch: Vec<Value> = (0..1_000).map(|i| shipment(&format!("PG/C/{i}"))).collect();
+    let body = serde_json::json!({ "shipments": batch }).to_string();
+    let sent: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(
+                app.request(reqwest::Method::POST, "/v1/score/batch", W)
+                    .header("content-type", "application/json")
+                    .header("Idempotency-Key", "n8n-run-pg")
+                    .body(body.clone())
+                    .send(),
+            )
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for a in sent {
+        let a = a.await.unwrap().unwrap();
+        assert_eq!(a.status(), 200);
+        bodies.push(a.text().await.unwrap());
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "one answer for all");
+    let store = &app.state.store;
+    store.flush().await.unwrap();
+    assert_eq!(store.count_rows(Table::Scores).await.unwrap(), 1_000);
+    assert_eq!(store.count_rows(Table::Idempotency).await.unwrap(), 1);
+}

@@ -565,6 +565,68 @@ async fn a_repeated_idempotency_key_returns_the_first_answer() {
 }
 
 #[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_score_once() {
+    let app = TestApp::spawn(repo("models")).await;
+    // Batches, so each request takes long enough for the others to arrive while it runs.
+    let batch: Vec<Value> = (0..2_000)
+        .map(|i| shipment(&format!("WH/OUT/C{i}")))
+        .collect();
+    let body = json!({ "shipments": batch }).to_string();
+    let sent: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(
+                app.request(reqwest::Method::POST, "/v1/score/batch", W)
+                    .header("content-type", "application/json")
+                    .header("Idempotency-Key", "n8n-run-7")
+                    .body(body.clone())
+                    .send(),
+            )
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    let mut replayed = 0;
+    for a in sent {
+        let a = a.await.unwrap().unwrap();
+        assert_eq!(a.status(), 200);
+        replayed += a.headers().contains_key("idempotent-replayed") as usize;
+        bodies.push(a.text().await.unwrap());
+    }
+    assert_eq!(
+        replayed, 19,
+        "one request computed, the others replayed its answer"
+    );
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "every client got the same answer"
+    );
+    app.state.store.flush().await.unwrap();
+    assert_eq!(
+        app.state.store.count_rows(Table::Scores).await.unwrap(),
+        2_000,
+        "one batch recorded"
+    );
+    // A refused request keeps nothing: its key is free for a retry that succeeds.
+    let bad = json!({ "shipments": [{ "shipment_id": "x" }] }).to_string();
+    for (body, status) in [
+        (bad, 400),
+        (
+            json!({ "shipments": [shipment("WH/OUT/R")] }).to_string(),
+            200,
+        ),
+    ] {
+        let r = app
+            .request(reqwest::Method::POST, "/v1/score/batch", W)
+            .header("content-type", "application/json")
+            .header("Idempotency-Key", "n8n-run-8")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+    }
+}
+
+#[tokio::test]
 async fn outcomes_join_the_last_score_and_feed_the_live_history() {
     let app = TestApp::spawn(repo("models")).await;
     let (_, models) = app.get("/v1/models", A).await;
