@@ -82,6 +82,7 @@ pub struct BatchResponse {
     responses(
         (status = 200, description = "The score", body = ScoreResponse),
         (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
+        (status = 409, description = "A request with the same Idempotency-Key is still being answered", body = super::error::ErrorBody),
         (status = 413, description = "A body over 64 kB", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
         (status = 403, description = "The key's role may not score", body = super::error::ErrorBody),
@@ -136,6 +137,7 @@ pub async fn score_one(
     responses(
         (status = 200, description = "One answer per shipment, in order", body = BatchResponse),
         (status = 400, description = "A shipment's field is missing or wrong (the field names its index)", body = super::error::ErrorBody),
+        (status = 409, description = "A request with the same Idempotency-Key is still being answered", body = super::error::ErrorBody),
         (status = 422, description = "More than 10,000 shipments", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
