@@ -93,24 +93,10 @@ async fn concurrent_idempotent_requests_score_once_on_postgres() {
     config.database_url = url;
     let app = TestApp::spawn_with(config, dir).await;
     let batch: Vec<Value> = (0..1_000).map(|i| shipment(&format!("PG/C/{i}"))).collect();
-    let body = serde_json::json!({ "shipments": batch }).to_string();
-    let sent: Vec<_> = (0..20)
-        .map(|_| {
-            tokio::spawn(
-                app.request(reqwest::Method::POST, "/v1/score/batch", W)
-                    .header("content-type", "application/json")
-                    .header("Idempotency-Key", "n8n-run-pg")
-                    .body(body.clone())
-                    .send(),
-            )
-        })
-        .collect();
-    let mut bodies = Vec::new();
-    for a in sent {
-        let a = a.await.unwrap().unwrap();
-        assert_eq!(a.status(), 200);
-        bodies.push(a.text().await.unwrap());
-    }
+    let answers = app.score_batch_concurrently(&batch, "n8n-run-pg", 20).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let bodies: Vec<&String> = answers.iter().map(|a| &a.2).collect();
     assert!(bodies.iter().all(|b| *b == bodies[0]), "one answer for all");
     let store = &app.state.store;
     store.flush().await.unwrap();

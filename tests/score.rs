@@ -571,26 +571,11 @@ async fn concurrent_requests_with_one_idempotency_key_score_once() {
     let batch: Vec<Value> = (0..2_000)
         .map(|i| shipment(&format!("WH/OUT/C{i}")))
         .collect();
-    let body = json!({ "shipments": batch }).to_string();
-    let sent: Vec<_> = (0..20)
-        .map(|_| {
-            tokio::spawn(
-                app.request(reqwest::Method::POST, "/v1/score/batch", W)
-                    .header("content-type", "application/json")
-                    .header("Idempotency-Key", "n8n-run-7")
-                    .body(body.clone())
-                    .send(),
-            )
-        })
-        .collect();
-    let mut bodies = Vec::new();
-    let mut replayed = 0;
-    for a in sent {
-        let a = a.await.unwrap().unwrap();
-        assert_eq!(a.status(), 200);
-        replayed += a.headers().contains_key("idempotent-replayed") as usize;
-        bodies.push(a.text().await.unwrap());
-    }
+    let answers = app.score_batch_concurrently(&batch, "n8n-run-7", 20).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let replayed = answers.iter().filter(|a| a.1).count();
+    let bodies: Vec<&String> = answers.iter().map(|a| &a.2).collect();
     assert_eq!(
         replayed, 19,
         "one request computed, the others replayed its answer"

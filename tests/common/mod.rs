@@ -113,6 +113,39 @@ impl TestApp {
             .await
     }
 
+    /// `copies` identical batches of `shipments` sent at once with one `Idempotency-Key`:
+    /// each answer's status, whether it says it was replayed, and its body.
+    pub async fn score_batch_concurrently(
+        &self,
+        shipments: &[Value],
+        key: &str,
+        copies: usize,
+    ) -> Vec<(u16, bool, String)> {
+        let body = serde_json::json!({ "shipments": shipments }).to_string();
+        let sent: Vec<_> = (0..copies)
+            .map(|_| {
+                tokio::spawn(
+                    self.request(
+                        reqwest::Method::POST,
+                        "/v1/score/batch",
+                        Some(Role::Workflow),
+                    )
+                    .header("content-type", "application/json")
+                    .header("Idempotency-Key", key)
+                    .body(body.clone())
+                    .send(),
+                )
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for a in sent {
+            let a = a.await.expect("the request task").expect("an answer");
+            let replayed = a.headers().contains_key("idempotent-replayed");
+            answers.push((a.status().as_u16(), replayed, a.text().await.unwrap()));
+        }
+        answers
+    }
+
     /// Scores `[a, b, a]` in one batch and checks that each shipment's latest score is its
     /// own from that batch (the recorder sends one row per shipment per upsert; `a`'s two
     /// share a timestamp, so either may be the latest). Answers `a`'s latest score id.

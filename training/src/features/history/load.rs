@@ -111,19 +111,7 @@ impl Load<'_> {
     /// Adds every shipment of a table as decided, and every delivered one's outcome; each id
     /// is hashed once for both.
     pub fn table(&mut self, table: &crate::data::ShipmentTable) {
-        let all: Vec<u32> = (0..table.len() as u32).collect();
-        let keys = keys_of(&all, |i| Some(&table.shipment_id[i]));
-        self.decisions_keyed(&keys, &|i| Decided {
-            shipment_id: &table.shipment_id[i],
-            lane: table.lane(i),
-            decided: table.scheduled_date[i],
-        });
-        let (present, keys): (Vec<u32>, Vec<ShipmentKey>) = all
-            .into_iter()
-            .zip(keys)
-            .filter(|&(i, _)| table.delivered_at[i as usize].is_some())
-            .unzip();
-        self.outcomes_keyed(&present, &keys, &|i| Delivered::of_row(table, i));
+        self.table_checked(table, true);
     }
 
     /// [`Load::table`] for tables whose shipments are all decided for the first time: no id
@@ -133,21 +121,30 @@ impl Load<'_> {
     /// grows) is then not needed; since it no longer matches the history, [`Load::finish`]
     /// seals the history. With decisions already held, this is [`Load::table`].
     pub fn table_once(&mut self, table: &crate::data::ShipmentTable) {
-        if self.history.decided.len() > 0 {
-            return self.table(table);
-        }
-        self.unchecked = true;
+        let once = self.history.decided.len() == 0;
+        self.unchecked |= once;
+        self.table_checked(table, !once);
+    }
+
+    /// A table's decisions (each checked against the decision set when `check`) and outcomes.
+    fn table_checked(&mut self, table: &crate::data::ShipmentTable, check: bool) {
         let all: Vec<u32> = (0..table.len() as u32).collect();
-        self.push_decisions(&all, &|i| Decided {
+        let keys = keys_of(&all, |i| Some(&table.shipment_id[i]));
+        let decided = |i: usize| Decided {
             shipment_id: &table.shipment_id[i],
             lane: table.lane(i),
             decided: table.scheduled_date[i],
-        });
-        let present: Vec<u32> = all
+        };
+        if check {
+            self.decisions_keyed(&keys, &decided);
+        } else {
+            self.push_decisions(&all, &decided);
+        }
+        let (present, keys): (Vec<u32>, Vec<ShipmentKey>) = all
             .into_iter()
-            .filter(|&i| table.delivered_at[i as usize].is_some())
-            .collect();
-        let keys = keys_of(&present, |i| Some(&table.shipment_id[i]));
+            .zip(keys)
+            .filter(|&(i, _)| table.delivered_at[i as usize].is_some())
+            .unzip();
         self.outcomes_keyed(&present, &keys, &|i| Delivered::of_row(table, i));
     }
 
