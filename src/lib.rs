@@ -8,9 +8,11 @@ pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod scoring;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod workers;
 
 pub use http::router;
 pub use startup::{Application, ServeConfig};

@@ -47,6 +47,10 @@ pub struct Metrics {
     pub versions: Family<VersionLabels, Gauge>,
     /// Score records accepted and not yet in the database (set when metrics are read).
     pub recorder_pending: Gauge,
+    /// Requests refused at the door: too many in flight.
+    pub shed: Counter,
+    /// Requests refused by a rate limit (a key's, or unknown keys' per client address).
+    pub rate_limited: Counter,
     /// The labels set to 1 in `versions`, reset on reload.
     current_version: Mutex<Option<VersionLabels>>,
 }
@@ -67,6 +71,18 @@ impl Default for Metrics {
         let replays = Counter::default();
         let versions = Family::<VersionLabels, Gauge>::default();
         let recorder_pending = Gauge::default();
+        let shed = Counter::default();
+        let rate_limited = Counter::default();
+        registry.register(
+            "shed",
+            "Requests answered 503 overloaded: too many in flight",
+            shed.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests answered 429: over a key's rate, or unknown keys from one address",
+            rate_limited.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -99,7 +115,7 @@ impl Default for Metrics {
         );
         registry.register(
             "recorder_pending",
-            "Score records accepted and not yet written to the database",
+            "Score records waiting for a commit, or spooled and not yet in the database",
             recorder_pending.clone(),
         );
         Metrics {
@@ -111,6 +127,8 @@ impl Default for Metrics {
             replays,
             versions,
             recorder_pending,
+            shed,
+            rate_limited,
             current_version: Mutex::new(None),
         }
     }

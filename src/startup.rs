@@ -1,23 +1,27 @@
 //! Building and running the service: [`Application::build`] connects the store, loads the
 //! models and policies and binds the listener (port 0 in tests, so tests run exactly what
 //! production runs), then [`Application::run_until_stopped`] serves until Ctrl-C or SIGTERM,
-//! finishing requests in flight and writing every accepted record before it returns. SIGHUP
+//! finishing requests in flight before it returns. SIGHUP
 //! reloads models and policies, like `POST /v1/models/reload`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use dispatch_risk_training::exceptions::Taxonomy;
 use tokio::net::TcpListener;
 
 use crate::auth::KeyCache;
+use crate::http::limits::{Gate, GateLimits};
 use crate::http::router;
 use crate::metrics::Metrics;
 use crate::policy::{ActivePolicies, PolicySource};
+use crate::server::Limits;
 use crate::state::{AppState, ModelStore};
-use crate::store::Store;
+use crate::store::{SpoolConfig, Store};
+use crate::workers::{reload_on_hangup, sync_history, Workers};
 
 /// How the service is configured.
 #[derive(Debug, Clone)]
@@ -35,6 +39,20 @@ pub struct ServeConfig {
     pub database_url: String,
     /// Whether `GET /metrics` answers without a key.
     pub public_metrics: bool,
+    /// On PostgreSQL, where answered scores wait while the database is unreachable.
+    pub spool_path: PathBuf,
+    /// The spool's bound in bytes: past it, scores answer 503 `store_full`.
+    pub spool_max_bytes: u64,
+    /// What the server loop enforces: header-read timeout, open connections.
+    pub limits: Limits,
+    /// Requests and batches in flight at most, and each request's deadline.
+    pub gate: GateLimits,
+    /// Carriers an outcome may name that the model and its rate table do not know (a carrier
+    /// just signed); others are refused, so no key can invent carriers for a lane.
+    pub admitted_carriers: Vec<String>,
+    /// How often outcomes reported to other instances are read into this one's live history
+    /// (none: only this instance's own).
+    pub history_sync: Option<Duration>,
 }
 
 impl ServeConfig {
@@ -48,6 +66,12 @@ impl ServeConfig {
             policies_dir: PathBuf::from("policies"),
             database_url,
             public_metrics: true,
+            spool_path: PathBuf::from("dispatch-risk.spool"),
+            spool_max_bytes: SpoolConfig::DEFAULT_MAX_BYTES,
+            limits: Limits::default(),
+            gate: GateLimits::default(),
+            admitted_carriers: Vec::new(),
+            history_sync: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -55,11 +79,17 @@ impl ServeConfig {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    limits: Limits,
+    history_sync: Option<Duration>,
 }
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url)
+        let spool = SpoolConfig {
+            path: config.spool_path.clone(),
+            max_bytes: config.spool_max_bytes,
+        };
+        let store = Store::connect_with(&config.database_url, Some(spool))
             .await
             .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
         let policies_dir = config.policies_dir.clone();
@@ -104,6 +134,8 @@ impl Application {
         );
         Ok(Application {
             listener,
+            limits: config.limits,
+            history_sync: config.history_sync,
             state: AppState {
                 models: Arc::new(models),
                 policies: Arc::new(policies),
@@ -111,6 +143,8 @@ impl Application {
                 keys: Arc::new(KeyCache::default()),
                 metrics: Arc::new(metrics),
                 public_metrics: config.public_metrics,
+                gate: Arc::new(Gate::new(config.gate)),
+                admitted_carriers: config.admitted_carriers.into(),
             },
         })
     }
@@ -138,18 +172,33 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
-        tokio::spawn(reload_on_hangup(state.clone()));
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(stop)
-            .await
-            .context("serving")?;
-        // Every answer sent has its record queued; write them before exiting.
+        let mut workers = Workers::default();
+        workers.spawn("reload on SIGHUP", {
+            let state = state.clone();
+            |stop| reload_on_hangup(state, stop)
+        });
+        if let Some(every) = self.history_sync {
+            let state = state.clone();
+            workers.spawn("history sync", move |stop| sync_history(state, every, stop));
+        }
+        crate::server::serve(self.listener, router(self.state), self.limits, stop).await;
+        workers.stop(self.limits.shutdown_deadline).await;
+        // Every answer sent was committed before it went out; this waits for the spool's
+        // replay to be tried once more (what is left stays on disk for the next start).
         state
             .store
             .flush()
             .await
             .context("writing the last score records")?;
-        tracing::info!("stopped; every record written");
+        let left = state.store.recorder.health().spooled_bytes;
+        if left > 0 {
+            tracing::warn!(
+                spooled_bytes = left,
+                "stopped; answered scores wait in the spool for the database"
+            );
+        } else {
+            tracing::info!("stopped; every record written");
+        }
         Ok(())
     }
 }
@@ -167,29 +216,6 @@ fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
-
-#[cfg(unix)]
-async fn reload_on_hangup(state: AppState) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        match state.reload().await {
-            Ok(r) => tracing::info!(
-                replayed = r.outcomes_replayed,
-                model_version = ?r.model_version,
-                policy_version = %r.policy_version,
-                models_refused = ?r.models_refused,
-                policies_refused = ?r.policies_refused,
-                "SIGHUP: reloaded"
-            ),
-            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed"),
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn reload_on_hangup(_state: AppState) {}
 
 async fn shutdown_signal() {
     let ctrl_c = async {

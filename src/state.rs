@@ -97,6 +97,17 @@ impl LoadedModels {
 }
 
 impl LoadedModels {
+    /// Whether the model's scorecards or rate table know `carrier`; `None` without a model to
+    /// ask (the rules answer then, and there is no live history to protect).
+    pub fn knows_carrier(&self, carrier: &str) -> Option<bool> {
+        let model = self
+            .delay
+            .as_ref()?
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        model.carriers.as_ref().map(|c| c.knows(carrier))
+    }
+
     /// Feeds delivered shipments into the delay model's history features and carrier
     /// scorecards, in one sorted load; ones it already holds are skipped. Returns how many
     /// were taken in.
@@ -215,6 +226,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether `GET /metrics` answers without a key.
     pub public_metrics: bool,
+    /// Requests in flight, at most.
+    pub gate: Arc<crate::http::limits::Gate>,
+    /// Carriers an outcome may name beyond those the model and its rate table know.
+    pub admitted_carriers: Arc<[String]>,
 }
 
 /// Why a reload could not run at all (a refused part is a [`ReloadReport`], not an error).

@@ -91,6 +91,7 @@ async fn concurrent_idempotent_requests_score_once_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
     config.database_url = url;
+    config.gate.batches = 32;
     let app = TestApp::spawn_with(config, dir).await;
     let batch: Vec<Value> = (0..1_000).map(|i| shipment(&format!("PG/C/{i}"))).collect();
     let answers = app.score_batch_concurrently(&batch, "n8n-run-pg", 20).await;

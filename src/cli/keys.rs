@@ -27,6 +27,10 @@ enum Command {
         /// workflow, manager, analyst or admin.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// Requests per second the key may send; past it the service answers 429 (no limit
+        /// without it).
+        #[arg(long, value_name = "PER_SECOND", value_parser = clap::value_parser!(u32).range(1..))]
+        rate_limit: Option<u32>,
     },
     /// List keys (ids, names, roles; never the keys).
     List,
@@ -56,16 +60,23 @@ pub fn run(args: Args) -> CliResult {
             .await
             .with_context(|| format!("opening the database {url}"))?;
         match args.command {
-            Command::Create { name, role } => {
+            Command::Create {
+                name,
+                role,
+                rate_limit,
+            } => {
                 if name.trim().is_empty() {
                     return Err(CliError::input(anyhow::anyhow!("--name must not be empty")));
                 }
                 let (info, secret) = store
-                    .create_key(name.trim(), role)
+                    .create_key_with(name.trim(), role, rate_limit)
                     .await
                     .context("creating the key")?;
+                let limit = info
+                    .rate_limit
+                    .map_or(String::new(), |r| format!(", {r} requests/s"));
                 println!(
-                    "created {} ({}, role {})",
+                    "created {} ({}, role {}{limit})",
                     info.id,
                     info.name,
                     info.role.as_str()
@@ -76,16 +87,17 @@ pub fn run(args: Args) -> CliResult {
             Command::List => {
                 let keys = store.list_keys().await.context("listing keys")?;
                 println!(
-                    "{:<18} {:<9} {:<28} {:<28} name",
-                    "id", "role", "created", "revoked"
+                    "{:<18} {:<9} {:<28} {:<28} {:<8} name",
+                    "id", "role", "created", "revoked", "limit/s"
                 );
                 for k in keys {
                     println!(
-                        "{:<18} {:<9} {:<28} {:<28} {}",
+                        "{:<18} {:<9} {:<28} {:<28} {:<8} {}",
                         k.id,
                         k.role.as_str(),
                         k.created_at,
                         k.revoked_at.as_deref().unwrap_or("-"),
+                        k.rate_limit.map_or("-".to_string(), |r| r.to_string()),
                         k.name
                     );
                 }

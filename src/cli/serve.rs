@@ -42,6 +42,22 @@ pub struct Args {
     /// Require an analyst key for GET /metrics (open by default).
     #[arg(long, env = "DISPATCH_RISK_PRIVATE_METRICS")]
     private_metrics: bool,
+    /// On PostgreSQL, the file where answered scores wait while the database is unreachable
+    /// [default: dispatch-risk.spool].
+    #[arg(long, env = "DISPATCH_RISK_SPOOL", value_name = "FILE")]
+    spool: Option<PathBuf>,
+    /// The spool's bound in bytes; past it scores answer 503 [default: 1 GiB].
+    #[arg(long, env = "DISPATCH_RISK_SPOOL_MAX_BYTES", value_name = "BYTES")]
+    spool_max_bytes: Option<u64>,
+    /// A carrier outcomes may name that the model and its rate table do not know (repeat, or
+    /// comma-separate).
+    #[arg(
+        long = "admit-carrier",
+        env = "DISPATCH_RISK_ADMITTED_CARRIERS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    admitted_carriers: Vec<String>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "DISPATCH_RISK_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -65,6 +81,9 @@ struct FileConfig {
     policies: Option<PathBuf>,
     taxonomy: Option<PathBuf>,
     public_metrics: Option<bool>,
+    spool: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    admitted_carriers: Option<Vec<String>>,
     log_format: Option<LogFormat>,
 }
 
@@ -102,6 +121,17 @@ pub fn run(args: Args) -> CliResult {
         config.policies_dir = p;
     }
     config.public_metrics = !args.private_metrics && file.public_metrics.unwrap_or(true);
+    if let Some(p) = args.spool.or(file.spool) {
+        config.spool_path = p;
+    }
+    config.admitted_carriers = if args.admitted_carriers.is_empty() {
+        file.admitted_carriers.unwrap_or_default()
+    } else {
+        args.admitted_carriers
+    };
+    if let Some(n) = args.spool_max_bytes.or(file.spool_max_bytes) {
+        config.spool_max_bytes = n;
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let app = Application::build(config).await?;

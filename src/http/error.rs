@@ -4,7 +4,8 @@
 //!
 //! Codes: `invalid_request`, `invalid_field`, `malformed_json`, `unsupported_media_type`,
 //! `payload_too_large`, `batch_too_large`, `unauthorized`, `forbidden`, `not_found`,
-//! `idempotency_key_reused`, `outcome_conflict`, `reload_refused`, `unavailable`, `internal`.
+//! `idempotency_key_reused`, `idempotency_in_progress`, `outcome_conflict`, `reload_refused`,
+//! `unavailable`, `store_unavailable` and `store_full` (with `Retry-After`), `internal`.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -18,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for a 503.
+    pub retry_after: Option<u32>,
 }
 
 /// The error body, as documented in the OpenAPI description.
@@ -44,6 +47,15 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// Says when a retry may succeed.
+    pub fn retry_after(self, seconds: u32) -> Self {
+        ApiError {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -126,7 +138,12 @@ impl IntoResponse for ApiError {
                 field: self.field.as_deref(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     }
 }
 
@@ -141,22 +158,38 @@ impl From<JsonRejection> for ApiError {
                     .unwrap_or_else(|| e.body_text());
                 Self::invalid_request(field_of(&detail), detail)
             }
-            JsonRejection::JsonSyntaxError(e) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {}", e.body_text()),
-            ),
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with `Content-Type: application/json`",
-            ),
+            JsonRejection::JsonSyntaxError(e) => super::json::malformed(&e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => super::json::not_json(),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "the body is larger than the service accepts",
             ),
             other => Self::new(other.status(), "invalid_request", other.body_text()),
+        }
+    }
+}
+
+/// A store that cannot be reached answers 503 with `Retry-After`; anything else it reports is
+/// the service's fault.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Write(w) => super::idempotency::write_error(w),
+            StoreError::Sql(ref sql) if crate::store::unreachable(sql) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the database is unreachable: {e}"),
+            )
+            .retry_after(5),
+            StoreError::RecorderStopped => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the store is shutting down: {e}"),
+            )
+            .retry_after(5),
+            other => Self::internal(format!("store: {other}")),
         }
     }
 }

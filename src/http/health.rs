@@ -2,7 +2,8 @@
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Value};
@@ -22,17 +23,32 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The service answers requests. It is ready even without models, since the rules answer then;
-/// `degraded` says whether any model tier is missing.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready, with the versions serving")))]
-pub async fn readyz(State(state): State<AppState>) -> Json<Value> {
+/// The service answers requests. It is ready even without models, since the rules answer then
+/// (`degraded` says whether any model tier is missing), and while PostgreSQL is away, since
+/// scores go to the spool then (`spooled_bytes`); it is not ready while scores cannot be
+/// recorded (a full disk or spool): they would answer 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready, with the versions serving"),
+    (status = 503, description = "Scores cannot be recorded now; `reason` says why"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
     let models = state.models.current();
-    Json(json!({
+    let store = state.store.recorder.health();
+    let mut body = json!({
         "status": "ready",
         "model_version": models.version,
         "policy_version": state.policies.source().version,
         "degraded": models.degraded(),
-    }))
+        "spooled_bytes": store.spooled_bytes,
+    });
+    match store.refusing {
+        None => Json(body).into_response(),
+        Some(reason) => {
+            body["status"] = json!("not_ready");
+            body["reason"] = json!(reason);
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 /// Prometheus metrics, in the text exposition format.

@@ -3,6 +3,9 @@
 //! `Idempotent-Replayed: true`; the same key on a different request is refused. Concurrent
 //! repeats do not compute twice: the first claims the key (see [`crate::store::idempotency`])
 //! and the others wait for its answer, up to [`WAIT`], then get 409 `idempotency_in_progress`.
+//!
+//! This is also where an answer's records are committed: [`respond`] sends nothing before
+//! the records and the answer kept for the key are durable, in one transaction.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,6 +18,14 @@ use super::error::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::idempotency::{Claim, StoredResponse};
+use crate::store::{Completion, ScoreRecord, Text, Write, WriteError};
+
+/// A computed answer and the records it must leave behind.
+pub struct Prepared {
+    /// The answer, as JSON text.
+    pub body: String,
+    pub records: Vec<ScoreRecord>,
+}
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -27,8 +38,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// died): a repeat takes it over.
 const ABANDONED: Duration = Duration::from_secs(60);
 
-/// Answers with `compute`'s body (JSON text), or with the response kept for this key.
-/// `request_json` (the request as JSON) is only read when a key is sent.
+/// Answers with `compute`'s body once its records are committed, or with the response kept
+/// for this key. `request_json` (the request as JSON) is only read when a key is sent.
 pub async fn respond<F>(
     state: &AppState,
     caller: &Caller,
@@ -38,10 +49,20 @@ pub async fn respond<F>(
     compute: F,
 ) -> Result<Response, ApiError>
 where
-    F: Future<Output = Result<String, ApiError>>,
+    F: Future<Output = Result<Prepared, ApiError>>,
 {
     let Some(key) = idempotency_key(headers)? else {
-        return Ok(json_response(StatusCode::OK, compute.await?, false));
+        let prepared = compute.await?;
+        let body = Text::from(prepared.body);
+        commit(
+            state,
+            Write {
+                records: prepared.records,
+                completion: None,
+            },
+        )
+        .await?;
+        return Ok(json_response(StatusCode::OK, body, false));
     };
     let request_hash = {
         let mut h = Sha256::new();
@@ -53,8 +74,6 @@ where
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    let store_error =
-        |e: crate::store::StoreError| ApiError::internal(format!("idempotency store: {e}"));
     let waited_until = tokio::time::Instant::now() + WAIT;
     loop {
         let stale_before = (chrono::Utc::now()
@@ -64,7 +83,7 @@ where
             .store
             .claim(&caller.key_id, &key, route, &request_hash, &stale_before)
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from)?
         {
             Claim::Won => break,
             Claim::Done(stored) => return replay(state, stored, route, &request_hash),
@@ -85,28 +104,65 @@ where
             }
         }
     }
-    let body = match compute.await {
-        Ok(body) => body,
+    let answered = async {
+        let prepared = compute.await?;
+        let body = Text::from(prepared.body);
+        let completion = Completion {
+            owner: Text::from(caller.key_id.as_str()),
+            key: Text::from(key.as_str()),
+            status: 200,
+            body: body.clone(),
+        };
+        commit(
+            state,
+            Write {
+                records: prepared.records,
+                completion: Some(completion),
+            },
+        )
+        .await?;
+        Ok::<Text, ApiError>(body)
+    }
+    .await;
+    match answered {
+        Ok(body) => Ok(json_response(StatusCode::OK, body, false)),
         Err(e) => {
             // A failed request keeps nothing: a retry computes afresh.
             if let Err(release) = state.store.release_claim(&caller.key_id, &key).await {
                 tracing::warn!(error = %release, "releasing an idempotency claim");
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    let kept = StoredResponse {
-        route: route.to_string(),
-        request_hash,
-        status: 200,
-        body,
-    };
-    state
-        .store
-        .complete_claim(&caller.key_id, &key, &kept)
-        .await
-        .map_err(store_error)?;
-    Ok(json_response(StatusCode::OK, kept.body, false))
+    }
+}
+
+/// Commits a request's write; the answer waits for it.
+async fn commit(state: &AppState, write: Write) -> Result<(), ApiError> {
+    match state.store.recorder.commit(write).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(write_error(e)),
+    }
+}
+
+/// How a failed write answers: no room and no database are worth retrying later.
+pub(crate) fn write_error(e: WriteError) -> ApiError {
+    match e {
+        WriteError::Full(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_full",
+            format!("the score could not be recorded: {e}"),
+        )
+        .retry_after(30),
+        WriteError::Unavailable(_) | WriteError::Stopped => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the score could not be recorded: {e}"),
+        )
+        .retry_after(5),
+        WriteError::Refused(_) => {
+            ApiError::internal(format!("the score could not be recorded: {e}"))
+        }
+    }
 }
 
 fn reused() -> ApiError {
@@ -128,17 +184,26 @@ fn replay(
     }
     state.metrics.replays.inc();
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    Ok(json_response(status, stored.body, true))
+    Ok(json_response(status, stored.body.into(), true))
 }
 
-fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+/// A body shared with the record that keeps it: sent without a copy.
+struct Shared(Text);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+fn json_response(status: StatusCode, body: Text, replayed: bool) -> Response {
     let mut r = (
         status,
         [(
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        axum::body::Bytes::from_owner(Shared(body)),
     )
         .into_response();
     if replayed {

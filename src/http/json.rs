@@ -19,3 +19,62 @@ where
         Ok(ApiJson(value))
     }
 }
+
+/// Whether the request says its body is JSON (`application/json`, or `application/*+json`),
+/// as axum's extractor requires.
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pub fn not_json() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with `Content-Type: application/json`",
+    )
+}
+
+pub fn malformed(detail: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("the body is not valid JSON: {detail}"),
+    )
+}
+
+/// The raw body, its rejections (over the route's size limit, mostly) in the API's shape.
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|r| {
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "the body is larger than the service accepts",
+                    )
+                } else {
+                    ApiError::new(r.status(), "invalid_request", r.body_text())
+                }
+            })
+    }
+}

@@ -82,9 +82,10 @@ pub async fn require_key(
         Access::Role(r) => Some(r),
         Access::AnyKey => None,
     };
+    let client = crate::server::client_of(&request).map(|a| a.ip());
     let verdict = state
         .keys
-        .authorize(&state.store, request.headers(), needed)
+        .authorize(&state.store, request.headers(), needed, client)
         .await;
     match verdict {
         Ok(Ok(caller)) => {
@@ -110,6 +111,12 @@ pub async fn require_key(
             ),
         )
         .into_response(),
-        Err(e) => ApiError::internal(format!("checking the API key: {e}")).into_response(),
+        Ok(Err(Denied::RateLimited { retry_after, why })) => {
+            state.metrics.rate_limited.inc();
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", why)
+                .retry_after(retry_after)
+                .into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

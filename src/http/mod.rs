@@ -10,6 +10,7 @@ mod exceptions;
 mod health;
 mod idempotency;
 mod json;
+pub mod limits;
 mod middleware;
 mod models;
 mod outcomes;
@@ -100,6 +101,10 @@ pub fn router(state: AppState) -> Router {
     routes
         .router
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe,

@@ -4,6 +4,7 @@
 //! its notes, if any, are classified and counted in the carrier's exception mix.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Extension, Json};
 use dispatch_risk_training::data::dates::DateParser;
@@ -70,6 +71,7 @@ pub struct OutcomeResponse {
         (status = 400, description = "A field is wrong", body = super::error::ErrorBody),
         (status = 404, description = "The shipment was never scored", body = super::error::ErrorBody),
         (status = 409, description = "The shipment already has a different outcome", body = super::error::ErrorBody),
+        (status = 422, description = "The carrier is one neither the model nor the configuration knows", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -96,19 +98,26 @@ pub async fn outcome(
         }
         _ => None,
     };
-    let store_error = |e: crate::store::StoreError| ApiError::unavailable(format!("store: {e}"));
-    // Scores are written in the background: make sure this shipment's are in.
-    state.store.flush().await.map_err(store_error)?;
-    let last = state
-        .store
-        .last_score(&shipment_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
+    // Every answered score is committed before its answer was sent, here or on another
+    // instance: the database has it, unless this instance's spool still holds it.
+    let last = match state.store.last_score(&shipment_id).await? {
+        Some(last) => last,
+        None if state.store.recorder.health().spooled_bytes > 0 => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!(
+                    "no score for shipment `{shipment_id}` is in the database yet; this instance holds scores answered while it was unreachable, retry once they are written"
+                ),
+            )
+            .retry_after(5))
+        }
+        None => {
+            return Err(ApiError::not_found(format!(
                 "no score is recorded for shipment `{shipment_id}`; an outcome joins the shipment's last score"
-            ))
-        })?;
+            )))
+        }
+    };
     let scored: ShipmentRequest = serde_json::from_str(&last.request)
         .map_err(|e| ApiError::internal(format!("stored request: {e}")))?;
     let answer: ScoreResponse = serde_json::from_str(&last.response)
@@ -121,6 +130,18 @@ pub async fn outcome(
         .filter(|c| !c.trim().is_empty())
         .or(answer.scored_carrier.clone())
         .unwrap_or_default();
+    let known = !carrier.is_empty()
+        && (state.admitted_carriers.contains(&carrier)
+            || state.models.current().knows_carrier(&carrier) != Some(false));
+    if !carrier.is_empty() && !known {
+        return Err(ApiError::unprocessable(
+            "unknown_carrier",
+            Some("carrier"),
+            format!(
+                "`{carrier}` is a carrier neither the model nor its rate table knows; admit it in the service's configuration (admitted_carriers) before reporting its deliveries"
+            ),
+        ));
+    }
     let iso = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
             .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -140,11 +161,7 @@ pub async fn outcome(
         late,
         api_key_id: Some(caller.key_id.clone()),
     };
-    let existing = state
-        .store
-        .insert_outcome(&record)
-        .await
-        .map_err(store_error)?;
+    let existing = state.store.insert_outcome(&record).await?;
     let recorded = match existing {
         None => true,
         Some(at) if at == record.delivered_at => false,

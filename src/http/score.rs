@@ -1,8 +1,9 @@
 //! `POST /v1/score` and `POST /v1/score/batch`: delay risk, carrier recommendation, queue and
-//! approval for shipments, each answer recorded in the store after it is sent on its way.
+//! approval for shipments; each answer is sent once its records are committed.
 
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -12,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::{field_of, ApiError};
-use super::json::ApiJson;
-use super::{idempotency, Access, Routes};
+use super::idempotency::{self, Prepared};
+use super::json::{ApiBytes, ApiJson};
+use super::{Access, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
 use crate::scoring::scorer::MIN_SLICE;
@@ -61,7 +63,67 @@ pub struct BatchRequest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBatch {
+    #[serde(deserialize_with = "at_most_a_batch")]
     shipments: Vec<Box<RawValue>>,
+}
+
+/// What the parser says when a batch holds one shipment too many.
+const TOO_MANY: &str = "more shipments than a batch holds";
+
+/// The shipments as they are parsed, refused at the first one past [`MAX_BATCH`]: a body of
+/// 100,000 tiny shipments is not read to its end first.
+fn at_most_a_batch<'de, D>(d: D) -> Result<Vec<Box<RawValue>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<Box<RawValue>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_BATCH} shipments")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut shipments = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_BATCH));
+            while let Some(s) = seq.next_element()? {
+                if shipments.len() == MAX_BATCH {
+                    return Err(serde::de::Error::custom(TOO_MANY));
+                }
+                shipments.push(s);
+            }
+            Ok(shipments)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
+
+/// Parses a batch body off the async workers (tens of megabytes take tens of milliseconds),
+/// with the errors [`ApiJson`] gives.
+async fn read_batch(headers: &HeaderMap, body: Bytes) -> Result<RawBatch, ApiError> {
+    if !super::json::is_json(headers) {
+        return Err(super::json::not_json());
+    }
+    let parsed = tokio::task::spawn_blocking(move || serde_json::from_slice::<RawBatch>(&body))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the batch: {e}")))?;
+    parsed.map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with(TOO_MANY) {
+            ApiError::unprocessable(
+                "batch_too_large",
+                Some("shipments"),
+                format!(
+                    "more than {MAX_BATCH} shipments; a batch holds at most {MAX_BATCH}: split it"
+                ),
+            )
+        } else if e.is_data() {
+            ApiError::invalid_request(field_of(&message), message)
+        } else {
+            super::json::malformed(&message)
+        }
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -113,8 +175,10 @@ pub async fn score_one(
             request_json.clone(),
             body.clone(),
         );
-        send(&state, &caller, vec![record], started).await?;
-        Ok(body)
+        Ok(Prepared {
+            body,
+            records: stamped(&caller, vec![record], started),
+        })
     };
     idempotency::respond(
         &state,
@@ -146,17 +210,11 @@ pub async fn score_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<RawBatch>,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let request = read_batch(&headers, body).await?;
     let n = request.shipments.len();
-    if n > MAX_BATCH {
-        return Err(ApiError::unprocessable(
-            "batch_too_large",
-            Some("shipments"),
-            format!("{n} shipments; a batch holds at most {MAX_BATCH}: split it"),
-        ));
-    }
     let now = chrono::Utc::now().timestamp();
     // Every shipment is checked before any is scored: a bad batch changes nothing, and the
     // first bad shipment by index is reported. Reading and checking are spread over the
@@ -217,8 +275,10 @@ pub async fn score_batch(
             body.push_str(&r.response);
         }
         body.push_str("]}");
-        send(state_ref, caller_ref, records, started).await?;
-        Ok(body)
+        Ok(Prepared {
+            body,
+            records: stamped(caller_ref, records, started),
+        })
     };
     idempotency::respond(
         &state,
@@ -346,20 +406,13 @@ async fn run(
     Ok(answers)
 }
 
-/// Queues the answers' records for the store; waits only if the store has fallen far behind.
-async fn send(
-    state: &AppState,
-    caller: &Caller,
-    mut records: Vec<ScoreRecord>,
-    started: Instant,
-) -> Result<(), ApiError> {
+/// The answers' records with the time they took and the key that asked.
+fn stamped(caller: &Caller, mut records: Vec<ScoreRecord>, started: Instant) -> Vec<ScoreRecord> {
     let latency_us = started.elapsed().as_micros() as i64;
     let key = Text::from(caller.key_id.as_str());
     for r in &mut records {
         r.latency_us = latency_us;
         r.api_key_id = Some(key.clone());
     }
-    state.store.recorder.record(records).await.map_err(|e| {
-        ApiError::unavailable(format!("the score store is not accepting records: {e}"))
-    })
+    records
 }

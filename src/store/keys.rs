@@ -52,6 +52,8 @@ pub struct KeyInfo {
     pub role: Role,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// Requests per second this key may send (none: no limit).
+    pub rate_limit: Option<u32>,
 }
 
 /// The prefix every key starts with, so leaked keys are recognisable in logs and scanners.
@@ -71,23 +73,36 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Store {
-    /// Creates a key; returns its record and the secret, which is not stored.
+    /// Creates a key without a rate limit; returns its record and the secret, which is not
+    /// stored.
     pub async fn create_key(
         &self,
         name: &str,
         role: Role,
     ) -> Result<(KeyInfo, String), StoreError> {
+        self.create_key_with(name, role, None).await
+    }
+
+    /// Creates a key that may send at most `rate_limit` requests per second.
+    pub async fn create_key_with(
+        &self,
+        name: &str,
+        role: Role,
+        rate_limit: Option<u32>,
+    ) -> Result<(KeyInfo, String), StoreError> {
         let id = format!("key_{}", random_hex(6));
         let secret = format!("{KEY_PREFIX}{}", random_hex(32));
         let created_at = now_text();
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_keys (id, name, role, key_hash, created_at, rate_limit) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id.clone())
         .bind(name.to_string())
         .bind(role.as_str())
         .bind(hash_key(&secret))
         .bind(created_at.clone())
+        .bind(rate_limit.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok((
@@ -97,6 +112,7 @@ impl Store {
                 role,
                 created_at,
                 revoked_at: None,
+                rate_limit,
             },
             secret,
         ))
@@ -104,7 +120,8 @@ impl Store {
 
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+            "SELECT id, name, role, created_at, revoked_at, rate_limit FROM api_keys \
+             ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -125,7 +142,7 @@ impl Store {
     /// The active key with this secret, if any.
     pub async fn find_key(&self, secret: &str) -> Result<Option<KeyInfo>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, role, created_at, revoked_at FROM api_keys \
+            "SELECT id, name, role, created_at, revoked_at, rate_limit FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_key(secret))
@@ -147,5 +164,8 @@ fn key_info(row: sqlx::any::AnyRow) -> Result<KeyInfo, StoreError> {
         })?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        rate_limit: row
+            .try_get::<Option<i64>, _>("rate_limit")?
+            .and_then(|r| u32::try_from(r).ok()),
     })
 }

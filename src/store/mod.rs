@@ -6,6 +6,8 @@ pub mod idempotency;
 pub mod keys;
 pub mod outcomes;
 pub mod recorder;
+pub mod spool;
+mod statements;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +19,8 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{AnyPool, SqlSafeStr};
 
-pub use recorder::{Recorder, ScoreRecord, Sink, Text};
+pub use recorder::{Committed, Completion, Recorder, ScoreRecord, Sink, Text, Write, WriteError};
+pub use spool::{Spool, SpoolError};
 
 /// Every SQLite connection's settings. WAL: readers never wait for the recorder; NORMAL sync is
 /// durable across process crashes; the busy timeout rides out checkpoints and the other
@@ -50,6 +53,22 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the recorder has stopped")]
     RecorderStopped,
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Where answered scores wait while PostgreSQL is unreachable.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub path: std::path::PathBuf,
+    pub max_bytes: u64,
+}
+
+impl SpoolConfig {
+    /// The default bound: a day of a busy warehouse's single scores (~2 KB each).
+    pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 }
 
 /// Which database is behind the pool.
@@ -68,8 +87,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects, creating an SQLite file if needed, and applies the migrations.
+    /// Connects, creating an SQLite file if needed, and applies the migrations; without a
+    /// spool (the command-line tools, which record nothing).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects as [`Store::connect`]; on PostgreSQL, answered scores go to `spool` while the
+    /// database is unreachable (SQLite is local: it has none).
+    pub async fn connect_with(url: &str, spool: Option<SpoolConfig>) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -125,9 +151,32 @@ impl Store {
                     .connect_with(url.parse::<SqliteConnectOptions>()?)
                     .await?,
             ),
-            Backend::Postgres => Sink::Postgres(pool.clone()),
+            // Its own connections, quick to give up when the database is away: the writes
+            // go to the spool then, and answers must not wait the pool's 10 s.
+            Backend::Postgres => Sink::Postgres(
+                AnyPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(1))
+                    .connect_lazy(&url)?,
+            ),
         };
-        let recorder = Arc::new(Recorder::start(sink));
+        let spool = match (backend, spool) {
+            (Backend::Postgres, Some(c)) => {
+                let path = c.path.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || Spool::open(&c.path, c.max_bytes))
+                        .await
+                        .map_err(|e| {
+                            StoreError::Spool(SpoolError::Io {
+                                path,
+                                source: std::io::Error::other(e.to_string()),
+                            })
+                        })??,
+                )
+            }
+            _ => None,
+        };
+        let recorder = Arc::new(Recorder::start(sink, spool));
         Ok(Store {
             pool,
             backend,
@@ -151,6 +200,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "latest scores",
         include_str!("../../migrations/0002_latest_scores.sql"),
+    ),
+    (
+        3,
+        "key rate limits",
+        include_str!("../../migrations/0003_key_rate_limits.sql"),
     ),
 ];
 
@@ -179,6 +233,25 @@ impl MigrationSource<'static> for Embedded {
                 })
                 .collect())
         })
+    }
+}
+
+/// Whether `e` says the database cannot be reached (or cannot take writes now), rather than
+/// that it refused what was sent: the connection failed or timed out, or PostgreSQL reported
+/// a connection exception (08), a shutdown (57) or insufficient resources (53).
+pub fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLite's codes are numbers, so these prefixes are PostgreSQL's alone.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c.starts_with("53")),
+        _ => false,
     }
 }
 

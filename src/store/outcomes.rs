@@ -82,10 +82,21 @@ impl Store {
 
     /// Every stored outcome, oldest first: replayed into a newly loaded model's history.
     pub async fn all_outcomes(&self) -> Result<Vec<OutcomeRecord>, StoreError> {
+        self.outcomes_received_since("").await
+    }
+
+    /// The outcomes received at or after `since` (the store's time text), by any instance,
+    /// oldest delivery first.
+    pub async fn outcomes_received_since(
+        &self,
+        since: &str,
+    ) -> Result<Vec<OutcomeRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT shipment_id, score_id, delivered_at, notes, carrier, warehouse, destination, \
-             scheduled_date, date_deadline, late, api_key_id FROM outcomes ORDER BY delivered_at",
+             scheduled_date, date_deadline, late, api_key_id FROM outcomes \
+             WHERE received_at >= $1 ORDER BY delivered_at",
         )
+        .bind(since.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()

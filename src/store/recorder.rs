@@ -1,21 +1,24 @@
-//! Recording scores without slowing the answers: handlers hand an answer's records (one, or a
-//! batch's) to a channel and return; one task writes whatever has queued up, up to
-//! [`MAX_BATCH`] rows per transaction, so under load each write carries hundreds of rows. When
-//! [`QUEUE`] records wait unwritten, handlers wait for room (nothing is dropped), and
-//! [`Recorder::flush`] returns once everything sent before it is in the database.
+//! The one write path for answered scores, with group commit. A handler hands its answer's
+//! records (one, or a batch's) and the idempotency claim they complete to [`Recorder::commit`]
+//! and waits; one task writes whatever has queued up in one transaction (up to [`MAX_BATCH`]
+//! rows, and always whole requests) and then wakes every request it held. Under load each
+//! commit carries the requests that arrived during the previous one, as PostgreSQL's own group
+//! commit does, so durability costs a wait of about one commit, not one commit per request.
+//!
+//! What the answer promises: `Ok` means the records are committed (or, on PostgreSQL while the
+//! database is unreachable, fsync'd in the local [`Spool`] and replayed in order once it is
+//! back). A group the database refuses is written again request by request, so a bad record
+//! fails its own request and never its neighbours'.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use sqlx::any::AnyArguments;
-use sqlx::encode::Encode;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::types::Type;
-use sqlx::{Any, AnyPool, Sqlite, SqlitePool};
+use sqlx::{AnyPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{flag, Backend, StoreError};
+use super::spool::{Spool, SpoolError};
+use super::{statements, Backend, StoreError};
 
 /// A record's text, shared with the statements that write it: SQLite's driver binds it
 /// without copying (a batch's records hold ~20 MB of text).
@@ -42,6 +45,47 @@ pub struct ScoreRecord {
     pub api_key_id: Option<Text>,
 }
 
+/// The answer kept for an idempotency claim this request won (see [`super::idempotency`]).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub owner: Text,
+    pub key: Text,
+    pub status: u16,
+    pub body: Text,
+}
+
+/// Everything one request writes: committed together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Write {
+    pub records: Vec<ScoreRecord>,
+    pub completion: Option<Completion>,
+}
+
+/// Where a committed write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// In the database.
+    Stored,
+    /// In the local spool, to be replayed into the database when it is back.
+    Spooled,
+}
+
+/// Why a write was not committed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The database refused this request's records (a constraint, a value it cannot store).
+    #[error("the database refused the records: {0}")]
+    Refused(String),
+    /// No room: the SQLite disk or the spool is full.
+    #[error("no room to record: {0}")]
+    Full(String),
+    /// The database cannot be reached (or is locked) and there is no spool to fall back on.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the recorder has stopped")]
+    Stopped,
+}
+
 /// Where the recorder writes: SQLite through its own driver, whose statements take the
 /// records' texts as they are (the Any driver copies every text twice on the way), and
 /// PostgreSQL through the Any driver.
@@ -51,67 +95,130 @@ pub enum Sink {
     Postgres(AnyPool),
 }
 
-enum Message {
-    Records(Vec<ScoreRecord>),
-    Flush(oneshot::Sender<Result<(), String>>),
+impl Sink {
+    fn backend(&self) -> Backend {
+        match self {
+            Sink::Sqlite(_) => Backend::Sqlite,
+            Sink::Postgres(_) => Backend::Postgres,
+        }
+    }
 }
 
-/// Records accepted and not yet written before handlers wait for room.
+type Reply = oneshot::Sender<Result<Committed, WriteError>>;
+
+enum Message {
+    Write(Write, Reply),
+    /// Answered once everything before it is committed and the spool is replayed (or the
+    /// database is still away).
+    Flush(oneshot::Sender<Result<(), WriteError>>),
+}
+
+/// Records that may wait for a commit at once; a request beyond waits for room.
 pub const QUEUE: usize = 65_536;
-/// Rows per transaction, at most.
+/// Rows per transaction, at most (a request larger than this goes alone).
 pub const MAX_BATCH: usize = 2_000;
-/// Rows per INSERT statement: 16 x 500 parameters, under the bundled SQLite's 32,766 and
-/// PostgreSQL's 65,535. Fewer, larger statements mean fewer trips to the database's thread.
-const ROWS_PER_STATEMENT: usize = 500;
+/// How long one transaction may take before the database counts as unreachable. A commit cut
+/// off by this may still have landed: what goes to the spool then is replayed with "insert
+/// if absent", so nothing is written twice.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a spooling recorder tries the database again.
+const RETRY: Duration = Duration::from_millis(500);
+/// How long readiness reports a full disk after a write found one.
+const FULL_FOR: Duration = Duration::from_secs(5);
+
+/// What readiness reports of the write path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Bytes of answered scores in the spool, waiting for the database.
+    pub spooled_bytes: u64,
+    /// Why writes are being refused right now, if they are.
+    pub refusing: Option<String>,
+}
 
 pub struct Recorder {
-    /// Unbounded: `room` bounds what waits in it, counted in records rather than messages.
     tx: mpsc::UnboundedSender<Message>,
-    /// One permit per record that may still be queued; the writer gives them back.
+    /// One permit per record that may wait; the writer gives them back.
     room: Arc<Semaphore>,
-    /// Records accepted and not yet written (or given up on).
-    pending: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+}
+
+/// What the writer task and readers of its state share.
+#[derive(Default)]
+struct Shared {
+    /// Records accepted and not yet in the database (waiting for a commit, or spooled).
+    pending: AtomicU64,
+    spooled_bytes: AtomicU64,
+    spool_full: AtomicBool,
+    /// Whether a replay task is running.
+    replaying: AtomicBool,
+    /// When a write last found no room.
+    full_at: Mutex<Option<(Instant, String)>>,
 }
 
 impl Recorder {
-    pub fn start(sink: Sink) -> Self {
+    /// Starts the writer task; with a spool, its frames left by an earlier run are replayed
+    /// first.
+    pub fn start(sink: Sink, spool: Option<Spool>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let pending = Arc::new(AtomicU64::new(0));
         let room = Arc::new(Semaphore::new(QUEUE));
-        tokio::spawn(run(sink, rx, pending.clone(), room.clone()));
-        Recorder { tx, room, pending }
-    }
-
-    /// Records accepted and not yet written: the backlog, for metrics.
-    pub fn pending(&self) -> u64 {
-        self.pending.load(Ordering::Relaxed)
-    }
-
-    /// Queues one answer's records (a batch's together); waits only while the queue has no
-    /// room for them.
-    pub async fn record(&self, records: Vec<ScoreRecord>) -> Result<(), StoreError> {
-        let mut records = records;
-        while !records.is_empty() {
-            // More than the queue holds goes in parts, each waiting for a whole queue's room.
-            let rest = records.split_off(records.len().min(QUEUE));
-            let n = records.len();
-            self.room
-                .acquire_many(n as u32)
-                .await
-                .map_err(|_| StoreError::RecorderStopped)?
-                .forget();
-            self.pending.fetch_add(n as u64, Ordering::Relaxed);
-            if self.tx.send(Message::Records(records)).is_err() {
-                self.pending.fetch_sub(n as u64, Ordering::Relaxed);
-                self.room.add_permits(n);
-                return Err(StoreError::RecorderStopped);
-            }
-            records = rest;
+        let shared = Arc::new(Shared::default());
+        if let Some(s) = &spool {
+            shared
+                .spooled_bytes
+                .store(s.unreplayed(), Ordering::Relaxed);
         }
-        Ok(())
+        let writer = Writer {
+            sink,
+            spool: spool.map(|s| Arc::new(Mutex::new(s))),
+            shared: shared.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        Recorder { tx, room, shared }
     }
 
-    /// Waits until every record queued before this call is written.
+    /// Records accepted and not yet in the database: the backlog, for metrics.
+    pub fn pending(&self) -> u64 {
+        self.shared.pending.load(Ordering::Relaxed)
+    }
+
+    pub fn health(&self) -> Health {
+        let refusing = if self.shared.spool_full.load(Ordering::Relaxed) {
+            Some("the spool is full".to_string())
+        } else {
+            let full = self.shared.full_at.lock().expect("not poisoned");
+            full.as_ref()
+                .filter(|(at, _)| at.elapsed() < FULL_FOR)
+                .map(|(_, why)| why.clone())
+        };
+        Health {
+            spooled_bytes: self.shared.spooled_bytes.load(Ordering::Relaxed),
+            refusing,
+        }
+    }
+
+    /// Commits one request's write, in a group with whatever else is waiting; returns once it
+    /// is durable (or failed).
+    pub async fn commit(&self, write: Write) -> Result<Committed, WriteError> {
+        let n = write.records.len().clamp(1, QUEUE) as u32;
+        let permit = self
+            .room
+            .acquire_many(n)
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .pending
+            .fetch_add(write.records.len() as u64, Ordering::Relaxed);
+        if self.tx.send(Message::Write(write, reply)).is_err() {
+            return Err(WriteError::Stopped);
+        }
+        let result = answer.await.unwrap_or(Err(WriteError::Stopped));
+        drop(permit);
+        result
+    }
+
+    /// Waits until every write sent before this call is committed and, when the database is
+    /// reachable, the spool is replayed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -119,238 +226,260 @@ impl Recorder {
             .map_err(|_| StoreError::RecorderStopped)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Sql(sqlx::Error::Protocol(e))),
+            Ok(Err(e)) => Err(StoreError::Write(e)),
             Err(_) => Err(StoreError::RecorderStopped),
         }
     }
 }
 
-async fn run(
+#[derive(Clone)]
+struct Writer {
     sink: Sink,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    pending: Arc<AtomicU64>,
-    room: Arc<Semaphore>,
-) {
-    let mut queued: Vec<ScoreRecord> = Vec::with_capacity(MAX_BATCH);
-    let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(m) = next.take() {
-            match m {
-                Message::Records(r) => queued.extend(r),
-                Message::Flush(w) => waiting.push(w),
-            }
-            if queued.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
+    spool: Option<Arc<Mutex<Spool>>>,
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    /// Counts `n` records as in the database (or given up on). Saturating: the spool left by
+    /// an earlier run was never counted in.
+    fn written(&self, n: usize) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(n as u64))
+            });
+    }
+}
+
+impl Writer {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        if self.spooled() > 0 {
+            self.replay_in_background();
         }
-        let mut result = Ok(());
-        for rows in queued.chunks(MAX_BATCH) {
-            if let Err(e) = write_with_retries(&sink, rows).await {
-                result = Err(e);
-            }
-            pending.fetch_sub(rows.len() as u64, Ordering::Relaxed);
-            room.add_permits(rows.len());
-        }
-        queued.clear();
-        for w in waiting.drain(..) {
-            let _ = w.send(result.clone());
-        }
-    }
-}
-
-/// Writes `rows` in one transaction. A failed write is retried with backoff rather than
-/// dropped: the records were accepted. Flushes wait for the outcome.
-async fn write_with_retries(sink: &Sink, rows: &[ScoreRecord]) -> Result<(), String> {
-    let mut delay = std::time::Duration::from_millis(50);
-    let mut result = Ok(());
-    for attempt in 0..8 {
-        match write(sink, rows).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, attempt, rows = rows.len(), "recording scores failed; retrying");
-                result = Err(e.to_string());
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-            }
-        }
-    }
-    tracing::error!(
-        rows = rows.len(),
-        "recording scores failed for good; these records are lost"
-    );
-    result
-}
-
-/// Writes `rows` in one transaction: the scores, then each shipment's latest score.
-async fn write(sink: &Sink, rows: &[ScoreRecord]) -> Result<(), sqlx::Error> {
-    // The same statements through either driver's pool; only the types differ.
-    macro_rules! write_through {
-        ($pool:expr, $db:ty, $backend:expr) => {{
-            let mut tx = $pool.begin().await?;
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let newest = newest_per_shipment(chunk);
-                bind_scores(sqlx::query::<$db>(insert_sql($backend, chunk.len())), chunk)
-                    .execute(&mut *tx)
-                    .await?;
-                bind_latest(
-                    sqlx::query::<$db>(latest_sql($backend, newest.len())),
-                    &newest,
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
-        }};
-    }
-    match sink {
-        Sink::Sqlite(pool) => write_through!(pool, Sqlite, Backend::Sqlite),
-        Sink::Postgres(pool) => write_through!(pool, Any, Backend::Postgres),
-    }
-}
-
-/// A value both drivers bind as it is: numbers and static words.
-trait Plain:
-    Encode<'static, Sqlite> + Type<Sqlite> + Encode<'static, Any> + Type<Any> + Send + 'static
-{
-}
-
-impl<T> Plain for T where
-    T: Encode<'static, Sqlite> + Type<Sqlite> + Encode<'static, Any> + Type<Any> + Send + 'static
-{
-}
-
-/// Binding a record's values to a statement of either driver.
-trait Bind: Sized {
-    fn text(self, v: &Text) -> Self;
-    fn maybe_text(self, v: &Option<Text>) -> Self;
-    fn value<T: Plain>(self, v: T) -> Self;
-}
-
-impl Bind for sqlx::query::Query<'static, Sqlite, SqliteArguments> {
-    fn text(self, v: &Text) -> Self {
-        self.bind(v.clone())
-    }
-    fn maybe_text(self, v: &Option<Text>) -> Self {
-        self.bind(v.clone())
-    }
-    fn value<T: Plain>(self, v: T) -> Self {
-        self.bind(v)
-    }
-}
-
-impl Bind for sqlx::query::Query<'static, Any, AnyArguments> {
-    fn text(self, v: &Text) -> Self {
-        self.bind(v.to_string())
-    }
-    fn maybe_text(self, v: &Option<Text>) -> Self {
-        self.bind(v.as_deref().map(str::to_string))
-    }
-    fn value<T: Plain>(self, v: T) -> Self {
-        self.bind(v)
-    }
-}
-
-/// The values of [`insert_sql`]'s rows.
-fn bind_scores<Q: Bind>(mut q: Q, rows: &[ScoreRecord]) -> Q {
-    for r in rows {
-        q = q
-            .text(&r.score_id)
-            .text(&r.shipment_id)
-            .text(&r.created_at)
-            .value(r.endpoint)
-            .text(&r.request)
-            .text(&r.response)
-            .maybe_text(&r.model_version)
-            .text(&r.policy_version)
-            .value(r.source)
-            .value(r.risk_band)
-            .value(r.delay_risk)
-            .value(r.queue)
-            .value(flag(r.requires_approval))
-            .value(flag(r.degraded))
-            .value(r.latency_us)
-            .maybe_text(&r.api_key_id);
-    }
-    q
-}
-
-/// The values of [`latest_sql`]'s rows.
-fn bind_latest<Q: Bind>(mut q: Q, newest: &[&ScoreRecord]) -> Q {
-    for r in newest {
-        q = q.text(&r.shipment_id).text(&r.score_id).text(&r.created_at);
-    }
-    q
-}
-
-/// Each shipment's newest record in `chunk`, in order of first appearance: one row per
-/// shipment per statement, as PostgreSQL refuses an upsert that touches a row twice.
-fn newest_per_shipment(chunk: &[ScoreRecord]) -> Vec<&ScoreRecord> {
-    let mut newest: Vec<&ScoreRecord> = Vec::with_capacity(chunk.len());
-    let mut at: HashMap<&str, usize> = HashMap::with_capacity(chunk.len());
-    for r in chunk {
-        match at.get(&*r.shipment_id) {
-            Some(&i) => {
-                let kept = newest[i];
-                if (&r.created_at, &r.score_id) > (&kept.created_at, &kept.score_id) {
-                    newest[i] = r;
+        let mut flushes = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut group: Vec<(Write, Reply)> = Vec::new();
+            let mut rows = 0;
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match m {
+                    Message::Write(w, reply) => {
+                        rows += w.records.len();
+                        group.push((w, reply));
+                    }
+                    Message::Flush(f) => flushes.push(f),
+                }
+                if rows < MAX_BATCH {
+                    next = rx.try_recv().ok();
                 }
             }
-            None => {
-                at.insert(&r.shipment_id, newest.len());
-                newest.push(r);
+            if !group.is_empty() {
+                self.commit_group(group).await;
+            }
+            // Everything before the flushes is durable now (stored, or spooled).
+            for f in flushes.drain(..) {
+                let _ = f.send(Ok(()));
             }
         }
     }
-    newest
-}
 
-/// Moves each of `rows` shipments' entry in `latest_scores` to the given newer record, unless
-/// a newer one is there already.
-fn latest_sql(backend: Backend, rows: usize) -> sqlx::AssertSqlSafe<String> {
-    let mut sql =
-        String::from("INSERT INTO latest_scores (shipment_id, score_id, created_at) VALUES ");
-    push_values(&mut sql, backend, rows, 3);
-    sql.push_str(
-        " ON CONFLICT (shipment_id) DO UPDATE SET score_id = excluded.score_id, \
-         created_at = excluded.created_at \
-         WHERE excluded.created_at > latest_scores.created_at \
-         OR (excluded.created_at = latest_scores.created_at \
-         AND excluded.score_id > latest_scores.score_id)",
-    );
-    sqlx::AssertSqlSafe(sql)
-}
-
-const COLUMNS: usize = 16;
-
-/// A multi-row INSERT into `scores`.
-fn insert_sql(backend: Backend, rows: usize) -> sqlx::AssertSqlSafe<String> {
-    let mut sql = String::from(
-        "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
-         model_version, policy_version, source, risk_band, delay_risk, queue, requires_approval, \
-         degraded, latency_us, api_key_id) VALUES ",
-    );
-    push_values(&mut sql, backend, rows, COLUMNS);
-    sqlx::AssertSqlSafe(sql)
-}
-
-/// `rows` parenthesised groups of `columns` placeholders. SQLite gets anonymous `?`: with
-/// numbered ones its driver looks up every parameter's name, 5 % of a batch's time in profiles.
-fn push_values(sql: &mut String, backend: Backend, rows: usize, columns: usize) {
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
+    /// Starts replaying the spool unless a replay is running: it retries every [`RETRY`]
+    /// until the spool is empty, while this task keeps appending behind it.
+    fn replay_in_background(&self) {
+        if self.shared.replaying.swap(true, Ordering::SeqCst) {
+            return;
         }
-        sql.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                sql.push(',');
+        let w = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if w.replay().await {
+                    break;
+                }
+                tokio::time::sleep(RETRY).await;
             }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", r * columns + c + 1)),
+            w.shared.replaying.store(false, Ordering::SeqCst);
+            // An append that came after the last read and before the flag was cleared.
+            if w.spooled() > 0 {
+                w.replay_in_background();
+            }
+        });
+    }
+
+    fn spooled(&self) -> u64 {
+        self.shared.spooled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Commits a group in one transaction, or each request alone when the group fails.
+    async fn commit_group(&self, group: Vec<(Write, Reply)>) {
+        let writes: Vec<&Write> = group.iter().map(|(w, _)| w).collect();
+        let results = if self.spooled() > 0 {
+            // While the spool holds answers, new ones queue behind them: replayed in order.
+            let r = self.to_spool(&writes).await;
+            vec![r; writes.len()]
+        } else {
+            match self.write(&writes, false).await {
+                // A full disk stays reported for `FULL_FOR` even if some writes fit again:
+                // the disk is nearly full, and readiness should say so.
+                Ok(()) => vec![Ok(Committed::Stored); writes.len()],
+                Err(e) if self.is_outage(&e) && self.spool.is_some() => {
+                    let r = self.to_spool(&writes).await;
+                    vec![r; writes.len()]
+                }
+                Err(e) if writes.len() == 1 => vec![Err(self.classify(e))],
+                Err(_) => {
+                    let mut results = Vec::with_capacity(writes.len());
+                    for w in &writes {
+                        results.push(match self.write(&[w], false).await {
+                            Ok(()) => Ok(Committed::Stored),
+                            Err(e) if self.is_outage(&e) && self.spool.is_some() => {
+                                self.to_spool(&[w]).await
+                            }
+                            Err(e) => Err(self.classify(e)),
+                        });
+                    }
+                    results
+                }
+            }
+        };
+        for ((w, reply), result) in group.into_iter().zip(results) {
+            if !matches!(result, Ok(Committed::Spooled)) {
+                self.shared.written(w.records.len());
+            }
+            if let Err(e) = &result {
+                tracing::error!(error = %e, rows = w.records.len(), "a request's scores were not recorded; it was answered with an error");
+            }
+            let _ = reply.send(result);
+        }
+    }
+
+    async fn write(&self, writes: &[&Write], replay: bool) -> Result<(), sqlx::Error> {
+        match tokio::time::timeout(WRITE_TIMEOUT, statements::write(&self.sink, writes, replay))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
+    /// Appends to the spool (off the async workers: it syncs to disk).
+    async fn to_spool(&self, writes: &[&Write]) -> Result<Committed, WriteError> {
+        let Some(spool) = self.spool.clone() else {
+            return Err(WriteError::Unavailable("no spool is configured".into()));
+        };
+        let owned: Vec<Write> = writes.iter().map(|w| (*w).clone()).collect();
+        let shared = self.shared.clone();
+        let appended = tokio::task::spawn_blocking(move || {
+            let mut s = spool.lock().expect("not poisoned");
+            let refs: Vec<&Write> = owned.iter().collect();
+            let r = s.append(&refs);
+            shared
+                .spooled_bytes
+                .store(s.unreplayed(), Ordering::Relaxed);
+            r
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(SpoolError::Io {
+                path: "spool".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
+        match appended {
+            Ok(()) => {
+                self.shared.spool_full.store(false, Ordering::Relaxed);
+                self.replay_in_background();
+                Ok(Committed::Spooled)
+            }
+            Err(e @ SpoolError::Full { .. }) => {
+                self.shared.spool_full.store(true, Ordering::Relaxed);
+                Err(WriteError::Full(e.to_string()))
+            }
+            Err(e) => Err(WriteError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Replays the spool's frames into the database until it is empty; false when the
+    /// database is still away (or refused them: a frame is never skipped).
+    async fn replay(&self) -> bool {
+        let Some(spool) = self.spool.clone() else {
+            return true;
+        };
+        loop {
+            let s = spool.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                s.lock().expect("not poisoned").next_frames(MAX_BATCH)
+            })
+            .await;
+            let (frames, to) = match read {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading the spool");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the spool");
+                    return false;
+                }
+            };
+            if frames.is_empty() {
+                return true;
+            }
+            let refs: Vec<&Write> = frames.iter().collect();
+            if let Err(e) = self.write(&refs, true).await {
+                if !self.is_outage(&e) {
+                    tracing::error!(error = %e, "the database refused spooled scores; retrying");
+                }
+                return false;
+            }
+            let rows: usize = frames.iter().map(|w| w.records.len()).sum();
+            self.shared.written(rows);
+            let s = spool.clone();
+            let shared = self.shared.clone();
+            let marked = tokio::task::spawn_blocking(move || {
+                let mut s = s.lock().expect("not poisoned");
+                let r = s.replayed_to(to);
+                shared
+                    .spooled_bytes
+                    .store(s.unreplayed(), Ordering::Relaxed);
+                r
+            })
+            .await;
+            self.shared.spool_full.store(false, Ordering::Relaxed);
+            tracing::info!(rows, left = self.spooled(), "replayed spooled scores");
+            if !matches!(marked, Ok(Ok(()))) {
+                tracing::error!("marking the spool replayed failed");
+                return false;
+            }
+            if self.spooled() == 0 {
+                return true;
             }
         }
-        sql.push(')');
+    }
+
+    fn is_outage(&self, e: &sqlx::Error) -> bool {
+        super::unreachable(e)
+    }
+
+    fn classify(&self, e: sqlx::Error) -> WriteError {
+        if let sqlx::Error::Database(db) = &e {
+            let code = db.code().unwrap_or_default();
+            let full = match self.sink.backend() {
+                // SQLITE_FULL, in its primary or any extended code.
+                Backend::Sqlite => code.parse::<i64>().is_ok_and(|c| c & 0xff == 13),
+                Backend::Postgres => code.starts_with("53"),
+            };
+            if full {
+                let why = format!("the database's disk is full: {db}");
+                *self.shared.full_at.lock().expect("not poisoned") =
+                    Some((Instant::now(), "the database's disk is full".into()));
+                return WriteError::Full(why);
+            }
+        }
+        if self.is_outage(&e)
+            || matches!(&e, sqlx::Error::Database(db) if db.message().contains("locked"))
+        {
+            return WriteError::Unavailable(e.to_string());
+        }
+        WriteError::Refused(e.to_string())
     }
 }

@@ -4,6 +4,9 @@
 // Each test binary uses a different part of these helpers.
 #![allow(dead_code)]
 
+pub mod process;
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +47,7 @@ pub fn config(models_dir: PathBuf, dir: &Path) -> ServeConfig {
     c.bind = "127.0.0.1:0".parse().unwrap();
     c.policies_dir = repo("policies");
     c.encoders_dir = Some(repo("models/encoders"));
+    c.spool_path = dir.join("spool");
     c
 }
 

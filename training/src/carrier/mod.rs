@@ -25,6 +25,11 @@ pub struct CarrierArtifact {
 }
 
 impl CarrierArtifact {
+    /// Whether the scorecards or the rate table know `carrier`.
+    pub fn knows(&self, carrier: &str) -> bool {
+        self.scorecards.knows(carrier) || self.rates.as_ref().is_some_and(|r| r.knows(carrier))
+    }
+
     /// The carriers to rank for a lane: those with a rate on it, then those seen delivering it.
     pub fn candidates(&self, warehouse: &str, destination: &str) -> Vec<String> {
         candidates(

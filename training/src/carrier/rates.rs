@@ -167,6 +167,11 @@ impl RateTable {
         Ok(table)
     }
 
+    /// Whether `carrier` has a rate on any lane.
+    pub fn knows(&self, carrier: &str) -> bool {
+        self.lanes.values().any(|c| c.contains_key(carrier))
+    }
+
     /// Carriers with a rate on the lane.
     pub fn carriers(&self, origin: &str, destination: &str) -> Vec<&str> {
         self.lanes

@@ -270,6 +270,11 @@ fn note_categories<'c>(
 }
 
 impl Scorecards {
+    /// Whether any card is `carrier`'s.
+    pub fn knows(&self, carrier: &str) -> bool {
+        self.cards.iter().any(|c| c.carrier == carrier)
+    }
+
     pub fn new(config: ScorecardConfig) -> Self {
         Scorecards {
             config,
