@@ -11,7 +11,9 @@
 //! the batch row also gives the rate until the batches' records are all written. Both servers
 //! are warmed up first with a second of single scores and one batch, which are not counted.
 //!
-//! `cargo bench --bench service [-- --seconds 15 --connections 32 --rate 1000 --no-peer]`.
+//! `cargo bench --bench service [-- --seconds 15 --connections 32 --rate 1000 --no-peer]`;
+//! `--baseline PATH --rounds N` also measures an earlier build (its release binary), this
+//! build and it alternating for N rounds, and prints the ratios of their medians.
 //! Shipments are the last rows of `data/samples/history_sample.csv`, outcomes removed. The peer
 //! needs `pip install -r benches/peer/requirements.txt`; without uvicorn it is skipped.
 
@@ -31,6 +33,9 @@ struct Options {
     rate: f64,
     batches: usize,
     peer: bool,
+    /// An earlier build of dispatch-risk, measured in the same run, alternating with this one.
+    baseline: Option<PathBuf>,
+    rounds: usize,
 }
 
 fn options() -> Options {
@@ -50,6 +55,12 @@ fn options() -> Options {
         rate: value("--rate").unwrap_or(1000.0),
         batches: value("--batches").unwrap_or(8.0) as usize,
         peer: !args.iter().any(|a| a == "--no-peer"),
+        baseline: args
+            .iter()
+            .position(|a| a == "--baseline")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from),
+        rounds: value("--rounds").unwrap_or(1.0) as usize,
     }
 }
 
@@ -153,9 +164,13 @@ async fn wait_up(url: &str) {
     panic!("{url} did not come up");
 }
 
-fn start_dispatch_risk(dir: &Path) -> Server {
-    let bin = env!("CARGO_BIN_EXE_dispatch-risk");
-    let db = format!("sqlite:{}", dir.join("bench.sqlite3").display());
+fn start_dispatch_risk(dir: &Path, bin: &Path, name: &'static str) -> Server {
+    // A fresh database per run: runs must not inherit each other's rows.
+    let db = format!(
+        "sqlite:{}",
+        dir.join(format!("bench-{}.sqlite3", rand_suffix()))
+            .display()
+    );
     let out = Command::new(bin)
         .args([
             "keys",
@@ -197,11 +212,18 @@ fn start_dispatch_risk(dir: &Path) -> Server {
         .spawn()
         .unwrap();
     Server {
-        name: "dispatch-risk",
+        name,
         url: format!("http://127.0.0.1:{port}"),
         key: Some(key),
         child,
     }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn start_peer(dir: &Path) -> Option<Server> {
@@ -491,15 +513,42 @@ fn main() {
         o.seconds, o.connections, o.rate, o.batches, sample.len()
     );
     let mut results = Vec::new();
-    {
-        let server = start_dispatch_risk(dir.path());
-        results.push(runtime.block_on(measure(
-            &server,
-            &o,
-            singles.clone(),
-            batch_body.clone(),
-            sample.len(),
-        )));
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_dispatch-risk"));
+    let mut servers: Vec<(&'static str, PathBuf)> = vec![("dispatch-risk", ours)];
+    if let Some(b) = &o.baseline {
+        servers.push(("baseline", b.clone()));
+    }
+    // A B A B: each round measures this build and then the baseline, so a slow phase of the
+    // machine falls on both.
+    for _ in 0..o.rounds.max(1) {
+        for (name, bin) in &servers {
+            let server = start_dispatch_risk(dir.path(), bin, name);
+            results.push(runtime.block_on(measure(
+                &server,
+                &o,
+                singles.clone(),
+                batch_body.clone(),
+                sample.len(),
+            )));
+        }
+    }
+    if o.baseline.is_some() {
+        let median = |name: &str, f: &dyn Fn(&Measured) -> f64| {
+            let mut v: Vec<f64> = results.iter().filter(|m| m.name == name).map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let ratio =
+            |f: &dyn Fn(&Measured) -> f64| median("dispatch-risk", f) / median("baseline", f);
+        println!(
+            "medians over {} rounds, this build / baseline: throughput {:.2}x, closed-loop p99 {:.2}x, fixed-rate p99 {:.2}x, batch answered {:.2}x, batch recorded {:.2}x",
+            o.rounds.max(1),
+            ratio(&|m| m.closed.per_second()),
+            ratio(&|m| m.closed.percentile_ms(0.99)),
+            ratio(&|m| m.fixed.percentile_ms(0.99)),
+            ratio(&|m| m.batch.per_second()),
+            ratio(&|m| m.recorded_per_second),
+        );
     }
     if o.peer {
         if let Some(peer) = start_peer(dir.path()) {
@@ -530,7 +579,9 @@ fn main() {
             m.rss_mib
         );
     }
-    if let [ours, peer] = &results[..] {
+    let ours = results.iter().find(|m| m.name == "dispatch-risk");
+    let peer = results.iter().find(|m| m.name == "FastAPI peer");
+    if let (Some(ours), Some(peer)) = (ours, peer) {
         println!();
         println!(
             "ratios dispatch-risk / peer: throughput {:.1}x, closed-loop p99 {:.2}x, fixed-rate p99 {:.2}x, batch {:.1}x",

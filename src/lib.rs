@@ -9,10 +9,11 @@ pub mod metrics;
 pub mod policy;
 pub mod scoring;
 pub mod server;
+pub mod serving;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod workers;
 
 pub use http::router;
-pub use startup::{Application, ServeConfig};
+pub use startup::{Application, Secret, ServeConfig};

@@ -19,9 +19,10 @@ use crate::http::router;
 use crate::metrics::Metrics;
 use crate::policy::{ActivePolicies, PolicySource};
 use crate::server::Limits;
-use crate::state::{AppState, ModelStore};
+use crate::serving::ModelStore;
+use crate::state::AppState;
 use crate::store::{SpoolConfig, Store};
-use crate::workers::{reload_on_hangup, sync_history, Workers};
+use crate::workers::{checkpoint_wal, reload_on_hangup, sync_history, Workers};
 
 /// How the service is configured.
 #[derive(Debug, Clone)]
@@ -36,7 +37,7 @@ pub struct ServeConfig {
     /// Routing, approval and fallback tables (`policies/`).
     pub policies_dir: PathBuf,
     /// `sqlite:PATH` (the embedded default) or `postgres://...`.
-    pub database_url: String,
+    pub database_url: Secret,
     /// Whether `GET /metrics` answers without a key.
     pub public_metrics: bool,
     /// On PostgreSQL, where answered scores wait while the database is unreachable.
@@ -57,14 +58,14 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     /// The defaults `serve` uses, on a models directory and a database.
-    pub fn new(models_dir: PathBuf, database_url: String) -> Self {
+    pub fn new(models_dir: PathBuf, database_url: impl Into<Secret>) -> Self {
         ServeConfig {
             bind: "127.0.0.1:8080".parse().expect("a valid address"),
             models_dir,
             encoders_dir: None,
             taxonomy: Taxonomy::default(),
             policies_dir: PathBuf::from("policies"),
-            database_url,
+            database_url: database_url.into(),
             public_metrics: true,
             spool_path: PathBuf::from("dispatch-risk.spool"),
             spool_max_bytes: SpoolConfig::DEFAULT_MAX_BYTES,
@@ -89,9 +90,9 @@ impl Application {
             path: config.spool_path.clone(),
             max_bytes: config.spool_max_bytes,
         };
-        let store = Store::connect_with(&config.database_url, Some(spool))
+        let store = Store::connect_with(config.database_url.expose(), Some(spool))
             .await
-            .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+            .with_context(|| format!("opening the database {}", config.database_url.redacted()))?;
         let policies_dir = config.policies_dir.clone();
         let policy_source = tokio::task::spawn_blocking(move || PolicySource::load(&policies_dir))
             .await
@@ -177,6 +178,10 @@ impl Application {
             let state = state.clone();
             |stop| reload_on_hangup(state, stop)
         });
+        workers.spawn("WAL checkpoints", {
+            let store = state.store.clone();
+            |stop| checkpoint_wal(store, stop)
+        });
         if let Some(every) = self.history_sync {
             let state = state.clone();
             workers.spawn("history sync", move |stop| sync_history(state, every, stop));
@@ -200,6 +205,48 @@ impl Application {
             tracing::info!("stopped; every record written");
         }
         Ok(())
+    }
+}
+
+/// A setting that may hold a password (a database URL): it never prints, in logs, errors or
+/// `Debug`; [`Secret::redacted`] shows it with the password masked.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value with any `user:password@` password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({})", self.redacted())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The service's background workers, started and stopped in one place on one shutdown signal:
-//! today the live-history sync and the SIGHUP reload; the outbox and the approval timers join
+//! today the live-history sync, SQLite's WAL checkpoints and the SIGHUP reload; the outbox and the approval timers join
 //! them. [`Workers::stop`] signals every worker and waits for them up to a deadline, then
 //! aborts what is left. The recorder is not among them: requests in flight write through it,
 //! so it stops after the server, when the store is flushed (see [`crate::startup`]).
@@ -95,6 +95,20 @@ pub async fn sync_history(state: AppState, every: Duration, mut shutdown: Shutdo
             Ok(0) => {}
             Ok(n) => tracing::debug!(outcomes = n, "history sync: outcomes from other instances"),
             Err(e) => tracing::warn!(error = %e, "history sync: taking outcomes"),
+        }
+    }
+}
+
+/// Keeps SQLite's WAL short, beside the writer rather than inside a commit (see
+/// [`crate::store::Store::checkpoint`]).
+pub async fn checkpoint_wal(store: crate::store::Store, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint");
         }
     }
 }

@@ -380,6 +380,6 @@ async fn a_clean_shutdown_writes_every_accepted_record() {
     }
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
-    let store = Store::connect(&db).await.unwrap();
+    let store = Store::connect(db.expose()).await.unwrap();
     assert_eq!(store.count_rows(Table::Scores).await.unwrap(), 500);
 }

@@ -18,7 +18,7 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
-    config.database_url = url.clone();
+    config.database_url = url.clone().into();
     let app = TestApp::spawn_with(config, dir).await;
     let shipments: Vec<Value> = (0..120).map(|i| shipment(&format!("PG/OUT/{i}"))).collect();
     let (s, batch) = app.score_batch(&shipments).await;
@@ -61,7 +61,7 @@ async fn scores_outcomes_and_idempotency_on_postgres() {
     // A second instance on the same database sees the keys and the records.
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
-    config.database_url = url;
+    config.database_url = url.into();
     let second = dispatch_risk::Application::build(config).await.unwrap();
     let found = second
         .state()
@@ -90,7 +90,7 @@ async fn concurrent_idempotent_requests_score_once_on_postgres() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
-    config.database_url = url;
+    config.database_url = url.into();
     config.gate.batches = 32;
     let app = TestApp::spawn_with(config, dir).await;
     let batch: Vec<Value> = (0..1_000).map(|i| shipment(&format!("PG/C/{i}"))).collect();
@@ -103,4 +103,92 @@ async fn concurrent_idempotent_requests_score_once_on_postgres() {
     store.flush().await.unwrap();
     assert_eq!(store.count_rows(Table::Scores).await.unwrap(), 1_000);
     assert_eq!(store.count_rows(Table::Idempotency).await.unwrap(), 1);
+}
+
+/// Two instances on one database: an outcome sent to B for a score A answered is found, and
+/// each instance's live history takes the outcomes the other received within its sync interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_reach_every_instance() {
+    let Some(url) = postgres_database("outcomes_reach_every_instance").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(repo("models"), dir.path());
+    config.database_url = url.clone().into();
+    config.history_sync = Some(std::time::Duration::from_millis(200));
+    let mut b_config = config.clone();
+    // Each instance its own spool (two cannot share one: it is locked).
+    b_config.spool_path = dir.path().join("spool-b");
+    let a = TestApp::spawn_with(config, dir).await;
+    let b = dispatch_risk::Application::build(b_config).await.unwrap();
+    let b_state = b.state().clone();
+    let b_url = format!("http://{}", b.local_addr());
+    tokio::spawn(b.run_until_stopped());
+    let history = |state: &dispatch_risk::state::AppState| {
+        let m = state.models.current();
+        let d = m.delay.as_ref().unwrap().read().unwrap();
+        d.history_outcomes()
+    };
+    let (b_before, a_before) = (history(&b_state), history(&a.state));
+    // Scored on A, delivered reported to B.
+    let (s, _) = a
+        .post("/v1/score", &shipment("PG/X/1").to_string(), W)
+        .await;
+    assert_eq!(s, 200);
+    let r = a
+        .client
+        .post(format!("{b_url}/v1/shipments/PG%2FX%2F1/outcome"))
+        .bearer_auth(&a.keys[&Role::Workflow])
+        .json(&serde_json::json!({"delivered_at": "2024-04-22T09:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        history(&b_state),
+        b_before + 1,
+        "B took its own outcome at once"
+    );
+    // Another scored and reported on A alone: B picks it up from the database.
+    let (s, _) = a
+        .post("/v1/score", &shipment("PG/X/2").to_string(), W)
+        .await;
+    assert_eq!(s, 200);
+    let (s, o) = a
+        .post(
+            "/v1/shipments/PG%2FX%2F2/outcome",
+            r#"{"delivered_at": "2024-04-25T09:00:00Z"}"#,
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{o}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while history(&b_state) < b_before + 2 || history(&a.state) < a_before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "history: A {} -> {}, B {} -> {}",
+            a_before,
+            history(&a.state),
+            b_before,
+            history(&b_state)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // An outcome naming a carrier nobody knows is refused on either.
+    let (s, _) = a
+        .post("/v1/score", &shipment("PG/X/3").to_string(), W)
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = a
+        .post(
+            "/v1/shipments/PG%2FX%2F3/outcome",
+            r#"{"delivered_at": "2024-04-25T09:00:00Z", "carrier": "Made Up Freight"}"#,
+            W,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("unknown_carrier")),
+        "{e}"
+    );
 }

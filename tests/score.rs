@@ -760,3 +760,36 @@ async fn carriers_are_ranked_for_a_shipment_without_one() {
         "{e}"
     );
 }
+
+/// An outcome's carrier must be one the model knows or the configuration admits: a key cannot
+/// invent carriers that then become candidates on a lane.
+#[tokio::test]
+async fn outcomes_name_known_or_admitted_carriers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(repo("models"), dir.path());
+    config.admitted_carriers = vec!["Brand New Freight".to_string()];
+    let app = TestApp::spawn_with(config, dir).await;
+    for id in ["WH/OUT/K1", "WH/OUT/K2", "WH/OUT/K3"] {
+        let (s, _) = app.post("/v1/score", &shipment(id).to_string(), W).await;
+        assert_eq!(s, 200);
+    }
+    let outcome = |id: &str, carrier: &str| {
+        let path = format!("/v1/shipments/{}/outcome", id.replace('/', "%2F"));
+        let body = json!({"delivered_at": "2024-04-22T09:00:00Z", "carrier": carrier}).to_string();
+        (path, body)
+    };
+    let (p, b) = outcome("WH/OUT/K1", "Made Up Freight");
+    let (s, e) = app.post(&p, &b, W).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("unknown_carrier")),
+        "{e}"
+    );
+    assert_eq!(e["error"]["field"], "carrier");
+    let (p, b) = outcome("WH/OUT/K2", "Brand New Freight");
+    let (s, e) = app.post(&p, &b, W).await;
+    assert_eq!(s, 200, "{e}");
+    let (p, b) = outcome("WH/OUT/K3", "NordFreight");
+    let (s, e) = app.post(&p, &b, W).await;
+    assert_eq!(s, 200, "{e}");
+}

@@ -2,10 +2,7 @@
 //! `{"error": {"code", "message", "field"?}}`, where `code` is stable and machine-readable (the
 //! workflows that call the service branch on it) and `message` says what was expected.
 //!
-//! Codes: `invalid_request`, `invalid_field`, `malformed_json`, `unsupported_media_type`,
-//! `payload_too_large`, `batch_too_large`, `unauthorized`, `forbidden`, `not_found`,
-//! `idempotency_key_reused`, `idempotency_in_progress`, `outcome_conflict`, `reload_refused`,
-//! `unavailable`, `store_unavailable` and `store_full` (with `Retry-After`), `internal`.
+//! The codes are [`Code`]'s; the README lists them, and a test holds it to that list.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -13,10 +10,89 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+/// The stable codes of error answers: workflows branch on them, so a code never changes
+/// meaning and new failures get new codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    InvalidRequest,
+    InvalidField,
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    BatchTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    IdempotencyKeyReused,
+    IdempotencyInProgress,
+    OutcomeConflict,
+    UnknownCarrier,
+    RateLimited,
+    ReloadRefused,
+    Unavailable,
+    StoreUnavailable,
+    StoreFull,
+    Overloaded,
+    Timeout,
+    Internal,
+}
+
+impl Code {
+    pub const ALL: [Code; 21] = [
+        Code::InvalidRequest,
+        Code::InvalidField,
+        Code::MalformedJson,
+        Code::UnsupportedMediaType,
+        Code::PayloadTooLarge,
+        Code::BatchTooLarge,
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::IdempotencyKeyReused,
+        Code::IdempotencyInProgress,
+        Code::OutcomeConflict,
+        Code::UnknownCarrier,
+        Code::RateLimited,
+        Code::ReloadRefused,
+        Code::Unavailable,
+        Code::StoreUnavailable,
+        Code::StoreFull,
+        Code::Overloaded,
+        Code::Timeout,
+        Code::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidRequest => "invalid_request",
+            Code::InvalidField => "invalid_field",
+            Code::MalformedJson => "malformed_json",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::BatchTooLarge => "batch_too_large",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::IdempotencyKeyReused => "idempotency_key_reused",
+            Code::IdempotencyInProgress => "idempotency_in_progress",
+            Code::OutcomeConflict => "outcome_conflict",
+            Code::UnknownCarrier => "unknown_carrier",
+            Code::RateLimited => "rate_limited",
+            Code::ReloadRefused => "reload_refused",
+            Code::Unavailable => "unavailable",
+            Code::StoreUnavailable => "store_unavailable",
+            Code::StoreFull => "store_full",
+            Code::Overloaded => "overloaded",
+            Code::Timeout => "timeout",
+            Code::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub field: Option<String>,
     /// Seconds after which a retry may succeed (`Retry-After`), for a 503.
@@ -41,7 +117,7 @@ pub struct ErrorDetail<'a> {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -63,7 +139,7 @@ impl ApiError {
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         ApiError {
             field: Some(field.to_string()),
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+            ..Self::new(StatusCode::BAD_REQUEST, Code::InvalidField, message)
         }
     }
 
@@ -71,37 +147,33 @@ impl ApiError {
     pub fn invalid_request(field: Option<String>, message: impl Into<String>) -> Self {
         ApiError {
             field,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            ..Self::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, message)
         }
     }
 
     /// A request that is well-formed but breaks a rule of the route (a batch over the limit).
-    pub fn unprocessable(
-        code: &'static str,
-        field: Option<&str>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn unprocessable(code: Code, field: Option<&str>, message: impl Into<String>) -> Self {
         ApiError {
             field: field.map(str::to_string),
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, message)
     }
 
     /// A part the answer needs is not working (the policy threads, the store).
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, message)
     }
 }
 
@@ -115,13 +187,13 @@ impl ApiError {
         }
         let id: u64 = rand::random();
         let id = format!("{id:016x}");
-        tracing::error!(error_id = %id, code = self.code, message = %self.message, "request failed");
+        tracing::error!(error_id = %id, code = self.code.as_str(), message = %self.message, "request failed");
         let context = self
             .message
             .split_once(':')
             .map_or(self.message.as_str(), |(c, _)| c);
         let summary = match self.code {
-            "internal" => "internal error",
+            Code::Internal => "internal error",
             _ => context,
         };
         format!("{summary} (error {id}; the details are in the service's log)").into()
@@ -133,7 +205,7 @@ impl IntoResponse for ApiError {
         let message = self.public_message();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &message,
                 field: self.field.as_deref(),
             },
@@ -162,10 +234,10 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => super::json::not_json(),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 "the body is larger than the service accepts",
             ),
-            other => Self::new(other.status(), "invalid_request", other.body_text()),
+            other => Self::new(other.status(), Code::InvalidRequest, other.body_text()),
         }
     }
 }
@@ -179,13 +251,13 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::Write(w) => super::idempotency::write_error(w),
             StoreError::Sql(ref sql) if crate::store::unreachable(sql) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                Code::StoreUnavailable,
                 format!("the database is unreachable: {e}"),
             )
             .retry_after(5),
             StoreError::RecorderStopped => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                Code::StoreUnavailable,
                 format!("the store is shutting down: {e}"),
             )
             .retry_after(5),
@@ -247,6 +319,23 @@ mod tests {
             (s, b["error"]["message"].as_str()),
             (400, Some("-1 is not a number >= 0"))
         );
+    }
+
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../../README.md");
+        let listed = readme
+            .split("Error codes (`error.code`, stable):")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("the README's list of error codes");
+        for code in super::Code::ALL {
+            assert!(
+                listed.contains(&format!("`{}`", code.as_str())),
+                "the README does not list `{}`",
+                code.as_str()
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::idempotency::{Claim, StoredResponse};
@@ -96,7 +96,7 @@ where
                 }
                 if tokio::time::Instant::now() >= waited_until {
                     return Err(ApiError::conflict(
-                        "idempotency_in_progress",
+                        Code::IdempotencyInProgress,
                         "a request with this Idempotency-Key is still being answered; retry shortly",
                     ));
                 }
@@ -149,13 +149,13 @@ pub(crate) fn write_error(e: WriteError) -> ApiError {
     match e {
         WriteError::Full(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store_full",
+            Code::StoreFull,
             format!("the score could not be recorded: {e}"),
         )
         .retry_after(30),
         WriteError::Unavailable(_) | WriteError::Stopped => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+            Code::StoreUnavailable,
             format!("the score could not be recorded: {e}"),
         )
         .retry_after(5),
@@ -167,7 +167,7 @@ pub(crate) fn write_error(e: WriteError) -> ApiError {
 
 fn reused() -> ApiError {
     ApiError::unprocessable(
-        "idempotency_key_reused",
+        Code::IdempotencyKeyReused,
         Some("Idempotency-Key"),
         "this Idempotency-Key was used for a different request; use a new key per request",
     )

@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequest, Request};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 
 pub struct ApiJson<T>(pub T);
 
@@ -42,7 +42,7 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
 pub fn not_json() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        Code::UnsupportedMediaType,
         "send the body as JSON with `Content-Type: application/json`",
     )
 }
@@ -50,7 +50,7 @@ pub fn not_json() -> ApiError {
 pub fn malformed(detail: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
-        "malformed_json",
+        Code::MalformedJson,
         format!("the body is not valid JSON: {detail}"),
     )
 }
@@ -69,11 +69,11 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
                 if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
                         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
+                        Code::PayloadTooLarge,
                         "the body is larger than the service accepts",
                     )
                 } else {
-                    ApiError::new(r.status(), "invalid_request", r.body_text())
+                    ApiError::new(r.status(), Code::InvalidRequest, r.body_text())
                 }
             })
     }

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// How many requests may be in flight at once.
@@ -91,7 +91,7 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            Code::Timeout,
             format!(
                 "the request took longer than {} s and was cut off",
                 gate.limits.request_timeout.as_secs()
@@ -105,7 +105,7 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
 fn overloaded(what: &str) -> Response {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
+        Code::Overloaded,
         format!("the service is answering as many {what} as it can; retry in a moment"),
     )
     .retry_after(1)

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::Access;
 use crate::auth::Denied;
 use crate::metrics::{LatencyLabels, RouteLabels};
@@ -93,8 +93,8 @@ pub async fn require_key(
             next.run(request).await
         }
         Ok(Err(Denied::Unauthenticated(message))) => {
-            let mut r =
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
+                .into_response();
             r.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
@@ -103,7 +103,7 @@ pub async fn require_key(
         }
         Ok(Err(Denied::Forbidden { role, needed })) => ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            Code::Forbidden,
             format!(
                 "this key's role is `{}`; the route needs `{}`",
                 role.as_str(),
@@ -113,7 +113,7 @@ pub async fn require_key(
         .into_response(),
         Ok(Err(Denied::RateLimited { retry_after, why })) => {
             state.metrics.rate_limited.inc();
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", why)
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, why)
                 .retry_after(retry_after)
                 .into_response()
         }

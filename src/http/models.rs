@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{Access, Routes};
 use crate::state::AppState;
 use crate::store::keys::Role;
@@ -34,8 +34,8 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
         json!({
             "version": d.version(),
             "features": d.feature_names().len(),
-            "history_outcomes": d.history.len(),
-            "carrier_scorecards": d.carriers.is_some(),
+            "history_outcomes": d.history_outcomes(),
+            "carrier_scorecards": d.has_scorecards(),
         })
     });
     Json(json!({
@@ -71,7 +71,7 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     if !refused.is_empty() {
         tracing::warn!(?refused, "reload refused; the previous parts keep serving");
         return Err(ApiError::conflict(
-            "reload_refused",
+            Code::ReloadRefused,
             format!(
                 "refused, and the previous version keeps serving: {}",
                 refused.join("; ")

@@ -11,7 +11,7 @@ use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::exceptions::NoteText;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::json::ApiJson;
 use super::{Access, Routes};
 use crate::auth::Caller;
@@ -105,7 +105,7 @@ pub async fn outcome(
         None if state.store.recorder.health().spooled_bytes > 0 => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                Code::StoreUnavailable,
                 format!(
                     "no score for shipment `{shipment_id}` is in the database yet; this instance holds scores answered while it was unreachable, retry once they are written"
                 ),
@@ -135,7 +135,7 @@ pub async fn outcome(
             || state.models.current().knows_carrier(&carrier) != Some(false));
     if !carrier.is_empty() && !known {
         return Err(ApiError::unprocessable(
-            "unknown_carrier",
+            Code::UnknownCarrier,
             Some("carrier"),
             format!(
                 "`{carrier}` is a carrier neither the model nor its rate table knows; admit it in the service's configuration (admitted_carriers) before reporting its deliveries"
@@ -167,7 +167,7 @@ pub async fn outcome(
         Some(at) if at == record.delivered_at => false,
         Some(at) => {
             return Err(ApiError::conflict(
-                "outcome_conflict",
+                Code::OutcomeConflict,
                 format!("shipment `{shipment_id}` already has an outcome delivered at {at}"),
             ))
         }

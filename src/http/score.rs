@@ -12,7 +12,7 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::error::{field_of, ApiError};
+use super::error::{field_of, ApiError, Code};
 use super::idempotency::{self, Prepared};
 use super::json::{ApiBytes, ApiJson};
 use super::{Access, Routes};
@@ -112,7 +112,7 @@ async fn read_batch(headers: &HeaderMap, body: Bytes) -> Result<RawBatch, ApiErr
         let message = e.to_string();
         if message.starts_with(TOO_MANY) {
             ApiError::unprocessable(
-                "batch_too_large",
+                Code::BatchTooLarge,
                 Some("shipments"),
                 format!(
                     "more than {MAX_BATCH} shipments; a batch holds at most {MAX_BATCH}: split it"

@@ -470,4 +470,98 @@ mod tests {
             1_700_000_000
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Texts with what clients send by mistake: control characters, long runs, non-ASCII.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[A-Za-z0-9/ -]{0,20}",
+                ".{0,40}",
+                "[\\x00-\\x1f]{1,3}",
+                "x{250,300}",
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            use serde_json::Value;
+            prop_oneof![
+                text().prop_map(Value::String),
+                any::<f64>().prop_map(|f| serde_json::json!(f)),
+                any::<i64>().prop_map(|i| serde_json::json!(i)),
+                any::<bool>().prop_map(Value::Bool),
+                Just(Value::Null),
+                "2025-0[1-9]-[0-3][0-9]T[0-2][0-9]:00:00Z".prop_map(Value::String),
+            ]
+        }
+
+        const FIELDS: [&str; 12] = [
+            "shipment_id",
+            "scheduled_date",
+            "date_deadline",
+            "carrier",
+            "warehouse",
+            "destination",
+            "customer_tier",
+            "priority",
+            "order_value",
+            "weight_kg",
+            "hazardous",
+            "same_day",
+        ];
+
+        fn request_json() -> impl Strategy<Value = serde_json::Value> {
+            let fields = proptest::collection::btree_map(
+                prop_oneof![
+                    proptest::sample::select(&FIELDS[..]).prop_map(str::to_string),
+                    text()
+                ],
+                value(),
+                0..14,
+            );
+            let extra = proptest::collection::btree_map(text(), value(), 0..70);
+            (fields, extra).prop_map(|(fields, extra)| {
+                let mut m: serde_json::Map<String, serde_json::Value> =
+                    fields.into_iter().collect();
+                if !extra.is_empty() {
+                    m.insert(
+                        "extra".into(),
+                        serde_json::Value::Object(extra.into_iter().collect()),
+                    );
+                }
+                serde_json::Value::Object(m)
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+            /// Whatever arrives, parsing never panics; a refusal names a field; what is accepted
+            /// holds only storable texts and at most 64 extras, and makes a table row.
+            #[test]
+            fn any_request_is_refused_naming_a_field_or_accepted_clean(json in request_json()) {
+                let Ok(request) = serde_json::from_value::<ShipmentRequest>(json) else {
+                    return Ok(());
+                };
+                match Shipment::parse(request, 1_700_000_000) {
+                    Err(e) => prop_assert!(!e.field.is_empty() && !e.message.is_empty()),
+                    Ok(s) => {
+                        let clean = |t: &str| t.chars().count() <= 256 && !t.chars().any(char::is_control);
+                        prop_assert!(clean(&s.id) && clean(&s.warehouse) && clean(&s.destination));
+                        prop_assert!(s.carrier.as_deref().is_none_or(clean));
+                        prop_assert!(s.extra.len() <= MAX_EXTRA_FIELDS);
+                        for (name, v) in &s.extra {
+                            prop_assert!(clean(name));
+                            if let ExtraValue::Text(t) = v {
+                                prop_assert!(clean(t));
+                            }
+                        }
+                        prop_assert_eq!(to_table(&[s]).len(), 1);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@ use dispatch_risk_training::parallel;
 use super::request::{to_table, Shipment};
 use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
 use crate::policy::{FallbackFacts, PolicyError, PolicySource, RoutingFacts};
-use crate::state::LoadedModels;
+use crate::serving::LoadedModels;
 
 /// How many factors each answer explains.
 pub const TOP_FACTORS: usize = 3;
@@ -83,7 +83,7 @@ fn model_part(models: &LoadedModels, shipments: &[Shipment], ranking: &RankingPo
         risks,
         recommendations,
         scored_carrier,
-        bands: model.spec.risk_bands,
+        bands: model.risk_bands(),
         failed,
     }
 }

@@ -45,6 +45,14 @@ pub struct ShipmentTable {
     pub notes: Texts,
 }
 
+/// The entities a shipment belongs to: its carrier, warehouse and destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lane<'a> {
+    pub carrier: &'a str,
+    pub warehouse: &'a str,
+    pub destination: &'a str,
+}
+
 impl ShipmentTable {
     pub fn len(&self) -> usize {
         self.shipment_id.len()
@@ -68,8 +76,8 @@ impl ShipmentTable {
     }
 
     /// The carrier, warehouse and destination of a row.
-    pub fn lane(&self, row: usize) -> crate::features::history::Lane<'_> {
-        crate::features::history::Lane {
+    pub fn lane(&self, row: usize) -> Lane<'_> {
+        Lane {
             carrier: &self.carrier[row],
             warehouse: &self.warehouse[row],
             destination: &self.destination[row],

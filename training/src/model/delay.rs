@@ -246,6 +246,26 @@ impl DelayModel {
         &self.encoder
     }
 
+    /// The probabilities where the risk bands begin.
+    pub fn risk_bands(&self) -> RiskBands {
+        self.spec.risk_bands
+    }
+
+    /// Outcomes the history features hold (training's and those reported since).
+    pub fn history_outcomes(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Whether the artifact has carrier scorecards (older ones do not).
+    pub fn has_scorecards(&self) -> bool {
+        self.carriers.is_some()
+    }
+
+    /// Whether the scorecards or the rate table know `carrier`; `None` without scorecards.
+    pub fn knows_carrier(&self, carrier: &str) -> Option<bool> {
+        self.carriers.as_ref().map(|c| c.knows(carrier))
+    }
+
     pub fn feature_names(&self) -> &[String] {
         &self.names
     }

@@ -71,13 +71,8 @@ impl HistoryKey {
     }
 }
 
-/// The entities a shipment belongs to: its carrier, warehouse and destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Lane<'a> {
-    pub carrier: &'a str,
-    pub warehouse: &'a str,
-    pub destination: &'a str,
-}
+/// Defined with the table whose rows it names (the data layer knows nothing of features).
+pub use crate::data::table::Lane;
 
 impl<'a> Lane<'a> {
     /// The key written into a reused buffer: lookups on the scoring path allocate nothing.
