@@ -64,9 +64,16 @@ async fn every_score_answered_survives_kill_9() {
             "round {round}: {:?}",
             &a.refused[..a.refused.len().min(5)]
         );
+        let round_answers = a.ok.len();
         answered.extend(a.ok);
         let stored = stored_ids(&db).await;
         let lost = missing(&answered, &stored);
+        eprintln!(
+            "kill -9 round {round}: {round_answers} answered 200, {} answered in all, {} rows, {} lost",
+            answered.len(),
+            stored.len(),
+            lost.len()
+        );
         assert!(
             lost.is_empty(),
             "round {round}: {} of {} answered scores lost, e.g. {:?}",
