@@ -92,9 +92,17 @@ async fn concurrent_idempotent_requests_score_once_on_postgres() {
     let mut config = common::config(repo("models"), dir.path());
     config.database_url = url.into();
     config.gate.batches = 32;
+    // Two instances on the one database, the twenty copies alternating between them.
+    let mut b_config = config.clone();
+    b_config.spool_path = dir.path().join("spool-b");
     let app = TestApp::spawn_with(config, dir).await;
+    let b = dispatch_risk::Application::build(b_config).await.unwrap();
+    let b_url = format!("http://{}", b.local_addr());
+    tokio::spawn(b.run_until_stopped());
     let batch: Vec<Value> = (0..1_000).map(|i| shipment(&format!("PG/C/{i}"))).collect();
-    let answers = app.score_batch_concurrently(&batch, "n8n-run-pg", 20).await;
+    let answers = app
+        .score_batch_concurrently_at(&[app.url.clone(), b_url], &batch, "n8n-run-pg", 20)
+        .await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     let bodies: Vec<&String> = answers.iter().map(|a| &a.2).collect();

@@ -102,12 +102,19 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
     }
 }
 
+/// The body a shed request was sending is never read, so the connection is closed after the
+/// answer (a client must not send its next request down it).
 fn overloaded(what: &str) -> Response {
-    ApiError::new(
+    let mut r = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         Code::Overloaded,
         format!("the service is answering as many {what} as it can; retry in a moment"),
     )
     .retry_after(1)
-    .into_response()
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
 }

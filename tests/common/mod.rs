@@ -125,19 +125,30 @@ impl TestApp {
         key: &str,
         copies: usize,
     ) -> Vec<(u16, bool, String)> {
+        self.score_batch_concurrently_at(std::slice::from_ref(&self.url), shipments, key, copies)
+            .await
+    }
+
+    /// As [`TestApp::score_batch_concurrently`], the copies spread over the instances at
+    /// `urls` (which share this one's database and keys).
+    pub async fn score_batch_concurrently_at(
+        &self,
+        urls: &[String],
+        shipments: &[Value],
+        key: &str,
+        copies: usize,
+    ) -> Vec<(u16, bool, String)> {
         let body = serde_json::json!({ "shipments": shipments }).to_string();
         let sent: Vec<_> = (0..copies)
-            .map(|_| {
+            .map(|i| {
                 tokio::spawn(
-                    self.request(
-                        reqwest::Method::POST,
-                        "/v1/score/batch",
-                        Some(Role::Workflow),
-                    )
-                    .header("content-type", "application/json")
-                    .header("Idempotency-Key", key)
-                    .body(body.clone())
-                    .send(),
+                    self.client
+                        .post(format!("{}/v1/score/batch", urls[i % urls.len()]))
+                        .bearer_auth(&self.keys[&Role::Workflow])
+                        .header("content-type", "application/json")
+                        .header("Idempotency-Key", key)
+                        .body(body.clone())
+                        .send(),
                 )
             })
             .collect();
