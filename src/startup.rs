@@ -21,7 +21,7 @@ use crate::policy::{ActivePolicies, PolicySource};
 use crate::server::Limits;
 use crate::serving::ModelStore;
 use crate::state::AppState;
-use crate::store::{SpoolConfig, Store};
+use crate::store::{Backend, SpoolConfig, Store};
 use crate::workers::{checkpoint_wal, reload_on_hangup, sync_history, Workers};
 
 /// How the service is configured.
@@ -178,10 +178,10 @@ impl Application {
             let state = state.clone();
             |stop| reload_on_hangup(state, stop)
         });
-        workers.spawn("WAL checkpoints", {
+        if state.store.backend == Backend::Sqlite {
             let store = state.store.clone();
-            |stop| checkpoint_wal(store, stop)
-        });
+            workers.spawn("WAL checkpoints", |stop| checkpoint_wal(store, stop));
+        }
         if let Some(every) = self.history_sync {
             let state = state.clone();
             workers.spawn("history sync", move |stop| sync_history(state, every, stop));

@@ -144,6 +144,33 @@ async fn finish_after(p: &Process, key: &str, tag: &str, after: Duration) -> Ans
     finish(stop, task).await
 }
 
+/// With no room to record (`what`): scores were refused with 503 `store_full`, at once, and
+/// readiness says not ready.
+async fn refused_for_room(what: &str, a: &Answers, p: &Process) {
+    assert!(
+        a.refused
+            .iter()
+            .any(|(s, c)| *s == 503 && c == "store_full"),
+        "{what}: no store_full in {} answers and {:?}",
+        a.ok.len(),
+        &a.refused[..a.refused.len().min(5)]
+    );
+    // The bar is 100 ms (met here alone: the figure printed); the suite's other tests share
+    // the two cores, so the test holds refusals to "at once, not after a timeout".
+    eprintln!("{what}: slowest refusal {:?}", a.slowest_refusal);
+    assert!(
+        a.slowest_refusal < Duration::from_secs(1),
+        "{what}: a refusal took {:?}",
+        a.slowest_refusal
+    );
+    let (status, ready) = p.readyz().await;
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (503, Some("not_ready")),
+        "{what}: {ready}"
+    );
+}
+
 /// Waits until the process's spool is empty (replayed into the database).
 async fn drained(p: &Process, within: Duration) {
     let deadline = Instant::now() + within;
@@ -256,28 +283,8 @@ async fn scores_keep_answering_while_postgres_is_away_and_land_once_it_is_back()
     let (stop, task) = load(&small, &key, "O3", 4, 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = finish(stop, task).await;
-    assert!(
-        a.refused
-            .iter()
-            .any(|(s, c)| *s == 503 && c == "store_full"),
-        "{:?}",
-        &a.refused[..a.refused.len().min(5)]
-    );
     assert!(a.refused.iter().all(|(s, _)| *s == 503));
-    // The bar is 100 ms (met here alone: the figure printed); the suite's other tests share
-    // the two cores, so the test holds refusals to "at once, not after a timeout".
-    eprintln!("spool full: slowest refusal {:?}", a.slowest_refusal);
-    assert!(
-        a.slowest_refusal < Duration::from_secs(1),
-        "a refusal took {:?}",
-        a.slowest_refusal
-    );
-    let (status, ready) = small.readyz().await;
-    assert_eq!(
-        (status, ready["status"].as_str()),
-        (503, Some("not_ready")),
-        "{ready}"
-    );
+    refused_for_room("spool full", &a, &small).await;
     answered.extend(a.ok);
     proxy.restore();
     drained(&small, Duration::from_secs(30)).await;
@@ -351,28 +358,7 @@ async fn a_full_disk_refuses_at_once_and_recovers_without_a_restart() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let a = finish(stop, task).await;
-    assert!(
-        a.refused
-            .iter()
-            .any(|(s, c)| *s == 503 && c == "store_full"),
-        "the disk never filled: {} answers, {:?}",
-        a.ok.len(),
-        &a.refused[..a.refused.len().min(5)]
-    );
-    // The bar is 100 ms (met here alone: the figure printed); the suite's other tests share
-    // the two cores, so the test holds refusals to "at once, not after a timeout".
-    eprintln!("disk full: slowest refusal {:?}", a.slowest_refusal);
-    assert!(
-        a.slowest_refusal < Duration::from_secs(1),
-        "a refusal took {:?}",
-        a.slowest_refusal
-    );
-    let (status, ready) = p.readyz().await;
-    assert_eq!(
-        (status, ready["status"].as_str()),
-        (503, Some("not_ready")),
-        "{ready}"
-    );
+    refused_for_room("disk full", &a, &p).await;
     let stored = stored_ids(&db).await;
     // Once a commit failed on a full disk, sqlx had nested every later transaction in the
     // one SQLite kept open: answered 200 and never committed. This caught it.

@@ -64,11 +64,12 @@ const UNGATED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 const BATCH_ROUTE: &str = "/v1/score/batch";
 
 pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    if route.as_deref().is_some_and(|r| UNGATED.contains(&r)) {
+    // Read before the request moves on, without copying the path on every request.
+    let (ungated, batch) = match request.extensions().get::<MatchedPath>() {
+        Some(p) => (UNGATED.contains(&p.as_str()), p.as_str() == BATCH_ROUTE),
+        None => (false, false),
+    };
+    if ungated {
         return next.run(request).await;
     }
     let gate = &state.gate;
@@ -76,7 +77,7 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         state.metrics.shed.inc();
         return overloaded("requests");
     };
-    let _batch = if route.as_deref() == Some(BATCH_ROUTE) {
+    let _batch = if batch {
         match gate.batches.clone().try_acquire_owned() {
             Ok(p) => Some(p),
             Err(_) => {

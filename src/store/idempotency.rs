@@ -25,8 +25,8 @@ pub struct StoredResponse {
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The key is this request's: compute, then [`Store::complete_claim`] or
-    /// [`Store::release_claim`].
+    /// The key is this request's: compute, then commit the answer with the records (a
+    /// [`super::Completion`]) or [`Store::release_claim`].
     Won,
     /// The answer kept for the key.
     Done(StoredResponse),
@@ -108,27 +108,6 @@ impl Store {
             route: route.to_string(),
             request_hash: request_hash.to_string(),
         })
-    }
-
-    /// Stores the answer of a claim this request won.
-    pub async fn complete_claim(
-        &self,
-        owner: &str,
-        key: &str,
-        response: &StoredResponse,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency SET status = $1, response = $2 \
-             WHERE key_owner = $3 AND idempotency_key = $4 AND status = $5",
-        )
-        .bind(response.status as i32)
-        .bind(response.body.clone())
-        .bind(owner.to_string())
-        .bind(key.to_string())
-        .bind(CLAIMED)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// Gives a claim up (its request failed), so a retry can compute afresh.

@@ -212,7 +212,8 @@ impl Store {
         Ok(row.try_get::<i64, _>(2)?)
     }
 
-    /// Writes every record accepted so far; called on shutdown and before reading records back.
+    /// Waits until every write sent so far is durable (committed, or spooled); called on
+    /// shutdown.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.recorder.flush().await
     }

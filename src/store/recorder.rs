@@ -18,7 +18,7 @@ use sqlx::{AnyPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::spool::{Spool, SpoolError};
-use super::{statements, Backend, StoreError};
+use super::{statements, unreachable, Backend, StoreError};
 
 /// A record's text, shared with the statements that write it: SQLite's driver binds it
 /// without copying (a batch's records hold ~20 MB of text).
@@ -151,8 +151,8 @@ struct Shared {
     spool_full: AtomicBool,
     /// Whether a replay task is running.
     replaying: AtomicBool,
-    /// When a write last found no room.
-    full_at: Mutex<Option<(Instant, String)>>,
+    /// When a write last found the database's disk full.
+    full_at: Mutex<Option<Instant>>,
 }
 
 impl Recorder {
@@ -186,9 +186,8 @@ impl Recorder {
             Some("the spool is full".to_string())
         } else {
             let full = self.shared.full_at.lock().expect("not poisoned");
-            full.as_ref()
-                .filter(|(at, _)| at.elapsed() < FULL_FOR)
-                .map(|(_, why)| why.clone())
+            full.filter(|at| at.elapsed() < FULL_FOR)
+                .map(|_| "the database's disk is full".to_string())
         };
         Health {
             spooled_bytes: self.shared.spooled_bytes.load(Ordering::Relaxed),
@@ -199,17 +198,16 @@ impl Recorder {
     /// Commits one request's write, in a group with whatever else is waiting; returns once it
     /// is durable (or failed).
     pub async fn commit(&self, write: Write) -> Result<Committed, WriteError> {
-        let n = write.records.len().clamp(1, QUEUE) as u32;
+        let n = write.records.len();
         let permit = self
             .room
-            .acquire_many(n)
+            .acquire_many(n.clamp(1, QUEUE) as u32)
             .await
             .map_err(|_| WriteError::Stopped)?;
         let (reply, answer) = oneshot::channel();
-        self.shared
-            .pending
-            .fetch_add(write.records.len() as u64, Ordering::Relaxed);
+        self.shared.pending.fetch_add(n as u64, Ordering::Relaxed);
         if self.tx.send(Message::Write(write, reply)).is_err() {
+            self.shared.written(n);
             return Err(WriteError::Stopped);
         }
         let result = answer.await.unwrap_or(Err(WriteError::Stopped));
@@ -217,8 +215,8 @@ impl Recorder {
         result
     }
 
-    /// Waits until every write sent before this call is committed and, when the database is
-    /// reachable, the spool is replayed.
+    /// Waits until every write sent before this call is durable: committed, or spooled (the
+    /// spool is replayed in the background, not waited for).
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -309,33 +307,23 @@ impl Writer {
         self.shared.spooled_bytes.load(Ordering::Relaxed)
     }
 
-    /// Commits a group in one transaction, or each request alone when the group fails.
+    /// Commits a group in one transaction, or each request alone when the database refuses
+    /// the group, so a bad record fails only its own request.
     async fn commit_group(&self, group: Vec<(Write, Reply)>) {
         let writes: Vec<&Write> = group.iter().map(|(w, _)| w).collect();
+        let n = writes.len();
         let results = if self.spooled() > 0 {
             // While the spool holds answers, new ones queue behind them: replayed in order.
-            let r = self.to_spool(&writes).await;
-            vec![r; writes.len()]
+            vec![self.to_spool(&writes).await; n]
         } else {
-            match self.write(&writes, false).await {
-                // A full disk stays reported for `FULL_FOR` even if some writes fit again:
-                // the disk is nearly full, and readiness should say so.
-                Ok(()) => vec![Ok(Committed::Stored); writes.len()],
-                Err(e) if self.is_outage(&e) && self.spool.is_some() => {
-                    let r = self.to_spool(&writes).await;
-                    vec![r; writes.len()]
-                }
-                Err(e) if writes.len() == 1 => vec![Err(self.classify(e))],
+            match self.store(&writes).await {
+                Ok(r) => vec![r; n],
+                Err(e) if n == 1 => vec![Err(self.classify(e))],
                 Err(_) => {
-                    let mut results = Vec::with_capacity(writes.len());
+                    let mut results = Vec::with_capacity(n);
                     for w in &writes {
-                        results.push(match self.write(&[w], false).await {
-                            Ok(()) => Ok(Committed::Stored),
-                            Err(e) if self.is_outage(&e) && self.spool.is_some() => {
-                                self.to_spool(&[w]).await
-                            }
-                            Err(e) => Err(self.classify(e)),
-                        });
+                        let r = self.store(&[w]).await;
+                        results.push(r.unwrap_or_else(|e| Err(self.classify(e))));
                     }
                     results
                 }
@@ -349,6 +337,16 @@ impl Writer {
                 tracing::error!(error = %e, rows = w.records.len(), "a request's scores were not recorded; it was answered with an error");
             }
             let _ = reply.send(result);
+        }
+    }
+
+    /// Writes `writes` in one transaction, or spools them when the database cannot be reached
+    /// (and there is a spool); `Err` is what the database refused.
+    async fn store(&self, writes: &[&Write]) -> Result<Result<Committed, WriteError>, sqlx::Error> {
+        match self.write(writes, false).await {
+            Ok(()) => Ok(Ok(Committed::Stored)),
+            Err(e) if unreachable(&e) && self.spool.is_some() => Ok(self.to_spool(writes).await),
+            Err(e) => Err(e),
         }
     }
 
@@ -426,7 +424,7 @@ impl Writer {
             }
             let refs: Vec<&Write> = frames.iter().collect();
             if let Err(e) = self.write(&refs, true).await {
-                if !self.is_outage(&e) {
+                if !unreachable(&e) {
                     tracing::error!(error = %e, "the database refused spooled scores; retrying");
                 }
                 return false;
@@ -456,10 +454,6 @@ impl Writer {
         }
     }
 
-    fn is_outage(&self, e: &sqlx::Error) -> bool {
-        super::unreachable(e)
-    }
-
     fn classify(&self, e: sqlx::Error) -> WriteError {
         if let sqlx::Error::Database(db) = &e {
             let code = db.code().unwrap_or_default();
@@ -469,13 +463,11 @@ impl Writer {
                 Backend::Postgres => code.starts_with("53"),
             };
             if full {
-                let why = format!("the database's disk is full: {db}");
-                *self.shared.full_at.lock().expect("not poisoned") =
-                    Some((Instant::now(), "the database's disk is full".into()));
-                return WriteError::Full(why);
+                *self.shared.full_at.lock().expect("not poisoned") = Some(Instant::now());
+                return WriteError::Full(format!("the database's disk is full: {db}"));
             }
         }
-        if self.is_outage(&e)
+        if unreachable(&e)
             || matches!(&e, sqlx::Error::Database(db) if db.message().contains("locked"))
         {
             return WriteError::Unavailable(e.to_string());

@@ -91,14 +91,6 @@ impl Spool {
         self.end - self.replayed
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.unreplayed() == 0
-    }
-
-    pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
-    }
-
     /// Appends one frame per write and syncs them to disk; all or none, and none when they do
     /// not fit in the bound.
     pub fn append(&mut self, writes: &[&Write]) -> Result<(), SpoolError> {
@@ -379,7 +371,7 @@ mod tests {
         let (frames, end) = spool.next_frames(100).unwrap();
         assert_eq!((frames.len(), end), (3, len));
         spool.replayed_to(end).unwrap();
-        assert!(spool.is_empty());
+        assert_eq!(spool.unreplayed(), 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 
