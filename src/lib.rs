@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod policy;
@@ -15,5 +16,6 @@ pub mod state;
 pub mod store;
 pub mod workers;
 
+pub use config::{Secret, ServeConfig};
 pub use http::router;
-pub use startup::{Application, Secret, ServeConfig};
+pub use startup::Application;

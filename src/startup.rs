@@ -5,7 +5,7 @@
 //! reloads models and policies, like `POST /v1/models/reload`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,68 +14,16 @@ use dispatch_risk_training::exceptions::Taxonomy;
 use tokio::net::TcpListener;
 
 use crate::auth::KeyCache;
-use crate::http::limits::{Gate, GateLimits};
+pub use crate::config::{Secret, ServeConfig};
+use crate::http::limits::Gate;
 use crate::http::router;
 use crate::metrics::Metrics;
 use crate::policy::{ActivePolicies, PolicySource};
 use crate::server::Limits;
 use crate::serving::ModelStore;
 use crate::state::AppState;
-use crate::store::{Backend, SpoolConfig, Store};
+use crate::store::{Backend, Store};
 use crate::workers::{checkpoint_wal, reload_on_hangup, sync_history, Workers};
-
-/// How the service is configured.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub bind: SocketAddr,
-    /// The models directory: versions in subdirectories, the active one named by `ACTIVE`
-    /// (`default` without it).
-    pub models_dir: PathBuf,
-    /// Pretrained encoders (default: `encoders/` in the models directory).
-    pub encoders_dir: Option<PathBuf>,
-    pub taxonomy: Taxonomy,
-    /// Routing, approval and fallback tables (`policies/`).
-    pub policies_dir: PathBuf,
-    /// `sqlite:PATH` (the embedded default) or `postgres://...`.
-    pub database_url: Secret,
-    /// Whether `GET /metrics` answers without a key.
-    pub public_metrics: bool,
-    /// On PostgreSQL, where answered scores wait while the database is unreachable.
-    pub spool_path: PathBuf,
-    /// The spool's bound in bytes: past it, scores answer 503 `store_full`.
-    pub spool_max_bytes: u64,
-    /// What the server loop enforces: header-read timeout, open connections.
-    pub limits: Limits,
-    /// Requests and batches in flight at most, and each request's deadline.
-    pub gate: GateLimits,
-    /// Carriers an outcome may name that the model and its rate table do not know (a carrier
-    /// just signed); others are refused, so no key can invent carriers for a lane.
-    pub admitted_carriers: Vec<String>,
-    /// How often outcomes reported to other instances are read into this one's live history
-    /// (none: only this instance's own).
-    pub history_sync: Option<Duration>,
-}
-
-impl ServeConfig {
-    /// The defaults `serve` uses, on a models directory and a database.
-    pub fn new(models_dir: PathBuf, database_url: impl Into<Secret>) -> Self {
-        ServeConfig {
-            bind: "127.0.0.1:8080".parse().expect("a valid address"),
-            models_dir,
-            encoders_dir: None,
-            taxonomy: Taxonomy::default(),
-            policies_dir: PathBuf::from("policies"),
-            database_url: database_url.into(),
-            public_metrics: true,
-            spool_path: PathBuf::from("dispatch-risk.spool"),
-            spool_max_bytes: SpoolConfig::DEFAULT_MAX_BYTES,
-            limits: Limits::default(),
-            gate: GateLimits::default(),
-            admitted_carriers: Vec::new(),
-            history_sync: Some(Duration::from_secs(2)),
-        }
-    }
-}
 
 pub struct Application {
     listener: TcpListener,
@@ -86,13 +34,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let spool = SpoolConfig {
-            path: config.spool_path.clone(),
-            max_bytes: config.spool_max_bytes,
-        };
-        let store = Store::connect_with(config.database_url.expose(), Some(spool))
+        let store = Store::connect_with(config.database_url.expose(), Some(config.spool()))
             .await
             .with_context(|| format!("opening the database {}", config.database_url.redacted()))?;
+        let taxonomy = match &config.taxonomy {
+            Some(path) => load_taxonomy(path)?,
+            None => Taxonomy::default(),
+        };
+        let (limits, gate, history_sync) = (config.limits(), config.gate(), config.history_sync());
         let policies_dir = config.policies_dir.clone();
         let policy_source = tokio::task::spawn_blocking(move || PolicySource::load(&policies_dir))
             .await
@@ -110,7 +59,7 @@ impl Application {
             .context("reading stored outcomes")?;
         // Loading reads and checks tens of megabytes: off the async workers.
         let (models, replayed) = tokio::task::spawn_blocking(move || {
-            let models = ModelStore::open(config.models_dir, config.encoders_dir, config.taxonomy);
+            let models = ModelStore::open(config.models_dir, config.encoders_dir, taxonomy);
             let replayed = models.current().take_outcomes(&outcomes);
             (models, replayed)
         })
@@ -135,16 +84,16 @@ impl Application {
         );
         Ok(Application {
             listener,
-            limits: config.limits,
-            history_sync: config.history_sync,
+            limits,
+            history_sync,
             state: AppState {
                 models: Arc::new(models),
                 policies: Arc::new(policies),
                 store,
                 keys: Arc::new(KeyCache::default()),
                 metrics: Arc::new(metrics),
-                public_metrics: config.public_metrics,
-                gate: Arc::new(Gate::new(config.gate)),
+                public_metrics: !config.private_metrics,
+                gate: Arc::new(Gate::new(gate)),
                 admitted_carriers: config.admitted_carriers.into(),
             },
         })
@@ -208,60 +157,11 @@ impl Application {
     }
 }
 
-/// A setting that may hold a password (a database URL): it never prints, in logs, errors or
-/// `Debug`; [`Secret::redacted`] shows it with the password masked.
-#[derive(Clone, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The value with any `user:password@` password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        redact(&self.0)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret({})", self.redacted())
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.to_string())
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Secret(s)
-    }
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+/// The exception taxonomy a configuration names.
+pub fn load_taxonomy(path: &Path) -> anyhow::Result<Taxonomy> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Taxonomy::from_toml(&text).with_context(|| format!("{}", path.display()))
 }
 
 async fn shutdown_signal() {

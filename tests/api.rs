@@ -117,7 +117,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
     for route in route_table() {
         let method = route.method.to_lowercase();
         let op = &paths
-            .get(route.path)
+            .get(&route.path)
             .unwrap_or_else(|| panic!("{} is served but not in the spec", route.path))[&method];
         assert!(
             op.is_object(),

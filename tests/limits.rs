@@ -55,7 +55,7 @@ async fn a_batch_is_refused_at_its_10001st_shipment_while_parsing() {
 async fn load_past_the_limit_is_shed_at_once_and_health_still_answers() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
-    config.gate.batches = 1;
+    config.max_batches_in_flight = 1;
     let app = TestApp::spawn_with(config, dir).await;
     let batch: Vec<Value> = (0..2_000)
         .map(|i| shipment(&format!("WH/OUT/L{i}")))
@@ -167,8 +167,8 @@ fn p99(mut ms: Vec<f64>) -> f64 {
 async fn floods_of_slow_clients_made_up_keys_and_huge_bodies_leave_a_workflow_fast() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
-    config.limits.max_connections = 64;
-    config.limits.header_read_timeout = Duration::from_secs(1);
+    config.max_connections = 64;
+    config.header_timeout_secs = 1;
     let app = TestApp::spawn_with(config, dir).await;
     let addr = app.url.trim_start_matches("http://").to_string();
     // The workflow's connection is open before the flood starts, as a running n8n's would be.

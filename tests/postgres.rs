@@ -91,7 +91,7 @@ async fn concurrent_idempotent_requests_score_once_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
     config.database_url = url.into();
-    config.gate.batches = 32;
+    config.max_batches_in_flight = 32;
     // Two instances on the one database, the twenty copies alternating between them.
     let mut b_config = config.clone();
     b_config.spool_path = dir.path().join("spool-b");
@@ -123,7 +123,7 @@ async fn outcomes_reach_every_instance() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
     config.database_url = url.clone().into();
-    config.history_sync = Some(std::time::Duration::from_millis(200));
+    config.history_sync_ms = 200;
     let mut b_config = config.clone();
     // Each instance its own spool (two cannot share one: it is locked).
     b_config.spool_path = dir.path().join("spool-b");

@@ -433,9 +433,12 @@ async fn a_large_batch_answers_in_order_and_records_each_answer() {
         assert_eq!(answer["shipment_id"], asked["shipment_id"], "answer {i}");
         let id = asked["shipment_id"].as_str().unwrap();
         let last = app.state.store.last_score(id).await.unwrap().unwrap();
-        let stored: Value = serde_json::from_str(&last.response).unwrap();
+        assert_eq!(last.scored_carrier.as_deref(), asked["carrier"].as_str());
+        let kept = app.state.store.answered(&last.score_id).await.unwrap();
+        let kept = kept.unwrap();
+        let stored: Value = serde_json::from_str(&kept.response).unwrap();
         assert_eq!(&stored, answer, "record {i}");
-        let request: Value = serde_json::from_str(&last.request).unwrap();
+        let request: Value = serde_json::from_str(&kept.request).unwrap();
         assert_eq!(request["distance_km"], asked["distance_km"], "record {i}");
     }
     // Different distances give different risks: the answers are not one answer repeated.
@@ -529,9 +532,22 @@ async fn every_score_is_recorded_with_its_versions() {
         .unwrap()
         .unwrap();
     assert_eq!(last.score_id, a["score_id"].as_str().unwrap());
-    let stored: Value = serde_json::from_str(&last.response).unwrap();
+    // The facts an outcome joins to, as columns beside the score.
+    let asked = shipment("WH/OUT/S1");
+    assert_eq!(last.warehouse, asked["warehouse"].as_str().unwrap());
+    assert_eq!(last.destination, asked["destination"].as_str().unwrap());
+    assert_eq!(last.scored_carrier.as_deref(), a["scored_carrier"].as_str());
+    assert!(last.scheduled < last.deadline, "{last:?}");
+    let kept = app
+        .state
+        .store
+        .answered(&last.score_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: Value = serde_json::from_str(&kept.response).unwrap();
     assert_eq!(stored, a);
-    let request: Value = serde_json::from_str(&last.request).unwrap();
+    let request: Value = serde_json::from_str(&kept.request).unwrap();
     assert_eq!(request["distance_km"], 881.0);
 }
 
@@ -582,7 +598,7 @@ async fn concurrent_requests_with_one_idempotency_key_score_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(repo("models"), dir.path());
     // All twenty at once: past the default of 8 batches in flight the rest would be shed.
-    config.gate.batches = 32;
+    config.max_batches_in_flight = 32;
     let app = TestApp::spawn_with(config, dir).await;
     // Batches, so each request takes long enough for the others to arrive while it runs.
     let batch: Vec<Value> = (0..2_000)

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 
-use super::serve::DEFAULT_DATABASE_URL;
 use super::{CliError, CliResult};
+use crate::config::DEFAULT_DATABASE_URL;
 use crate::store::keys::Role;
 use crate::store::Store;
 

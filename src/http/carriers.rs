@@ -3,24 +3,24 @@
 //! the shipment's SLA.
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
+use super::answers::CarrierChoice;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::{Access, Routes};
+use super::{Access, Load, Routes};
 use crate::scoring::request::to_table;
-use crate::scoring::{CarrierChoice, Shipment, ShipmentRequest};
+use crate::scoring::{CarrierOption, Shipment, ShipmentRequest};
 use crate::state::AppState;
 use crate::store::keys::Role;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
-        "POST",
-        "/v1/carriers/recommend",
         Access::Role(Role::Workflow),
-        post(recommend),
+        Load::Request,
+        routes!(recommend),
     )
 }
 
@@ -47,7 +47,6 @@ pub struct RecommendResponse {
         (status = 200, description = "The carriers, best first", body = RecommendResponse),
         (status = 400, description = "A field is missing or wrong, or a carrier was given", body = super::error::ErrorBody),
     ),
-    security(("api_key" = []))
 )]
 pub async fn recommend(
     State(state): State<AppState>,
@@ -91,7 +90,7 @@ pub async fn recommend(
             .map(|r| {
                 std::iter::once(r.recommended)
                     .chain(r.alternatives)
-                    .map(CarrierChoice::from)
+                    .map(|c| CarrierChoice::from(CarrierOption::from(c)))
                     .collect()
             })
             .unwrap_or_default(),

@@ -1,23 +1,22 @@
 //! `POST /v1/exceptions/classify`: one exception note to its category, owner and severity.
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::Json;
 use dispatch_risk_training::exceptions::{Answer, NoteText};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::{Access, Routes};
+use super::{Access, Load, Routes};
 use crate::state::AppState;
 use crate::store::keys::Role;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
-        "POST",
-        "/v1/exceptions/classify",
         Access::Role(Role::Workflow),
-        post(classify),
+        Load::Request,
+        routes!(classify),
     )
 }
 
@@ -52,7 +51,6 @@ pub struct ClassifyResponse {
         (status = 200, description = "The category with its owner and severity", body = ClassifyResponse),
         (status = 400, description = "Empty or missing text", body = super::error::ErrorBody),
     ),
-    security(("api_key" = []))
 )]
 pub async fn classify(
     State(state): State<AppState>,

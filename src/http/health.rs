@@ -4,17 +4,17 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
-use super::{Access, Routes};
+use super::{Access, Load, Routes};
 use crate::state::AppState;
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/healthz", Access::Open, get(healthz))
-        .add("GET", "/readyz", Access::Open, get(readyz))
-        .add("GET", "/metrics", Access::Metrics, get(metrics))
+    r.add(Access::Open, Load::Probe, routes!(healthz))
+        .add(Access::Open, Load::Probe, routes!(readyz))
+        .add(Access::Metrics, Load::Probe, routes!(metrics))
 }
 
 /// The process is up.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -59,19 +59,13 @@ impl Default for Gate {
     }
 }
 
-/// Routes that pass the gate.
-const UNGATED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
-const BATCH_ROUTE: &str = "/v1/score/batch";
-
-pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Read before the request moves on, without copying the path on every request.
-    let (ungated, batch) = match request.extensions().get::<MatchedPath>() {
-        Some(p) => (UNGATED.contains(&p.as_str()), p.as_str() == BATCH_ROUTE),
-        None => (false, false),
-    };
-    if ungated {
-        return next.run(request).await;
-    }
+/// The limits in front of a route whose [`super::Load`] is not a probe; `batch` routes also
+/// take a batch permit.
+pub async fn gate(
+    State((state, batch)): State<(AppState, bool)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let gate = &state.gate;
     let Ok(_request) = gate.in_flight.clone().try_acquire_owned() else {
         state.metrics.shed.inc();

@@ -4,28 +4,23 @@
 //! previous one keeps serving.
 
 use axum::extract::State;
-use axum::routing::{get, post};
 use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 use super::error::{ApiError, Code};
-use super::{Access, Routes};
+use super::{Access, Load, Routes};
 use crate::state::AppState;
 use crate::store::keys::Role;
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/v1/models", Access::Role(Role::Analyst), get(list))
-        .add(
-            "POST",
-            "/v1/models/reload",
-            Access::Role(Role::Analyst),
-            post(reload),
-        )
+    r.add(Access::Role(Role::Analyst), Load::Request, routes!(list))
+        .add(Access::Role(Role::Analyst), Load::Request, routes!(reload))
 }
 
 /// The models and policies serving, and any problems loading them.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, description = "What is loaded")), security(("api_key" = [])))]
+    responses((status = 200, description = "What is loaded")))]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let m = state.models.current();
     let policies = state.policies.source();
@@ -54,8 +49,7 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     responses(
         (status = 200, description = "Everything reloaded"),
         (status = 409, description = "A part was refused; the previous one keeps serving", body = super::error::ErrorBody),
-    ),
-    security(("api_key" = [])))]
+    ))]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = state
         .reload()

@@ -5,27 +5,26 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use axum::{Extension, Json};
 use dispatch_risk_training::data::dates::DateParser;
 use dispatch_risk_training::exceptions::NoteText;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use super::error::{ApiError, Code};
 use super::json::ApiJson;
-use super::{Access, Routes};
+use super::{Access, Load, Routes};
 use crate::auth::Caller;
-use crate::scoring::{ScoreResponse, Shipment, ShipmentRequest};
 use crate::state::AppState;
+use crate::store::date_text;
 use crate::store::keys::Role;
 use crate::store::outcomes::OutcomeRecord;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
-        "POST",
-        "/v1/shipments/{shipment_id}/outcome",
         Access::Role(Role::Workflow),
-        post(outcome),
+        Load::Request,
+        routes!(outcome),
     )
 }
 
@@ -73,7 +72,6 @@ pub struct OutcomeResponse {
         (status = 409, description = "The shipment already has a different outcome", body = super::error::ErrorBody),
         (status = 422, description = "The carrier is one neither the model nor the configuration knows", body = super::error::ErrorBody),
     ),
-    security(("api_key" = []))
 )]
 pub async fn outcome(
     State(state): State<AppState>,
@@ -118,17 +116,11 @@ pub async fn outcome(
             )))
         }
     };
-    let scored: ShipmentRequest = serde_json::from_str(&last.request)
-        .map_err(|e| ApiError::internal(format!("stored request: {e}")))?;
-    let answer: ScoreResponse = serde_json::from_str(&last.response)
-        .map_err(|e| ApiError::internal(format!("stored response: {e}")))?;
-    let shipment = Shipment::parse(scored, 0)
-        .map_err(|e| ApiError::internal(format!("stored request: {}: {}", e.field, e.message)))?;
     let carrier = request
         .carrier
         .clone()
         .filter(|c| !c.trim().is_empty())
-        .or(answer.scored_carrier.clone())
+        .or(last.scored_carrier.clone())
         .unwrap_or_default();
     let known = !carrier.is_empty()
         && (state.admitted_carriers.contains(&carrier)
@@ -142,22 +134,17 @@ pub async fn outcome(
             ),
         ));
     }
-    let iso = |t: i64| {
-        chrono::DateTime::from_timestamp(t, 0)
-            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default()
-    };
-    let late = delivered > shipment.deadline;
+    let late = delivered > last.deadline;
     let record = OutcomeRecord {
         shipment_id: shipment_id.clone(),
         score_id: Some(last.score_id.clone()),
-        delivered_at: iso(delivered),
+        delivered_at: date_text(delivered),
         notes: request.notes.clone(),
         carrier: carrier.clone(),
-        warehouse: shipment.warehouse.clone(),
-        destination: shipment.destination.clone(),
-        scheduled_date: iso(shipment.scheduled),
-        date_deadline: iso(shipment.deadline),
+        warehouse: last.warehouse.clone(),
+        destination: last.destination.clone(),
+        scheduled_date: date_text(last.scheduled),
+        date_deadline: date_text(last.deadline),
         late,
         api_key_id: Some(caller.key_id.clone()),
     };
@@ -189,7 +176,7 @@ pub async fn outcome(
         shipment_id,
         recorded,
         late,
-        lateness_days: ((delivered - shipment.deadline) as f64 / 86_400.0 * 100.0).round() / 100.0,
+        lateness_days: ((delivered - last.deadline) as f64 / 86_400.0 * 100.0).round() / 100.0,
         carrier,
         score_id: last.score_id,
         live_history_updated: live,

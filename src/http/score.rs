@@ -7,24 +7,23 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::post;
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa_axum::routes;
 
+use super::answers::ScoreResponse;
 use super::error::{field_of, ApiError, Code};
 use super::idempotency::{self, Prepared};
 use super::json::{ApiBytes, ApiJson};
-use super::{Access, Routes};
+use super::{Access, Load, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
 use crate::scoring::scorer::MIN_SLICE;
-use crate::scoring::{
-    self, FieldError, RiskBand, ScoreResponse, Shipment, ShipmentRequest, Source,
-};
+use crate::scoring::{self, Decision, FieldError, RiskBand, Shipment, ShipmentRequest, Source};
 use crate::state::AppState;
 use crate::store::keys::Role;
-use crate::store::{now_text, ScoreRecord, Text};
+use crate::store::{date_text, now_text, Facts, ScoreRecord, Text};
 use dispatch_risk_training::parallel;
 
 /// The most shipments one batch may hold.
@@ -36,17 +35,25 @@ const MAX_BATCH_BODY_BYTES: usize = 32 * 1024 * 1024;
 const MAX_SCORE_BODY_BYTES: usize = 64 * 1024;
 
 pub(crate) fn routes(r: Routes) -> Routes {
+    let (schemas, paths, one) = routes!(score_one);
+    let r = r.add(
+        Access::Role(Role::Workflow),
+        Load::Request,
+        (
+            schemas,
+            paths,
+            one.layer(DefaultBodyLimit::max(MAX_SCORE_BODY_BYTES)),
+        ),
+    );
+    let (schemas, paths, batch) = routes!(score_batch);
     r.add(
-        "POST",
-        "/v1/score",
         Access::Role(Role::Workflow),
-        post(score_one).layer(DefaultBodyLimit::max(MAX_SCORE_BODY_BYTES)),
-    )
-    .add(
-        "POST",
-        "/v1/score/batch",
-        Access::Role(Role::Workflow),
-        post(score_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        Load::Batch,
+        (
+            schemas,
+            paths,
+            batch.layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        ),
     )
 }
 
@@ -149,7 +156,6 @@ pub struct BatchResponse {
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
         (status = 403, description = "The key's role may not score", body = super::error::ErrorBody),
     ),
-    security(("api_key" = []))
 )]
 pub async fn score_one(
     State(state): State<AppState>,
@@ -163,18 +169,17 @@ pub async fn score_one(
     let shipment =
         Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
     let compute = async {
-        let answer = run(&state, vec![shipment], now)
+        let decision = run(&state, vec![shipment], now)
             .await?
             .pop()
             .ok_or_else(|| ApiError::internal("no answer"))?;
-        let body = to_json(&answer)?;
         let record = record_of(
-            answer,
+            decision,
             "score",
             &Text::from(now_text()),
             request_json.clone(),
-            body.clone(),
-        );
+        )?;
+        let body = record.response.to_string();
         Ok(Prepared {
             body,
             records: stamped(&caller, vec![record], started),
@@ -204,7 +209,6 @@ pub async fn score_one(
         (status = 409, description = "A request with the same Idempotency-Key is still being answered", body = super::error::ErrorBody),
         (status = 422, description = "More than 10,000 shipments", body = super::error::ErrorBody),
     ),
-    security(("api_key" = []))
 )]
 pub async fn score_batch(
     State(state): State<AppState>,
@@ -243,18 +247,16 @@ pub async fn score_batch(
     let request_json = move || keyed_request.unwrap_or_default();
     let (state_ref, caller_ref) = (&state, &caller);
     let compute = async move {
-        let scores = run(state_ref, shipments, now).await?;
-        let count = scores.len();
-        let degraded = scores.iter().any(|s| s.degraded);
+        let decisions = run(state_ref, shipments, now).await?;
+        let count = decisions.len();
+        let degraded = decisions.iter().any(|d| d.degraded);
         let created_at = Text::from(now_text());
         // Each core serializes its run of answers and turns them into records, moving their
-        // strings; the answers are freed there too rather than one by one on this worker.
-        let answered: Vec<(ScoreResponse, String)> =
-            scores.into_iter().zip(request_jsons).collect();
+        // strings; the decisions are freed there too rather than one by one on this worker.
+        let decided: Vec<(Decision, String)> = decisions.into_iter().zip(request_jsons).collect();
         let records = tokio::task::spawn_blocking(move || {
-            parallel::map_owned(answered, MIN_SLICE, |(answer, request)| {
-                let response = to_json(&answer)?;
-                Ok(record_of(answer, "batch", &created_at, request, response))
+            parallel::map_owned(decided, MIN_SLICE, |(decision, request)| {
+                record_of(decision, "batch", &created_at, request)
             })
         })
         .await
@@ -338,33 +340,43 @@ fn read_shipment(raw: &RawValue, now: i64) -> Result<Shipment, ItemError> {
     Shipment::parse(request, now).map_err(ItemError::Value)
 }
 
-/// What the store keeps of one answer (`response` is its JSON); latency and key are set when it
-/// is sent.
+/// What the store keeps of one decision, its answer's JSON among it; latency and key are set
+/// when it is sent.
 fn record_of(
-    answer: ScoreResponse,
+    mut decision: Decision,
     endpoint: &'static str,
     created_at: &Text,
     request: String,
-    response: String,
-) -> ScoreRecord {
-    ScoreRecord {
-        score_id: answer.score_id.into(),
-        shipment_id: answer.shipment_id.into(),
+) -> Result<ScoreRecord, ApiError> {
+    let shipment = &mut decision.shipment;
+    let facts = Facts {
+        scored_carrier: decision.scored_carrier.as_deref().map(Text::from),
+        warehouse: std::mem::take(&mut shipment.warehouse).into(),
+        destination: std::mem::take(&mut shipment.destination).into(),
+        scheduled_date: date_text(shipment.scheduled).into(),
+        date_deadline: date_text(shipment.deadline).into(),
+    };
+    let mut record = ScoreRecord {
+        score_id: decision.score_id.as_str().into(),
+        shipment_id: shipment.id.as_str().into(),
         created_at: created_at.clone(),
         endpoint,
         request: request.into(),
-        response: response.into(),
-        model_version: answer.model_version.map(Text::from),
-        policy_version: answer.policy_version.into(),
-        source: answer.source.as_str(),
-        risk_band: answer.risk_band.as_str(),
-        delay_risk: answer.delay_risk,
-        queue: answer.queue.as_str(),
-        requires_approval: answer.requires_approval,
-        degraded: answer.degraded,
+        response: Text::from(""),
+        model_version: decision.model_version.as_deref().map(Text::from),
+        policy_version: decision.policy_version.as_str().into(),
+        source: decision.source.as_str(),
+        risk_band: decision.risk_band.as_str(),
+        delay_risk: decision.delay_risk,
+        queue: decision.queue.as_str(),
+        requires_approval: decision.approval.required,
+        degraded: decision.degraded,
         latency_us: 0,
         api_key_id: None,
-    }
+        facts,
+    };
+    record.response = to_json(&ScoreResponse::from(decision))?.into();
+    Ok(record)
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
@@ -375,7 +387,7 @@ async fn run(
     state: &AppState,
     shipments: Vec<Shipment>,
     now: i64,
-) -> Result<Vec<ScoreResponse>, ApiError> {
+) -> Result<Vec<Decision>, ApiError> {
     let answers = scoring::score(
         state.models.current(),
         state.policies.source(),

@@ -12,8 +12,8 @@ use dispatch_risk_training::features::schema::{calendar_features, CALENDAR_FEATU
 use dispatch_risk_training::model::{FactorMethod, RiskBands, RiskScore, RiskSource};
 use dispatch_risk_training::parallel;
 
+use super::decision::{ApprovalNeed, CarrierOption, Decision, Factor, ScoredShipment, Source};
 use super::request::{to_table, Shipment};
-use super::response::{Approval, CarrierChoice, ScoreResponse, Source, TopFactor};
 use crate::policy::{FallbackFacts, PolicyError, PolicySource, RoutingFacts};
 use crate::serving::LoadedModels;
 
@@ -113,7 +113,7 @@ pub async fn score(
     policies: Arc<PolicySource>,
     shipments: Vec<Shipment>,
     now: Timestamp,
-) -> Result<Vec<ScoreResponse>, PolicyError> {
+) -> Result<Vec<Decision>, PolicyError> {
     if shipments.len() > 1 {
         tokio::task::spawn_blocking(move || score_now(&models, &policies, shipments, now))
             .await
@@ -131,7 +131,7 @@ pub fn score_now(
     source: &PolicySource,
     shipments: Vec<Shipment>,
     now: Timestamp,
-) -> Result<Vec<ScoreResponse>, PolicyError> {
+) -> Result<Vec<Decision>, PolicyError> {
     let n = shipments.len();
     let runs = parallel::split(shipments, MIN_SLICE);
     let parts: Vec<ModelPart> = parallel::each(runs.iter().collect(), |run: &Vec<Shipment>| {
@@ -185,11 +185,7 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     /// The answers for one run of shipments and what the models said about it.
-    fn answer(
-        &self,
-        run: Vec<Shipment>,
-        part: ModelPart,
-    ) -> Result<Vec<ScoreResponse>, PolicyError> {
+    fn answer(&self, run: Vec<Shipment>, part: ModelPart) -> Result<Vec<Decision>, PolicyError> {
         let mut risks = match (self.kind, part.risks) {
             (Source::Model, Some(risks)) => risks.into_iter(),
             _ => Vec::new().into_iter(),
@@ -231,22 +227,29 @@ impl Batch<'_> {
                     .clamp(0.0, 100.0);
                 let (recommended_carrier, alternatives) = match rec {
                     Some(r) => (
-                        Some(CarrierChoice::from(r.recommended)),
+                        Some(CarrierOption::from(r.recommended)),
                         r.alternatives
                             .into_iter()
-                            .map(CarrierChoice::from)
+                            .map(CarrierOption::from)
                             .collect(),
                     ),
                     None => (None, Vec::new()),
                 };
-                Ok(ScoreResponse {
-                    shipment_id: s.id,
+                Ok(Decision {
+                    score_id: new_score_id(),
+                    shipment: ScoredShipment {
+                        id: s.id,
+                        warehouse: s.warehouse,
+                        destination: s.destination,
+                        scheduled: s.scheduled,
+                        deadline: s.deadline,
+                    },
                     delay_risk: (risk.delay_risk * 1e6).round() / 1e6,
                     risk_band: risk.risk_band.into(),
                     top_factors: risk
                         .top_factors
                         .into_iter()
-                        .map(|f| TopFactor {
+                        .map(|f| Factor {
                             feature: f.feature,
                             value: f.value,
                             contribution: f.contribution,
@@ -257,8 +260,8 @@ impl Batch<'_> {
                     alternatives,
                     priority_score: (priority * 10.0).round() / 10.0,
                     queue: routing.queue,
-                    requires_approval: routing.requires_approval,
-                    approval: Approval {
+                    approval: ApprovalNeed {
+                        required: routing.requires_approval,
                         approver_role: routing.approver_role,
                         reason_codes: routing.reason_codes,
                     },
@@ -267,7 +270,6 @@ impl Batch<'_> {
                     policy_version: self.source.version.clone(),
                     degraded: self.degraded,
                     matched_rules,
-                    score_id: new_score_id(),
                 })
             })
             .collect()

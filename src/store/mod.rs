@@ -2,6 +2,7 @@
 //! PostgreSQL when several instances share one store. Queries are plain portable SQL through
 //! sqlx's Any driver, so one code path serves both; migrations in `migrations/` are embedded.
 
+mod facts;
 pub mod idempotency;
 pub mod keys;
 pub mod outcomes;
@@ -19,7 +20,10 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
-pub use recorder::{Committed, Completion, Recorder, ScoreRecord, Sink, Text, Write, WriteError};
+pub use facts::{date_text, parse_date};
+pub use recorder::{
+    Committed, Completion, Facts, Recorder, ScoreRecord, Sink, Text, Write, WriteError,
+};
 pub use spool::{Spool, SpoolError};
 
 /// Every SQLite connection's settings. WAL: readers never wait for the recorder; NORMAL sync is
@@ -70,6 +74,8 @@ pub enum StoreError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error("score `{0}` has no usable `{1}`")]
+    Facts(String, String),
 }
 
 /// Where answered scores wait while PostgreSQL is unreachable.
@@ -147,6 +153,7 @@ impl Store {
             .await?;
         let migrator = Migrator::new(Embedded(MIGRATIONS)).await?;
         migrator.run(&pool).await?;
+        facts::backfill(&pool).await?;
         let sink = match backend {
             // The recorder's own connection, through SQLite's driver (see `Sink`).
             Backend::Sqlite => Sink::Sqlite(
@@ -235,6 +242,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key rate limits",
         include_str!("../../migrations/0003_key_rate_limits.sql"),
     ),
+    (
+        4,
+        "score facts",
+        include_str!("../../migrations/0004_score_facts.sql"),
+    ),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -298,9 +310,34 @@ pub fn flag(b: bool) -> i32 {
 mod tests {
     use super::*;
 
-    /// A database made before `latest_scores` existed gets it filled from its scores.
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let mut files: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
+        for (file, (version, _, sql)) in files.iter().zip(MIGRATIONS) {
+            assert!(
+                file.starts_with(&format!("{version:04}_")),
+                "{file} is not migration {version}"
+            );
+            let text = std::fs::read_to_string(format!(
+                "{}/migrations/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            assert_eq!(&text, sql, "{file}");
+        }
+    }
+
+    /// A database made before `latest_scores` existed gets it filled from its scores, and the
+    /// latest scores' facts (migration 0004) from their JSON.
     #[tokio::test]
-    async fn the_latest_scores_migration_fills_in_from_existing_scores() {
+    async fn older_databases_get_latest_scores_and_their_facts_filled_in() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("old.sqlite3").display());
         sqlx::any::install_default_drivers();
@@ -320,16 +357,21 @@ mod tests {
             ("B", "sc_4", "2026-01-01T00:00:00Z"),
             ("B", "sc_3", "2026-01-01T00:00:00Z"),
         ] {
+            let request = format!(
+                r#"{{"shipment_id":"{shipment}","warehouse":"WH-{score}","destination":"DE-10",
+                "scheduled_date":"2026-01-01 08:00","date_deadline":"2026-01-03"}}"#
+            );
             sqlx::query(
                 "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, \
                  response, policy_version, source, risk_band, delay_risk, queue, \
                  requires_approval, degraded, latency_us) \
-                 VALUES ($1, $2, $3, 'score', '{}', '{}', 'p', 'model', 'low', 0.1, 'standard', \
-                 0, 0, 1)",
+                 VALUES ($1, $2, $3, 'score', $4, '{\"scored_carrier\":\"DHL\"}', 'p', \
+                 'model', 'low', 0.1, 'standard', 0, 0, 1)",
             )
             .bind(score)
             .bind(shipment)
             .bind(at)
+            .bind(request)
             .execute(&pool)
             .await
             .unwrap();
@@ -344,5 +386,13 @@ mod tests {
         // The same time: the larger (time-ordered) score id is the later one.
         assert_eq!(last("B").await.as_deref(), Some("sc_4"));
         assert_eq!(last("C").await, None);
+        let a = store.last_score("A").await.unwrap().unwrap();
+        assert_eq!(a.warehouse, "WH-sc_2");
+        assert_eq!(a.destination, "DE-10");
+        assert_eq!(a.scored_carrier.as_deref(), Some("DHL"));
+        assert_eq!(a.scheduled, parse_date("2026-01-01T08:00:00Z").unwrap());
+        assert_eq!(a.deadline, parse_date("2026-01-03T00:00:00Z").unwrap());
+        // Once: a second start finds nothing left to fill in.
+        assert_eq!(facts::backfill(&store.pool).await.unwrap(), 0);
     }
 }

@@ -3,12 +3,25 @@
 
 use sqlx::Row;
 
-use super::{flag, now_text, Store, StoreError};
+use dispatch_risk_training::data::Timestamp;
 
-/// The last score recorded for a shipment: its request and response, as JSON text.
-#[derive(Debug, Clone)]
+use super::{flag, now_text, parse_date, Store, StoreError};
+
+/// The last score recorded for a shipment, with the facts an outcome joins to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastScore {
     pub score_id: String,
+    /// The carrier the risk was scored for.
+    pub scored_carrier: Option<String>,
+    pub warehouse: String,
+    pub destination: String,
+    pub scheduled: Timestamp,
+    pub deadline: Timestamp,
+}
+
+/// A score as it was asked and answered, JSON text both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
     pub request: String,
     pub response: String,
 }
@@ -32,15 +45,43 @@ pub struct OutcomeRecord {
 impl Store {
     pub async fn last_score(&self, shipment_id: &str) -> Result<Option<LastScore>, StoreError> {
         let row = sqlx::query(
-            "SELECT s.score_id, s.request, s.response FROM latest_scores l \
+            "SELECT s.score_id, s.scored_carrier, s.warehouse, s.destination, s.scheduled_date, \
+             s.date_deadline FROM latest_scores l \
              JOIN scores s ON s.score_id = l.score_id WHERE l.shipment_id = $1",
         )
         .bind(shipment_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
+        let Some(r) = row else { return Ok(None) };
+        let score_id: String = r.try_get("score_id")?;
+        // Written by the recorder, or filled in at connect for scores from before: a row
+        // without them is one whose request never had them.
+        let text = |column: &str| -> Result<String, StoreError> {
+            r.try_get::<Option<String>, _>(column)?
+                .ok_or_else(|| StoreError::Facts(score_id.clone(), column.to_string()))
+        };
+        let date = |column: &str| -> Result<Timestamp, StoreError> {
+            parse_date(&text(column)?)
+                .ok_or_else(|| StoreError::Facts(score_id.clone(), column.to_string()))
+        };
+        Ok(Some(LastScore {
+            scored_carrier: r.try_get("scored_carrier")?,
+            warehouse: text("warehouse")?,
+            destination: text("destination")?,
+            scheduled: date("scheduled_date")?,
+            deadline: date("date_deadline")?,
+            score_id,
+        }))
+    }
+
+    /// The request and the answer of a recorded score.
+    pub async fn answered(&self, score_id: &str) -> Result<Option<Answered>, StoreError> {
+        let row = sqlx::query("SELECT request, response FROM scores WHERE score_id = $1")
+            .bind(score_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
-            Ok(LastScore {
-                score_id: r.try_get("score_id")?,
+            Ok(Answered {
                 request: r.try_get("request")?,
                 response: r.try_get("response")?,
             })

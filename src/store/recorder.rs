@@ -43,6 +43,19 @@ pub struct ScoreRecord {
     pub degraded: bool,
     pub latency_us: i64,
     pub api_key_id: Option<Text>,
+    /// What an outcome or an approval joins to the score.
+    pub facts: Facts,
+}
+
+/// The scored shipment's facts kept beside its score: the carrier the risk was scored for, the
+/// lane, and the dates (RFC 3339, UTC).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    pub scored_carrier: Option<Text>,
+    pub warehouse: Text,
+    pub destination: Text,
+    pub scheduled_date: Text,
+    pub date_deadline: Text,
 }
 
 /// The answer kept for an idempotency claim this request won (see [`super::idempotency`]).

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::recorder::{Completion, ScoreRecord, Text, Write};
+use super::recorder::{Completion, Facts, ScoreRecord, Text, Write};
 
 /// A frame's header: length and checksum.
 const HEADER: u64 = 8;
@@ -229,6 +229,18 @@ struct Record {
     degraded: bool,
     latency_us: i64,
     api_key_id: Option<String>,
+    /// Absent from frames spooled before the facts were kept.
+    #[serde(default)]
+    facts: Option<FrameFacts>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FrameFacts {
+    scored_carrier: Option<String>,
+    warehouse: String,
+    destination: String,
+    scheduled_date: String,
+    date_deadline: String,
 }
 
 impl Frame {
@@ -255,6 +267,13 @@ impl Frame {
                     degraded: r.degraded,
                     latency_us: r.latency_us,
                     api_key_id: r.api_key_id.as_ref().map(s),
+                    facts: Some(FrameFacts {
+                        scored_carrier: r.facts.scored_carrier.as_ref().map(s),
+                        warehouse: s(&r.facts.warehouse),
+                        destination: s(&r.facts.destination),
+                        scheduled_date: s(&r.facts.scheduled_date),
+                        date_deadline: s(&r.facts.date_deadline),
+                    }),
                 })
                 .collect(),
             completion: w
@@ -269,6 +288,17 @@ impl Frame {
             .records
             .into_iter()
             .map(|r| {
+                let facts = match r.facts {
+                    Some(f) => Facts {
+                        scored_carrier: f.scored_carrier.map(Text::from),
+                        warehouse: f.warehouse.into(),
+                        destination: f.destination.into(),
+                        scheduled_date: f.scheduled_date.into(),
+                        date_deadline: f.date_deadline.into(),
+                    },
+                    None => super::facts::from_stored(&r.request, &r.response)
+                        .ok_or("a spooled score lacks its lane or dates")?,
+                };
                 Ok(ScoreRecord {
                     score_id: r.score_id.into(),
                     shipment_id: r.shipment_id.into(),
@@ -286,6 +316,7 @@ impl Frame {
                     degraded: r.degraded,
                     latency_us: r.latency_us,
                     api_key_id: r.api_key_id.map(Text::from),
+                    facts,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -334,11 +365,39 @@ mod tests {
             degraded: false,
             latency_us: 12,
             api_key_id: None,
+            facts: Facts {
+                scored_carrier: Some("DHL".into()),
+                warehouse: "WH1".into(),
+                destination: "DE-BE".into(),
+                scheduled_date: "2026-12-01T08:00:00Z".into(),
+                date_deadline: "2026-12-03T18:00:00Z".into(),
+            },
         };
         Write {
             records: (0..rows).map(record).collect(),
             completion: None,
         }
+    }
+
+    #[test]
+    fn a_frame_spooled_before_the_facts_were_kept_recovers_them_from_its_json() {
+        let mut frame = serde_json::to_value(Frame::of(&write("old", 1))).unwrap();
+        let record = &mut frame["records"][0];
+        record.as_object_mut().unwrap().remove("facts");
+        record["request"] = serde_json::json!(
+            r#"{"shipment_id":"WH/OUT/0","warehouse":"WH2","destination":"FR-75","scheduled_date":"2026-12-01 09:30:00","date_deadline":"2026-12-02"}"#
+        );
+        record["response"] = serde_json::json!(r#"{"scored_carrier":"UPS"}"#);
+        let old: Frame = serde_json::from_value(frame).unwrap();
+        let w = old.into_write().unwrap();
+        let f = &w.records[0].facts;
+        assert_eq!(f.scored_carrier.as_deref(), Some("UPS"));
+        assert_eq!((&*f.warehouse, &*f.destination), ("WH2", "FR-75"));
+        assert_eq!(&*f.scheduled_date, "2026-12-01T09:30:00Z");
+        assert_eq!(&*f.date_deadline, "2026-12-02T00:00:00Z");
+        // And a new frame carries them as they were.
+        let w = Frame::of(&write("new", 1)).into_write().unwrap();
+        assert_eq!(w.records[0].facts, write("new", 1).records[0].facts);
     }
 
     #[test]

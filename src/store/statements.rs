@@ -13,7 +13,7 @@ use sqlx::{Any, Sqlite};
 use super::recorder::{Completion, ScoreRecord, Sink, Text, Write};
 use super::{flag, Backend};
 
-/// Rows per INSERT statement: 16 x 500 parameters, under the bundled SQLite's 32,766 and
+/// Rows per INSERT statement: 21 x 500 parameters, under the bundled SQLite's 32,766 and
 /// PostgreSQL's 65,535. Fewer, larger statements mean fewer trips to the database's thread.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -137,7 +137,12 @@ fn bind_scores<Q: Bind>(mut q: Q, rows: &[&ScoreRecord]) -> Q {
             .value(flag(r.requires_approval))
             .value(flag(r.degraded))
             .value(r.latency_us)
-            .maybe_text(&r.api_key_id);
+            .maybe_text(&r.api_key_id)
+            .maybe_text(&r.facts.scored_carrier)
+            .text(&r.facts.warehouse)
+            .text(&r.facts.destination)
+            .text(&r.facts.scheduled_date)
+            .text(&r.facts.date_deadline);
     }
     q
 }
@@ -188,7 +193,7 @@ fn latest_sql(backend: Backend, rows: usize) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
 
-const COLUMNS: usize = 16;
+const COLUMNS: usize = 21;
 
 /// A multi-row INSERT into `scores`; a replay skips the rows already there (a write whose
 /// commit was not confirmed may have landed).
@@ -196,7 +201,8 @@ fn insert_sql(backend: Backend, rows: usize, replay: bool) -> sqlx::AssertSqlSaf
     let mut sql = String::from(
         "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
          model_version, policy_version, source, risk_band, delay_risk, queue, requires_approval, \
-         degraded, latency_us, api_key_id) VALUES ",
+         degraded, latency_us, api_key_id, scored_carrier, warehouse, destination, \
+         scheduled_date, date_deadline) VALUES ",
     );
     push_values(&mut sql, backend, rows, COLUMNS);
     if replay {

@@ -331,44 +331,19 @@ pub fn train(
         )?;
     }
 
-    let booster_cfg = cfg.booster.resolve(split.train);
-    let iterations = booster_cfg.num_iterations as u64;
-    let categorical = features.encoder.schema().categorical_indices();
-    let fitted = stages.run("booster", iterations, Unit::Trees, |p| {
-        fit_booster(
-            booster_cfg.clone(),
-            cfg.seed,
-            &split,
-            (&fit_rows, &calibration_rows),
-            (&names, &categorical),
-            p,
-        )
-    })?;
     let Fitted {
         booster,
         calibration,
         holdout,
         holdout_probs,
         config: booster_cfg,
-    } = fitted;
-    let booster = if booster_cfg.refit_on_all == Some(true) {
-        let trees = (booster.num_trees() as f64 * split.train as f64
-            / split.fit_len().max(1) as f64)
-            .round() as u32;
-        stages.run("refit", trees as u64, Unit::Trees, |p| {
-            let y = split.labels_in(0..split.train);
-            let data = FitData {
-                x: &train_rows,
-                y: &y,
-                names: &names,
-                categorical: &categorical,
-                progress: p,
-            };
-            DelayBooster::fit_trees(&booster_cfg, cfg.seed, data, trees)
-        })?
-    } else {
-        booster
-    };
+    } = fit_delay_model(
+        &mut stages,
+        cfg,
+        &split,
+        &features.encoder,
+        (&fit_rows, &calibration_rows, &train_rows),
+    )?;
     let predict = |m: &Rows<'_>| -> Result<Vec<f64>> {
         Ok(booster
             .raw_scores(m)?
@@ -378,27 +353,7 @@ pub fn train(
     };
 
     let schema = features.encoder.schema();
-    let linear_cols: Vec<usize> = schema
-        .standalone_indices()
-        .into_iter()
-        .chain(schema.history_indices())
-        .collect();
-    let y_fit = split.labels_of(&split.fit);
-    let fit_idx: Vec<usize> = (0..fit_rows.n_rows()).collect();
-    let baseline = stages.run("baseline", 0, Unit::Rows, |_| {
-        LogisticBaseline::fit(&cfg.baseline, &fit_rows, &y_fit, &fit_idx, &linear_cols)
-    })?;
-    let fallback = stages.run("fallback tree", 0, Unit::Rows, |_| {
-        FallbackRules::fit(
-            &cfg.fallback,
-            &fit_rows,
-            &y_fit,
-            &fit_idx,
-            &schema.standalone_indices(),
-            &names,
-        )
-    })?;
-    drop((y_fit, fit_idx));
+    let (baseline, fallback) = fit_rules(&mut stages, cfg, &split, schema, &fit_rows)?;
     let validation = validate(&split, &valid_rows, &predict, &baseline, &fallback, schema)?;
 
     let valid_len = split.valid().len() as u64;
@@ -407,34 +362,14 @@ pub fn train(
     })?;
     drop(features.history);
 
-    let importance = booster.importance()?;
-    let total: f64 = importance.iter().sum::<f64>().max(1e-12);
-    let mut top_features: Vec<(String, f64)> = names
-        .iter()
-        .cloned()
-        .zip(importance.iter().map(|g| (g / total * 1e4).round() / 1e4))
-        .collect();
-    top_features.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    top_features.truncate(15);
-
+    let top_features = top_features(&booster, &names)?;
     let spec = ModelSpec {
         schema: schema.clone(),
         calibration,
         risk_bands: cfg.risk_bands,
     };
     let model_text = booster.save_string()?;
-    let version = format!(
-        "dr-{}",
-        &sha256_hex(
-            format!(
-                "{}{}{}",
-                source.fingerprint,
-                serde_json::to_string(cfg).unwrap_or_default(),
-                output.exceptions.map_or("", |e| e.fingerprint.as_str())
-            )
-            .as_bytes()
-        )[..12]
-    );
+    let version = version_of(source, cfg, output);
     let rows = RowCounts {
         read: report.rows_read,
         rejected: report.rejected.len(),
@@ -470,32 +405,198 @@ pub fn train(
         ))
     })?;
 
+    let run = Run {
+        table,
+        report,
+        source,
+        cfg,
+        split: &split,
+        output,
+    };
     let manifest = stages.run("artifact", 0, Unit::Rows, |_| {
-        let mut w = ArtifactWriter::create(output.dir)?;
-        w.write(files::DELAY_MODEL, model_text.as_bytes())?;
-        w.write_json(files::FEATURES, &spec)?;
-        w.write_json(files::BASELINE, &baseline)?;
-        w.write_json(files::FALLBACK_RULES, &fallback)?;
-        w.write_json(files::CARRIERS, &carriers)?;
-        w.write(files::REPORT, report_html.as_bytes())?;
-        w.write(files::HISTORY, &write_history(table, &split.labelled)?)?;
-        if !split.valid().is_empty() {
-            w.write(
-                files::VALID_PREDICTIONS,
-                &valid_predictions(table, split.valid_rows(), &split.late, &validation.probs)?,
-            )?;
-        }
-        let mut extra = manifest_sections(table, report, source, cfg, &summary, &names, &spec);
-        extra.insert("booster_resolved".into(), serde_json::json!(booster_cfg));
-        if let Some(e) = output.exceptions {
-            e.write(&mut w)?;
-            e.add_manifest_sections(&mut extra);
-        }
-        w.finish(version.clone(), output.created_at.to_string(), extra)
+        write_artifact(
+            &run,
+            &Artifact {
+                model_text: &model_text,
+                spec: &spec,
+                booster: &booster_cfg,
+                baseline: &baseline,
+                fallback: &fallback,
+                carriers: &carriers,
+                report_html: &report_html,
+            },
+            &validation,
+            &summary,
+            &names,
+        )
     })?;
     let mut summary = summary;
     summary.stage_seconds = stages.times;
     Ok((manifest, summary))
+}
+
+/// The inputs every later stage of one run reads.
+struct Run<'a> {
+    table: &'a ShipmentTable,
+    report: &'a LoadReport,
+    source: &'a DataSource,
+    cfg: &'a TrainConfig,
+    split: &'a Split,
+    output: Output<'a>,
+}
+
+/// The fitted parts the artifact stores.
+struct Artifact<'a> {
+    model_text: &'a str,
+    spec: &'a ModelSpec,
+    booster: &'a BoosterConfig,
+    baseline: &'a LogisticBaseline,
+    fallback: &'a FallbackRules,
+    carriers: &'a CarrierArtifact,
+    report_html: &'a str,
+}
+
+/// The booster (fitted, calibrated, and refitted on the whole training period when the
+/// configuration asks), as the "booster" and "refit" stages.
+fn fit_delay_model(
+    stages: &mut Stages<'_>,
+    cfg: &TrainConfig,
+    split: &Split,
+    encoder: &Encoder,
+    (fit_rows, calibration_rows, train_rows): (&Rows<'_>, &Rows<'_>, &Rows<'_>),
+) -> Result<Fitted> {
+    let names = encoder.schema().names();
+    let booster_cfg = cfg.booster.resolve(split.train);
+    let iterations = booster_cfg.num_iterations as u64;
+    let categorical = encoder.schema().categorical_indices();
+    let mut fitted = stages.run("booster", iterations, Unit::Trees, |p| {
+        fit_booster(
+            booster_cfg,
+            cfg.seed,
+            split,
+            (fit_rows, calibration_rows),
+            (&names, &categorical),
+            p,
+        )
+    })?;
+    if fitted.config.refit_on_all == Some(true) {
+        let trees = (fitted.booster.num_trees() as f64 * split.train as f64
+            / split.fit_len().max(1) as f64)
+            .round() as u32;
+        fitted.booster = stages.run("refit", trees as u64, Unit::Trees, |p| {
+            let y = split.labels_in(0..split.train);
+            let data = FitData {
+                x: train_rows,
+                y: &y,
+                names: &names,
+                categorical: &categorical,
+                progress: p,
+            };
+            DelayBooster::fit_trees(&fitted.config, cfg.seed, data, trees)
+        })?;
+    }
+    Ok(fitted)
+}
+
+/// The linfa baseline on the standalone and history features, and the fallback tree on the
+/// standalone ones, both fitted on the fit rows.
+fn fit_rules(
+    stages: &mut Stages<'_>,
+    cfg: &TrainConfig,
+    split: &Split,
+    schema: &FeatureSchema,
+    fit_rows: &Rows<'_>,
+) -> Result<(LogisticBaseline, FallbackRules)> {
+    let linear_cols: Vec<usize> = schema
+        .standalone_indices()
+        .into_iter()
+        .chain(schema.history_indices())
+        .collect();
+    let y_fit = split.labels_of(&split.fit);
+    let fit_idx: Vec<usize> = (0..fit_rows.n_rows()).collect();
+    let baseline = stages.run("baseline", 0, Unit::Rows, |_| {
+        LogisticBaseline::fit(&cfg.baseline, fit_rows, &y_fit, &fit_idx, &linear_cols)
+    })?;
+    let fallback = stages.run("fallback tree", 0, Unit::Rows, |_| {
+        FallbackRules::fit(
+            &cfg.fallback,
+            fit_rows,
+            &y_fit,
+            &fit_idx,
+            &schema.standalone_indices(),
+            &schema.names(),
+        )
+    })?;
+    Ok((baseline, fallback))
+}
+
+/// The booster's 15 most important features by gain, as shares of the total.
+fn top_features(booster: &DelayBooster, names: &[String]) -> Result<Vec<(String, f64)>> {
+    let importance = booster.importance()?;
+    let total: f64 = importance.iter().sum::<f64>().max(1e-12);
+    let mut top: Vec<(String, f64)> = names
+        .iter()
+        .cloned()
+        .zip(importance.iter().map(|g| (g / total * 1e4).round() / 1e4))
+        .collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(15);
+    Ok(top)
+}
+
+/// The artifact's version: a digest of the data, the configuration and the notes model, so
+/// the same inputs give the same version.
+fn version_of(source: &DataSource, cfg: &TrainConfig, output: Output<'_>) -> String {
+    format!(
+        "dr-{}",
+        &sha256_hex(
+            format!(
+                "{}{}{}",
+                source.fingerprint,
+                serde_json::to_string(cfg).unwrap_or_default(),
+                output.exceptions.map_or("", |e| e.fingerprint.as_str())
+            )
+            .as_bytes()
+        )[..12]
+    )
+}
+
+/// Writes the artifact directory and its manifest.
+fn write_artifact(
+    run: &Run<'_>,
+    a: &Artifact<'_>,
+    validation: &Validation,
+    summary: &TrainSummary,
+    names: &[String],
+) -> Result<Manifest> {
+    let (table, split) = (run.table, run.split);
+    let mut w = ArtifactWriter::create(run.output.dir)?;
+    w.write(files::DELAY_MODEL, a.model_text.as_bytes())?;
+    w.write_json(files::FEATURES, a.spec)?;
+    w.write_json(files::BASELINE, a.baseline)?;
+    w.write_json(files::FALLBACK_RULES, a.fallback)?;
+    w.write_json(files::CARRIERS, a.carriers)?;
+    w.write(files::REPORT, a.report_html.as_bytes())?;
+    w.write(files::HISTORY, &write_history(table, &split.labelled)?)?;
+    if !split.valid().is_empty() {
+        w.write(
+            files::VALID_PREDICTIONS,
+            &valid_predictions(table, split.valid_rows(), &split.late, &validation.probs)?,
+        )?;
+    }
+    let mut extra = manifest_sections(
+        table, run.report, run.source, run.cfg, summary, names, a.spec,
+    );
+    extra.insert("booster_resolved".into(), serde_json::json!(a.booster));
+    if let Some(e) = run.output.exceptions {
+        e.write(&mut w)?;
+        e.add_manifest_sections(&mut extra);
+    }
+    w.finish(
+        summary.version.clone(),
+        run.output.created_at.to_string(),
+        extra,
+    )
 }
 
 /// The schema fitted on the training period, the history of every row of the table, and the

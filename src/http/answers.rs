@@ -1,10 +1,10 @@
-//! What a score answers: the contract dispatch workflows are built on. Field names do not
-//! change without a new API version.
+//! The score answer's wire contract, the one dispatch workflows are built on: field names do
+//! not change without a new API version. Built from the scorer's [`Decision`].
 
-use dispatch_risk_training::carrier::RankedCarrier;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Queue;
+use crate::scoring::{CarrierOption, Decision, Factor, RiskBand, Source};
 
 /// One feature's push on the risk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -17,6 +17,16 @@ pub struct TopFactor {
     pub contribution: f64,
 }
 
+impl From<Factor> for TopFactor {
+    fn from(f: Factor) -> Self {
+        TopFactor {
+            feature: f.feature,
+            value: f.value,
+            contribution: f.contribution,
+        }
+    }
+}
+
 /// A carrier as ranked for the shipment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CarrierChoice {
@@ -27,13 +37,13 @@ pub struct CarrierChoice {
     pub reasons: Vec<String>,
 }
 
-impl From<RankedCarrier> for CarrierChoice {
-    fn from(r: RankedCarrier) -> Self {
+impl From<CarrierOption> for CarrierChoice {
+    fn from(c: CarrierOption) -> Self {
         CarrierChoice {
-            carrier: r.carrier,
-            on_time_probability: (r.on_time_probability * 1e4).round() / 1e4,
-            expected_cost: r.expected_cost.map(|c| (c * 100.0).round() / 100.0),
-            reasons: r.reasons,
+            carrier: c.carrier,
+            on_time_probability: c.on_time_probability,
+            expected_cost: c.expected_cost,
+            reasons: c.reasons,
         }
     }
 }
@@ -44,55 +54,6 @@ pub struct Approval {
     /// Null when no approval is required.
     pub approver_role: Option<String>,
     pub reason_codes: Vec<String>,
-}
-
-/// Where the risk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Model,
-    Rules,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Model => "model",
-            Source::Rules => "rules",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskBand {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl From<dispatch_risk_training::model::RiskBand> for RiskBand {
-    fn from(b: dispatch_risk_training::model::RiskBand) -> Self {
-        use dispatch_risk_training::model::RiskBand as B;
-        match b {
-            B::Low => RiskBand::Low,
-            B::Medium => RiskBand::Medium,
-            B::High => RiskBand::High,
-            B::Critical => RiskBand::Critical,
-        }
-    }
-}
-
-impl RiskBand {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskBand::Low => "low",
-            RiskBand::Medium => "medium",
-            RiskBand::High => "high",
-            RiskBand::Critical => "critical",
-        }
-    }
 }
 
 /// The answer to one shipment.
@@ -119,4 +80,35 @@ pub struct ScoreResponse {
     pub degraded: bool,
     pub matched_rules: Vec<String>,
     pub score_id: String,
+}
+
+impl From<Decision> for ScoreResponse {
+    fn from(d: Decision) -> Self {
+        ScoreResponse {
+            shipment_id: d.shipment.id,
+            delay_risk: d.delay_risk,
+            risk_band: d.risk_band,
+            top_factors: d.top_factors.into_iter().map(TopFactor::from).collect(),
+            scored_carrier: d.scored_carrier,
+            recommended_carrier: d.recommended_carrier.map(CarrierChoice::from),
+            alternatives: d
+                .alternatives
+                .into_iter()
+                .map(CarrierChoice::from)
+                .collect(),
+            priority_score: d.priority_score,
+            queue: d.queue,
+            requires_approval: d.approval.required,
+            approval: Approval {
+                approver_role: d.approval.approver_role,
+                reason_codes: d.approval.reason_codes,
+            },
+            source: d.source,
+            model_version: d.model_version,
+            policy_version: d.policy_version,
+            degraded: d.degraded,
+            matched_rules: d.matched_rules,
+            score_id: d.score_id,
+        }
+    }
 }
