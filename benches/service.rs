@@ -330,7 +330,12 @@ async fn closed_loop(
                         run.requests += 1;
                         run.latencies_us.push(t.elapsed().as_micros() as u64);
                     }
-                    _ => run.errors += 1,
+                    failed => {
+                        if run.errors < 3 {
+                            report_failure("score", failed).await;
+                        }
+                        run.errors += 1;
+                    }
                 }
             }
             run
@@ -345,6 +350,21 @@ async fn closed_loop(
     }
     total.seconds = started.elapsed().as_secs_f64();
     total
+}
+
+/// Says why a request failed, so a row's error count can be read.
+async fn report_failure(what: &str, failed: reqwest::Result<reqwest::Response>) {
+    match failed {
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            eprintln!(
+                "{what}: {status} {}",
+                body.chars().take(200).collect::<String>()
+            );
+        }
+        Err(e) => eprintln!("{what}: {e}"),
+    }
 }
 
 async fn fixed_rate(server: &Server, bodies: Arc<Vec<Vec<u8>>>, rate: f64, seconds: f64) -> Run {
@@ -367,7 +387,10 @@ async fn fixed_rate(server: &Server, bodies: Arc<Vec<Vec<u8>>>, rate: f64, secon
                     let _ = resp.bytes().await;
                     Some(due.elapsed().as_micros() as u64)
                 }
-                _ => None,
+                failed => {
+                    report_failure("fixed-rate score", failed).await;
+                    None
+                }
             }
         }));
     }

@@ -68,6 +68,15 @@ impl<K> Default for Buckets<K> {
 impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Takes a token from `key`'s bucket; `Err(seconds)` until one is there.
     fn take(&self, key: &K, rate: f64, burst: f64) -> Result<(), u32> {
+        self.update(key, rate, burst, true)
+    }
+
+    /// Whether `key`'s bucket holds a token, without taking it.
+    fn holds(&self, key: &K, rate: f64, burst: f64) -> Result<(), u32> {
+        self.update(key, rate, burst, false)
+    }
+
+    fn update(&self, key: &K, rate: f64, burst: f64, take: bool) -> Result<(), u32> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= BUCKETS_CAP && !buckets.contains_key(key) {
@@ -78,7 +87,9 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
         *at = now;
         if *tokens >= 1.0 {
-            *tokens -= 1.0;
+            if take {
+                *tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u32)
@@ -145,8 +156,11 @@ impl KeyCache {
                 return Ok(Ok(info.clone()));
             }
         }
+        // An address that sent too many unknown keys is refused before the database is asked;
+        // only a key found unknown costs a token, so a burst of requests with one valid key
+        // not yet cached (the first second after a restart) is never refused.
         if let Some(ip) = client {
-            if let Err(retry_after) = self.misses.take(&ip, MISSES_PER_SECOND, MISSES_BURST) {
+            if let Err(retry_after) = self.misses.holds(&ip, MISSES_PER_SECOND, MISSES_BURST) {
                 return Ok(Err(Denied::RateLimited {
                     retry_after,
                     why: "too many unknown API keys from this address",
@@ -165,6 +179,9 @@ impl KeyCache {
                 return Err(e);
             }
         };
+        if let (None, Some(ip)) = (&info, client) {
+            let _ = self.misses.take(&ip, MISSES_PER_SECOND, MISSES_BURST);
+        }
         let mut entries = self.lock();
         if entries.len() >= CACHE_CAP {
             // Unknown keys go first, and valid ones only once their time is up: a flood of
@@ -194,4 +211,68 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn bearer(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+        h
+    }
+
+    /// Every request gets as far as the database before the first answer comes back (one
+    /// thread): with the unknown-key limit charged before the lookup, the 21st was refused.
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_keys_found_unknown_count_against_the_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("keys.sqlite3").display());
+        let store = Store::connect(&url).await.unwrap();
+        let (_, key) = store
+            .create_key_with("cold", Role::Workflow, None)
+            .await
+            .unwrap();
+        let cache = Arc::new(KeyCache::default());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let ask = |secret: String| {
+            let (cache, store) = (cache.clone(), store.clone());
+            tokio::spawn(async move {
+                cache
+                    .authorize(&store, &bearer(&secret), Some(Role::Workflow), Some(ip))
+                    .await
+                    .unwrap()
+                    .is_ok()
+            })
+        };
+        let valid: Vec<_> = (0..3 * MISSES_BURST as usize)
+            .map(|_| ask(key.clone()))
+            .collect();
+        for t in valid {
+            assert!(t.await.unwrap(), "a valid key was refused");
+        }
+        // Made-up keys are refused, and past the burst before the database is asked.
+        let mut limited = 0;
+        for i in 0..2 * MISSES_BURST as usize {
+            let r = cache
+                .authorize(&store, &bearer(&format!("made-up-{i}")), None, Some(ip))
+                .await
+                .unwrap();
+            match r {
+                Err(Denied::RateLimited { .. }) => limited += 1,
+                Err(_) => {}
+                Ok(_) => panic!("a made-up key was accepted"),
+            }
+        }
+        assert!(
+            limited >= MISSES_BURST as usize - 1,
+            "{limited} rate-limited"
+        );
+    }
 }

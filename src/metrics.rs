@@ -135,6 +135,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the recorder's commit durations and sizes.
+    pub fn register_recorder(&mut self, commits: crate::store::recorder::CommitMetrics) {
+        self.registry.register(
+            "recorder_commit_seconds",
+            "Time each commit of score records took (every answer it held waited for it)",
+            commits.seconds,
+        );
+        self.registry.register(
+            "recorder_commit_rows",
+            "Score records per commit",
+            commits.rows,
+        );
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.

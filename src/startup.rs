@@ -77,7 +77,8 @@ impl Application {
             outcomes_replayed = replayed,
             "models and policies loaded"
         );
-        let metrics = Metrics::default();
+        let mut metrics = Metrics::default();
+        metrics.register_recorder(store.recorder.commit_metrics());
         metrics.serving(
             loaded.delay.as_ref().and(loaded.version.as_deref()),
             &policy_version,

@@ -107,6 +107,42 @@ async fn load_past_the_limit_is_shed_at_once_and_health_still_answers() {
     );
 }
 
+/// The first requests after a start all carry one valid key the cache has not seen: none of
+/// them counts as an unknown key (the bench's 32 connections got 429 from the 21st on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_with_one_valid_key_not_yet_cached_is_answered() {
+    let app = TestApp::spawn(repo("models")).await;
+    let (_, key) = app
+        .state
+        .store
+        .create_key_with("cold partner", Role::Workflow, None)
+        .await
+        .unwrap();
+    // Connections opened first, so that the scores arrive together.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let open = (0..64)
+        .map(|_| {
+            let r = client.get(format!("{}/healthz", app.url));
+            tokio::spawn(async move { r.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    assert!(futures_join(open).await.iter().all(|&s| s == 200));
+    let requests = (0..64)
+        .map(|i| {
+            let r = client
+                .post(format!("{}/v1/score", app.url))
+                .bearer_auth(&key)
+                .json(&shipment(&format!("WH/OUT/C{i}")));
+            tokio::spawn(async move { r.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let statuses: Vec<u16> = futures_join(requests).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+}
+
 #[tokio::test]
 async fn a_key_keeps_to_its_rate_and_others_are_not_slowed() {
     let app = TestApp::spawn(repo("models")).await;

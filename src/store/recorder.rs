@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::{AnyPool, SqlitePool};
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::spool::{Spool, SpoolError};
@@ -99,12 +99,12 @@ pub enum WriteError {
     Stopped,
 }
 
-/// Where the recorder writes: SQLite through its own driver, whose statements take the
-/// records' texts as they are (the Any driver copies every text twice on the way), and
-/// PostgreSQL through the Any driver.
+/// Where the recorder writes: SQLite through its own connection on its own thread, with the
+/// WAL synced beside the commits ([`super::sqlite_writer`]), and PostgreSQL through sqlx's
+/// Any driver.
 #[derive(Clone)]
 pub enum Sink {
-    Sqlite(SqlitePool),
+    Sqlite(super::sqlite_writer::SqliteWriter),
     Postgres(AnyPool),
 }
 
@@ -134,6 +134,9 @@ pub const MAX_BATCH: usize = 2_000;
 /// off by this may still have landed: what goes to the spool then is replayed with "insert
 /// if absent", so nothing is written twice.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Groups whose commits may be under way at once on SQLite: one syncing, the next ones'
+/// statements running or queued behind it.
+const SQLITE_GROUPS_IN_FLIGHT: usize = 3;
 /// How often a spooling recorder tries the database again.
 const RETRY: Duration = Duration::from_millis(500);
 /// How long readiness reports a full disk after a write found one.
@@ -155,9 +158,30 @@ pub struct Recorder {
     shared: Arc<Shared>,
 }
 
+/// How the recorder's commits go, for `/metrics`: how long each took (the wait every answer
+/// it holds adds) and how many rows it carried.
+#[derive(Clone)]
+pub struct CommitMetrics {
+    pub seconds: prometheus_client::metrics::histogram::Histogram,
+    pub rows: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        CommitMetrics {
+            // 50 µs to ~3 s.
+            seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            // 1 to 2,048 rows and more.
+            rows: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+        }
+    }
+}
+
 /// What the writer task and readers of its state share.
 #[derive(Default)]
 struct Shared {
+    commits: CommitMetrics,
     /// Records accepted and not yet in the database (waiting for a commit, or spooled).
     pending: AtomicU64,
     spooled_bytes: AtomicU64,
@@ -187,6 +211,11 @@ impl Recorder {
         };
         tokio::spawn(writer.run(rx));
         Recorder { tx, room, shared }
+    }
+
+    /// The commits' durations and sizes, to register with the service's metrics.
+    pub fn commit_metrics(&self) -> CommitMetrics {
+        self.shared.commits.clone()
     }
 
     /// Records accepted and not yet in the database: the backlog, for metrics.
@@ -268,6 +297,13 @@ impl Writer {
             self.replay_in_background();
         }
         let mut flushes = Vec::new();
+        // Groups whose commit is under way. On SQLite a group's statements run while the one
+        // before it syncs, so several are in flight; PostgreSQL's commit syncs in one step.
+        let depth = match self.sink.backend() {
+            Backend::Sqlite => SQLITE_GROUPS_IN_FLIGHT,
+            Backend::Postgres => 1,
+        };
+        let mut in_flight = tokio::task::JoinSet::new();
         while let Some(first) = rx.recv().await {
             let mut group: Vec<(Write, Reply)> = Vec::new();
             let mut rows = 0;
@@ -285,11 +321,18 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
-                self.commit_group(group).await;
+                while in_flight.len() >= depth {
+                    in_flight.join_next().await;
+                }
+                let w = self.clone();
+                in_flight.spawn(async move { w.commit_group(group).await });
             }
-            // Everything before the flushes is durable now (stored, or spooled).
-            for f in flushes.drain(..) {
-                let _ = f.send(Ok(()));
+            if !flushes.is_empty() {
+                while in_flight.join_next().await.is_some() {}
+                // Everything before the flushes is durable now (stored, or spooled).
+                for f in flushes.drain(..) {
+                    let _ = f.send(Ok(()));
+                }
             }
         }
     }
@@ -356,8 +399,15 @@ impl Writer {
     /// Writes `writes` in one transaction, or spools them when the database cannot be reached
     /// (and there is a spool); `Err` is what the database refused.
     async fn store(&self, writes: &[&Write]) -> Result<Result<Committed, WriteError>, sqlx::Error> {
+        let started = Instant::now();
         match self.write(writes, false).await {
-            Ok(()) => Ok(Ok(Committed::Stored)),
+            Ok(()) => {
+                let c = &self.shared.commits;
+                c.seconds.observe(started.elapsed().as_secs_f64());
+                c.rows
+                    .observe(writes.iter().map(|w| w.records.len()).sum::<usize>() as f64);
+                Ok(Ok(Committed::Stored))
+            }
             Err(e) if unreachable(&e) && self.spool.is_some() => Ok(self.to_spool(writes).await),
             Err(e) => Err(e),
         }

@@ -1,17 +1,17 @@
-//! The statements that write score records, through either driver: multi-row INSERTs into
-//! `scores`, the upsert of each shipment's latest score, and the completion of an idempotency
-//! claim, all in one transaction per group of writes.
+//! The statements that write score records: on PostgreSQL multi-row INSERTs into `scores`, the
+//! upsert of each shipment's latest score, and the completion of an idempotency claim, all in
+//! one transaction per group of writes; on SQLite the same statements row by row, on the
+//! recorder's own thread ([`super::sqlite_writer`]).
 
 use std::collections::HashMap;
 
 use sqlx::any::AnyArguments;
 use sqlx::encode::Encode;
-use sqlx::sqlite::SqliteArguments;
 use sqlx::types::Type;
-use sqlx::{Any, Sqlite};
+use sqlx::{Any, AnyPool};
 
+use super::flag;
 use super::recorder::{Completion, ScoreRecord, Sink, Text, Write};
-use super::{flag, Backend};
 
 /// Rows per INSERT statement: 21 x 500 parameters, under the bundled SQLite's 32,766 and
 /// PostgreSQL's 65,535. Fewer, larger statements mean fewer trips to the database's thread.
@@ -20,90 +20,67 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// Writes `writes` in one transaction: their scores, each shipment's latest score, and the
 /// idempotency claims they complete. `replay` writes again what may already be there.
 pub(super) async fn write(sink: &Sink, writes: &[&Write], replay: bool) -> Result<(), sqlx::Error> {
+    match sink {
+        Sink::Sqlite(writer) => writer.write(writes, replay).await,
+        Sink::Postgres(pool) => write_postgres(pool, writes, replay).await,
+    }
+}
+
+async fn write_postgres(
+    pool: &AnyPool,
+    writes: &[&Write],
+    replay: bool,
+) -> Result<(), sqlx::Error> {
     let rows: Vec<&ScoreRecord> = writes.iter().flat_map(|w| w.records.iter()).collect();
     let completions: Vec<&Completion> = writes
         .iter()
         .filter_map(|w| w.completion.as_ref())
         .collect();
-    // The same statements through either driver's pool; only the types differ.
-    macro_rules! write_through {
-        ($pool:expr, $db:ty, $backend:expr) => {{
-            let mut conn = $pool.acquire().await?;
-            let written = async {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    let newest = newest_per_shipment(chunk);
-                    bind_scores(
-                        sqlx::query::<$db>(insert_sql($backend, chunk.len(), replay)),
-                        chunk,
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                    bind_latest(
-                        sqlx::query::<$db>(latest_sql($backend, newest.len())),
-                        &newest,
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for c in &completions {
-                    sqlx::query::<$db>(
-                        "UPDATE idempotency SET status = $1, response = $2 \
-                     WHERE key_owner = $3 AND idempotency_key = $4 AND status = 0",
-                    )
-                    .value(c.status as i32)
-                    .text(&c.body)
-                    .text(&c.owner)
-                    .text(&c.key)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await
-            }
-            .await;
-            if written.is_err() {
-                // A connection whose write failed is closed, never reused: SQLite keeps the
-                // transaction open after a COMMIT that failed (a full disk), and sqlx then
-                // nests the next one in it as a savepoint, so later "commits" commit nothing.
-                conn.close_on_drop();
-            }
-            written
-        }};
+    let mut conn = pool.acquire().await?;
+    let written = async {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let newest = newest_per_shipment(chunk);
+            bind_scores(sqlx::query::<Any>(insert_sql(chunk.len(), replay)), chunk)
+                .execute(&mut *tx)
+                .await?;
+            bind_latest(sqlx::query::<Any>(latest_sql(newest.len())), &newest)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for c in &completions {
+            sqlx::query::<Any>(
+                "UPDATE idempotency SET status = $1, response = $2 \
+                 WHERE key_owner = $3 AND idempotency_key = $4 AND status = 0",
+            )
+            .value(c.status as i32)
+            .text(&c.body)
+            .text(&c.owner)
+            .text(&c.key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
     }
-    match sink {
-        Sink::Sqlite(pool) => write_through!(pool, Sqlite, Backend::Sqlite),
-        Sink::Postgres(pool) => write_through!(pool, Any, Backend::Postgres),
+    .await;
+    if written.is_err() {
+        // A connection whose write failed is closed, never reused: its transaction may be
+        // left in any state.
+        conn.close_on_drop();
     }
+    written
 }
 
-/// A value both drivers bind as it is: numbers and static words.
-trait Plain:
-    Encode<'static, Sqlite> + Type<Sqlite> + Encode<'static, Any> + Type<Any> + Send + 'static
-{
-}
+/// A value the driver binds as it is: numbers and static words.
+trait Plain: Encode<'static, Any> + Type<Any> + Send + 'static {}
 
-impl<T> Plain for T where
-    T: Encode<'static, Sqlite> + Type<Sqlite> + Encode<'static, Any> + Type<Any> + Send + 'static
-{
-}
+impl<T> Plain for T where T: Encode<'static, Any> + Type<Any> + Send + 'static {}
 
-/// Binding a record's values to a statement of either driver.
+/// Binding a record's values to a statement.
 trait Bind: Sized {
     fn text(self, v: &Text) -> Self;
     fn maybe_text(self, v: &Option<Text>) -> Self;
     fn value<T: Plain>(self, v: T) -> Self;
-}
-
-impl Bind for sqlx::query::Query<'static, Sqlite, SqliteArguments> {
-    fn text(self, v: &Text) -> Self {
-        self.bind(v.clone())
-    }
-    fn maybe_text(self, v: &Option<Text>) -> Self {
-        self.bind(v.clone())
-    }
-    fn value<T: Plain>(self, v: T) -> Self {
-        self.bind(v)
-    }
 }
 
 impl Bind for sqlx::query::Query<'static, Any, AnyArguments> {
@@ -179,10 +156,10 @@ fn newest_per_shipment<'a>(chunk: &[&'a ScoreRecord]) -> Vec<&'a ScoreRecord> {
 
 /// Moves each of `rows` shipments' entry in `latest_scores` to the given newer record, unless
 /// a newer one is there already.
-fn latest_sql(backend: Backend, rows: usize) -> sqlx::AssertSqlSafe<String> {
+fn latest_sql(rows: usize) -> sqlx::AssertSqlSafe<String> {
     let mut sql =
         String::from("INSERT INTO latest_scores (shipment_id, score_id, created_at) VALUES ");
-    push_values(&mut sql, backend, rows, 3);
+    push_values(&mut sql, rows, 3);
     sql.push_str(
         " ON CONFLICT (shipment_id) DO UPDATE SET score_id = excluded.score_id, \
          created_at = excluded.created_at \
@@ -197,23 +174,22 @@ const COLUMNS: usize = 21;
 
 /// A multi-row INSERT into `scores`; a replay skips the rows already there (a write whose
 /// commit was not confirmed may have landed).
-fn insert_sql(backend: Backend, rows: usize, replay: bool) -> sqlx::AssertSqlSafe<String> {
+fn insert_sql(rows: usize, replay: bool) -> sqlx::AssertSqlSafe<String> {
     let mut sql = String::from(
         "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
          model_version, policy_version, source, risk_band, delay_risk, queue, requires_approval, \
          degraded, latency_us, api_key_id, scored_carrier, warehouse, destination, \
          scheduled_date, date_deadline) VALUES ",
     );
-    push_values(&mut sql, backend, rows, COLUMNS);
+    push_values(&mut sql, rows, COLUMNS);
     if replay {
         sql.push_str(" ON CONFLICT (score_id) DO NOTHING");
     }
     sqlx::AssertSqlSafe(sql)
 }
 
-/// `rows` parenthesised groups of `columns` placeholders. SQLite gets anonymous `?`: with
-/// numbered ones its driver looks up every parameter's name, 5 % of a batch's time in profiles.
-fn push_values(sql: &mut String, backend: Backend, rows: usize, columns: usize) {
+/// `rows` parenthesised groups of `columns` numbered placeholders.
+fn push_values(sql: &mut String, rows: usize, columns: usize) {
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
@@ -223,10 +199,7 @@ fn push_values(sql: &mut String, backend: Backend, rows: usize, columns: usize) 
             if c > 0 {
                 sql.push(',');
             }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", r * columns + c + 1)),
-            }
+            sql.push_str(&format!("${}", r * columns + c + 1));
         }
         sql.push(')');
     }

@@ -1,0 +1,291 @@
+//! The recorder's SQLite connection, on a thread of its own, and the thread that makes its
+//! commits durable. A group of writes goes to the writer in one message and its transaction
+//! (BEGIN, each row's insert and latest-score upsert, the idempotency completions, COMMIT) runs
+//! there in one go: through sqlx each statement was a trip to its worker thread and back.
+//!
+//! Commits are written to the WAL without waiting for the disk (`synchronous = NORMAL`); the
+//! syncer then syncs the WAL file and only after that answers every commit written before the
+//! sync began. The next group's statements run while the disk syncs, and one sync serves every
+//! commit that came before it, as PostgreSQL's WAL flush does. An answer still means the
+//! commit is on disk. (A frame is overwritten only after a checkpoint has copied it to the
+//! database file and synced that.) The statements are PostgreSQL's ([`super::statements`]),
+//! one row at a time, prepared once per connection.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+
+use super::recorder::Write;
+use super::{flag, RECORDER_PRAGMAS, SQLITE_PRAGMAS};
+
+type Done = oneshot::Sender<Result<(), sqlx::Error>>;
+
+/// A transaction's worth of writes and where its outcome goes.
+struct Job {
+    writes: Vec<Write>,
+    replay: bool,
+    done: Done,
+}
+
+/// The handle to the writer thread; cheap to clone. The thread ends when the last handle is
+/// dropped.
+#[derive(Clone)]
+pub struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteWriter {
+    /// Opens the database file (it must exist: the pool that ran the migrations made it) and
+    /// starts the thread.
+    pub fn open(path: &Path) -> Result<SqliteWriter, sqlx::Error> {
+        let conn = connect(path).map_err(database_error)?;
+        // The WAL exists while any connection is open in WAL mode, and is reused in place
+        // (restarted, never replaced) while they are: syncing this handle syncs its frames.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = File::open(&wal).map_err(sqlx::Error::Io)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (written, to_sync) = mpsc::channel::<Done>();
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("recorder-sqlite".into())
+            .spawn(move || run(conn, path, rx, written))
+            .map_err(sqlx::Error::Io)?;
+        std::thread::Builder::new()
+            .name("recorder-sync".into())
+            .spawn(move || sync(wal, to_sync))
+            .map_err(sqlx::Error::Io)?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Commits `writes` in one transaction; `replay` skips rows already there.
+    pub async fn write(&self, writes: &[&Write], replay: bool) -> Result<(), sqlx::Error> {
+        let (done, answer) = oneshot::channel();
+        let job = Job {
+            // Clones of the records' shared texts, not of the texts.
+            writes: writes.iter().map(|w| (*w).clone()).collect(),
+            replay,
+            done,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| sqlx::Error::WorkerCrashed)?;
+        answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    for pragma in SQLITE_PRAGMAS.iter().chain(&RECORDER_PRAGMAS) {
+        // Some pragmas answer with a row (journal_mode), others with none.
+        conn.query_row(pragma, [], |_| Ok(()))
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(()),
+                e => Err(e),
+            })?;
+    }
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
+fn run(
+    mut conn: Connection,
+    path: PathBuf,
+    jobs: mpsc::Receiver<Job>,
+    written: mpsc::Sender<Done>,
+) {
+    let mut restarted = std::time::Instant::now();
+    while let Ok(job) = jobs.recv() {
+        if restarted.elapsed() >= RESTART_EVERY {
+            restart_wal(&conn);
+            restarted = std::time::Instant::now();
+        }
+        match write(&mut conn, &job.writes, job.replay) {
+            // Answered once the WAL is synced.
+            Ok(()) => {
+                if let Err(mpsc::SendError(done)) = written.send(job.done) {
+                    let _ = done.send(Err(sqlx::Error::WorkerCrashed));
+                }
+            }
+            Err(e) => {
+                // A connection whose write failed is not reused: SQLite can leave the
+                // transaction of a COMMIT that failed (a full disk) open, and the next BEGIN
+                // would then fail or, worse, nest.
+                match connect(&path) {
+                    Ok(fresh) => conn = fresh,
+                    Err(e) => tracing::error!(error = %e, "reopening the recorder's database"),
+                }
+                let _ = job.done.send(Err(database_error(e)));
+            }
+        }
+    }
+}
+
+/// How often the writer lets the WAL start over from its beginning.
+const RESTART_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checkpoints what the background checkpoints have not copied yet (a fraction of a second's
+/// commits), between two of this connection's transactions: with no commit landing meanwhile
+/// it copies the WAL to its end, and the next transaction then writes the WAL from its start
+/// again. The background checkpoints alone never reach the end under steady load, and the WAL
+/// grew without bound (274 MB in 25 s of the service bench); every sync of a growing file
+/// also writes its new size through the file system's journal.
+fn restart_wal(conn: &Connection) {
+    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "checkpointing the WAL");
+    }
+}
+
+/// Syncs the WAL for every commit written before the sync began, then answers them: under
+/// load one sync answers the commits of all the groups written while the last one ran.
+fn sync(wal: File, written: mpsc::Receiver<Done>) {
+    while let Ok(first) = written.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(written.try_iter());
+        match wal.sync_data() {
+            Ok(()) => {
+                for done in waiting {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // Linux may drop the pages a failed sync could not write: these commits may
+                // be in the database or not, and their requests are told they failed.
+                tracing::error!(error = %e, "syncing the WAL failed");
+                let kind = e.kind();
+                for done in waiting {
+                    let _ = done.send(Err(sqlx::Error::Io(std::io::Error::new(
+                        kind,
+                        e.to_string(),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(if replay { INSERT_REPLAY } else { INSERT })?;
+        let mut latest = tx.prepare_cached(LATEST)?;
+        let mut complete = tx.prepare_cached(COMPLETE)?;
+        for w in writes {
+            for r in &w.records {
+                let f = &r.facts;
+                insert.execute(params![
+                    &*r.score_id,
+                    &*r.shipment_id,
+                    &*r.created_at,
+                    r.endpoint,
+                    &*r.request,
+                    &*r.response,
+                    r.model_version.as_deref(),
+                    &*r.policy_version,
+                    r.source,
+                    r.risk_band,
+                    r.delay_risk,
+                    r.queue,
+                    flag(r.requires_approval),
+                    flag(r.degraded),
+                    r.latency_us,
+                    r.api_key_id.as_deref(),
+                    f.scored_carrier.as_deref(),
+                    &*f.warehouse,
+                    &*f.destination,
+                    &*f.scheduled_date,
+                    &*f.date_deadline,
+                ])?;
+                latest.execute(params![&*r.shipment_id, &*r.score_id, &*r.created_at])?;
+            }
+            if let Some(c) = &w.completion {
+                complete.execute(params![c.status as i32, &*c.body, &*c.owner, &*c.key])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+const INSERT: &str = "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, \
+    response, model_version, policy_version, source, risk_band, delay_risk, queue, \
+    requires_approval, degraded, latency_us, api_key_id, scored_carrier, warehouse, destination, \
+    scheduled_date, date_deadline) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+    ?20, ?21)";
+
+/// A write whose commit was not confirmed may have landed: its rows are skipped.
+const INSERT_REPLAY: &str = "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, \
+    request, response, model_version, policy_version, source, risk_band, delay_risk, queue, \
+    requires_approval, degraded, latency_us, api_key_id, scored_carrier, warehouse, destination, \
+    scheduled_date, date_deadline) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+    ?20, ?21) ON CONFLICT (score_id) DO NOTHING";
+
+/// Moves the shipment's latest score to this one unless a newer one is there (rows of one
+/// group may come in any order).
+const LATEST: &str = "INSERT INTO latest_scores (shipment_id, score_id, created_at) \
+    VALUES (?1, ?2, ?3) ON CONFLICT (shipment_id) DO UPDATE SET score_id = excluded.score_id, \
+    created_at = excluded.created_at \
+    WHERE excluded.created_at > latest_scores.created_at \
+    OR (excluded.created_at = latest_scores.created_at \
+    AND excluded.score_id > latest_scores.score_id)";
+
+const COMPLETE: &str = "UPDATE idempotency SET status = ?1, response = ?2 \
+    WHERE key_owner = ?3 AND idempotency_key = ?4 AND status = 0";
+
+/// A rusqlite error as the recorder classifies errors: SQLite's extended result code as the
+/// code, as sqlx reports it.
+fn database_error(e: rusqlite::Error) -> sqlx::Error {
+    let (code, message) = match &e {
+        rusqlite::Error::SqliteFailure(f, m) => {
+            (f.extended_code, m.clone().unwrap_or_else(|| f.to_string()))
+        }
+        // Anything else is a mistake in the statements, never the database being away.
+        other => (1, other.to_string()),
+    };
+    sqlx::Error::Database(Box::new(Failure { code, message }))
+}
+
+#[derive(Debug)]
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(code: {}) {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl sqlx::error::DatabaseError for Failure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
