@@ -98,11 +98,8 @@ pub fn parse_date(s: &str) -> Result<i64, String> {
 
 /// An edited exception taxonomy, or the built-in one (`policies/exception_taxonomy.toml`).
 pub fn load_taxonomy(path: Option<&Path>) -> CliResult<Taxonomy> {
-    let Some(p) = path else {
-        return Ok(Taxonomy::default());
-    };
-    let text = std::fs::read_to_string(p)
-        .map_err(|e| super::CliError::input(anyhow::anyhow!("reading {}: {e}", p.display())))?;
-    Taxonomy::from_toml(&text)
-        .map_err(|e| super::CliError::input(anyhow::anyhow!("{}: {e}", p.display())))
+    match path {
+        Some(p) => crate::startup::load_taxonomy(p).map_err(super::CliError::input),
+        None => Ok(Taxonomy::default()),
+    }
 }

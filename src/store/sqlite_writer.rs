@@ -8,8 +8,8 @@
 //! sync began. The next group's statements run while the disk syncs, and one sync serves every
 //! commit that came before it, as PostgreSQL's WAL flush does. An answer still means the
 //! commit is on disk. (A frame is overwritten only after a checkpoint has copied it to the
-//! database file and synced that.) The statements are PostgreSQL's ([`super::statements`]),
-//! one row at a time, prepared once per connection.
+//! database file and synced that.) The statements are PostgreSQL's ([`super::statements`]) in
+//! their one-row forms, prepared once per connection.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
 use super::recorder::Write;
-use super::{flag, RECORDER_PRAGMAS, SQLITE_PRAGMAS};
+use super::{flag, statements, RECORDER_PRAGMAS, SQLITE_PRAGMAS};
 
 type Done = oneshot::Sender<Result<(), sqlx::Error>>;
 
@@ -171,9 +171,15 @@ fn sync(wal: File, written: mpsc::Receiver<Done>) {
 fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached(if replay { INSERT_REPLAY } else { INSERT })?;
-        let mut latest = tx.prepare_cached(LATEST)?;
-        let mut complete = tx.prepare_cached(COMPLETE)?;
+        let sql = one_row();
+        let insert_sql = if replay {
+            &sql.insert_replay
+        } else {
+            &sql.insert
+        };
+        let mut insert = tx.prepare_cached(insert_sql)?;
+        let mut latest = tx.prepare_cached(&sql.latest)?;
+        let mut complete = tx.prepare_cached(statements::COMPLETE)?;
         for w in writes {
             for r in &w.records {
                 let f = &r.facts;
@@ -210,32 +216,21 @@ fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Res
     tx.commit()
 }
 
-const INSERT: &str = "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, \
-    response, model_version, policy_version, source, risk_band, delay_risk, queue, \
-    requires_approval, degraded, latency_us, api_key_id, scored_carrier, warehouse, destination, \
-    scheduled_date, date_deadline) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21)";
+/// The one-row forms of PostgreSQL's statements, written out once.
+struct Statements {
+    insert: String,
+    insert_replay: String,
+    latest: String,
+}
 
-/// A write whose commit was not confirmed may have landed: its rows are skipped.
-const INSERT_REPLAY: &str = "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, \
-    request, response, model_version, policy_version, source, risk_band, delay_risk, queue, \
-    requires_approval, degraded, latency_us, api_key_id, scored_carrier, warehouse, destination, \
-    scheduled_date, date_deadline) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-    ?20, ?21) ON CONFLICT (score_id) DO NOTHING";
-
-/// Moves the shipment's latest score to this one unless a newer one is there (rows of one
-/// group may come in any order).
-const LATEST: &str = "INSERT INTO latest_scores (shipment_id, score_id, created_at) \
-    VALUES (?1, ?2, ?3) ON CONFLICT (shipment_id) DO UPDATE SET score_id = excluded.score_id, \
-    created_at = excluded.created_at \
-    WHERE excluded.created_at > latest_scores.created_at \
-    OR (excluded.created_at = latest_scores.created_at \
-    AND excluded.score_id > latest_scores.score_id)";
-
-const COMPLETE: &str = "UPDATE idempotency SET status = ?1, response = ?2 \
-    WHERE key_owner = ?3 AND idempotency_key = ?4 AND status = 0";
+fn one_row() -> &'static Statements {
+    static SQL: std::sync::OnceLock<Statements> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| Statements {
+        insert: statements::insert_sql(1, false),
+        insert_replay: statements::insert_sql(1, true),
+        latest: statements::latest_sql(1),
+    })
+}
 
 /// A rusqlite error as the recorder classifies errors: SQLite's extended result code as the
 /// code, as sqlx reports it.

@@ -1,7 +1,7 @@
-//! The statements that write score records: on PostgreSQL multi-row INSERTs into `scores`, the
-//! upsert of each shipment's latest score, and the completion of an idempotency claim, all in
-//! one transaction per group of writes; on SQLite the same statements row by row, on the
-//! recorder's own thread ([`super::sqlite_writer`]).
+//! The statements that write score records: multi-row INSERTs into `scores`, the upsert of
+//! each shipment's latest score, and the completion of an idempotency claim, all in one
+//! transaction per group of writes. PostgreSQL runs them here; SQLite runs the one-row forms
+//! of the same text on the recorder's own thread ([`super::sqlite_writer`]).
 
 use std::collections::HashMap;
 
@@ -41,24 +41,23 @@ async fn write_postgres(
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let newest = newest_per_shipment(chunk);
-            bind_scores(sqlx::query::<Any>(insert_sql(chunk.len(), replay)), chunk)
+            let insert = sqlx::AssertSqlSafe(insert_sql(chunk.len(), replay));
+            bind_scores(sqlx::query::<Any>(insert), chunk)
                 .execute(&mut *tx)
                 .await?;
-            bind_latest(sqlx::query::<Any>(latest_sql(newest.len())), &newest)
+            let latest = sqlx::AssertSqlSafe(latest_sql(newest.len()));
+            bind_latest(sqlx::query::<Any>(latest), &newest)
                 .execute(&mut *tx)
                 .await?;
         }
         for c in &completions {
-            sqlx::query::<Any>(
-                "UPDATE idempotency SET status = $1, response = $2 \
-                 WHERE key_owner = $3 AND idempotency_key = $4 AND status = 0",
-            )
-            .value(c.status as i32)
-            .text(&c.body)
-            .text(&c.owner)
-            .text(&c.key)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query::<Any>(COMPLETE)
+                .value(c.status as i32)
+                .text(&c.body)
+                .text(&c.owner)
+                .text(&c.key)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await
     }
@@ -156,7 +155,7 @@ fn newest_per_shipment<'a>(chunk: &[&'a ScoreRecord]) -> Vec<&'a ScoreRecord> {
 
 /// Moves each of `rows` shipments' entry in `latest_scores` to the given newer record, unless
 /// a newer one is there already.
-fn latest_sql(rows: usize) -> sqlx::AssertSqlSafe<String> {
+pub(super) fn latest_sql(rows: usize) -> String {
     let mut sql =
         String::from("INSERT INTO latest_scores (shipment_id, score_id, created_at) VALUES ");
     push_values(&mut sql, rows, 3);
@@ -167,14 +166,14 @@ fn latest_sql(rows: usize) -> sqlx::AssertSqlSafe<String> {
          OR (excluded.created_at = latest_scores.created_at \
          AND excluded.score_id > latest_scores.score_id)",
     );
-    sqlx::AssertSqlSafe(sql)
+    sql
 }
 
 const COLUMNS: usize = 21;
 
 /// A multi-row INSERT into `scores`; a replay skips the rows already there (a write whose
 /// commit was not confirmed may have landed).
-fn insert_sql(rows: usize, replay: bool) -> sqlx::AssertSqlSafe<String> {
+pub(super) fn insert_sql(rows: usize, replay: bool) -> String {
     let mut sql = String::from(
         "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
          model_version, policy_version, source, risk_band, delay_risk, queue, requires_approval, \
@@ -185,10 +184,15 @@ fn insert_sql(rows: usize, replay: bool) -> sqlx::AssertSqlSafe<String> {
     if replay {
         sql.push_str(" ON CONFLICT (score_id) DO NOTHING");
     }
-    sqlx::AssertSqlSafe(sql)
+    sql
 }
 
-/// `rows` parenthesised groups of `columns` numbered placeholders.
+/// Completes an idempotency claim with the answer kept for it.
+pub(super) const COMPLETE: &str = "UPDATE idempotency SET status = $1, response = $2 \
+    WHERE key_owner = $3 AND idempotency_key = $4 AND status = 0";
+
+/// `rows` parenthesised groups of `columns` numbered placeholders (SQLite reads `$N` as a
+/// parameter too, bound by position).
 fn push_values(sql: &mut String, rows: usize, columns: usize) {
     for r in 0..rows {
         if r > 0 {

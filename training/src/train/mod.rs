@@ -341,7 +341,7 @@ pub fn train(
         &mut stages,
         cfg,
         &split,
-        &features.encoder,
+        (&features.encoder, &names),
         (&fit_rows, &calibration_rows, &train_rows),
     )?;
     let predict = |m: &Rows<'_>| -> Result<Vec<f64>> {
@@ -353,7 +353,7 @@ pub fn train(
     };
 
     let schema = features.encoder.schema();
-    let (baseline, fallback) = fit_rules(&mut stages, cfg, &split, schema, &fit_rows)?;
+    let (baseline, fallback) = fit_rules(&mut stages, cfg, &split, (schema, &names), &fit_rows)?;
     let validation = validate(&split, &valid_rows, &predict, &baseline, &fallback, schema)?;
 
     let valid_len = split.valid().len() as u64;
@@ -462,10 +462,9 @@ fn fit_delay_model(
     stages: &mut Stages<'_>,
     cfg: &TrainConfig,
     split: &Split,
-    encoder: &Encoder,
+    (encoder, names): (&Encoder, &[String]),
     (fit_rows, calibration_rows, train_rows): (&Rows<'_>, &Rows<'_>, &Rows<'_>),
 ) -> Result<Fitted> {
-    let names = encoder.schema().names();
     let booster_cfg = cfg.booster.resolve(split.train);
     let iterations = booster_cfg.num_iterations as u64;
     let categorical = encoder.schema().categorical_indices();
@@ -475,7 +474,7 @@ fn fit_delay_model(
             cfg.seed,
             split,
             (fit_rows, calibration_rows),
-            (&names, &categorical),
+            (names, &categorical),
             p,
         )
     })?;
@@ -488,7 +487,7 @@ fn fit_delay_model(
             let data = FitData {
                 x: train_rows,
                 y: &y,
-                names: &names,
+                names,
                 categorical: &categorical,
                 progress: p,
             };
@@ -504,7 +503,7 @@ fn fit_rules(
     stages: &mut Stages<'_>,
     cfg: &TrainConfig,
     split: &Split,
-    schema: &FeatureSchema,
+    (schema, names): (&FeatureSchema, &[String]),
     fit_rows: &Rows<'_>,
 ) -> Result<(LogisticBaseline, FallbackRules)> {
     let linear_cols: Vec<usize> = schema
@@ -524,7 +523,7 @@ fn fit_rules(
             &y_fit,
             &fit_idx,
             &schema.standalone_indices(),
-            &schema.names(),
+            names,
         )
     })?;
     Ok((baseline, fallback))
