@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::process::{missing, stored_ids, stream, workflow_key, Answers, Process};
+use common::process::{
+    latest_not_newest, missing, stored_ids, stream, workflow_key, Answers, Process,
+};
 use common::proxy::Proxy;
 use common::{postgres_database, shipment};
 
@@ -80,6 +82,14 @@ async fn every_score_answered_survives_kill_9() {
             lost.len(),
             answered.len(),
             &lost[..lost.len().min(3)]
+        );
+        // The latest scores a kill left unfolded are folded in when the store opens again.
+        let (wrong, shipments) = latest_not_newest(&db).await;
+        assert!(
+            wrong.is_empty(),
+            "round {round}: {} of {shipments} shipments' latest score is not their newest, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(3)]
         );
     }
 }

@@ -55,12 +55,12 @@ const SQLITE_PRAGMAS: [&str; 7] = [
     "PRAGMA wal_autocheckpoint = 0",
 ];
 
-/// The recorder's own connection commits without syncing (`synchronous = NORMAL`); its syncer
-/// thread syncs the WAL beside the commits instead, and an answer waits for a sync that began
-/// after its commit ([`sqlite_writer`]). So a commit answered 200 survives a power loss, as
-/// with FULL, while the next group's statements run during the sync instead of after it. The
-/// syncs also keep the WAL's unsynced tail short, which a checkpoint would otherwise flush all
-/// at once (with NORMAL alone, a commit that ran into it stalled for 100 ms and more).
+/// The recorder's own connection commits without syncing (`synchronous = NORMAL`) and then
+/// syncs the WAL's data itself (`fdatasync`) before answering ([`sqlite_writer`]): a commit
+/// answered 200 survives a power loss, as with FULL, but SQLite's FULL would `fsync`, which
+/// also writes the file's times through the file system's journal at every commit. The syncs
+/// also keep the WAL's unsynced tail short, which a checkpoint would otherwise flush all at
+/// once (with NORMAL alone, a commit that ran into it stalled for 100 ms and more).
 const RECORDER_PRAGMAS: [&str; 1] = ["PRAGMA synchronous = NORMAL"];
 
 #[derive(Debug, thiserror::Error)]

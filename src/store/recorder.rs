@@ -100,7 +100,7 @@ pub enum WriteError {
 }
 
 /// Where the recorder writes: SQLite through its own connection on its own thread, with the
-/// WAL synced beside the commits ([`super::sqlite_writer`]), and PostgreSQL through sqlx's
+/// WAL synced after each commit ([`super::sqlite_writer`]), and PostgreSQL through sqlx's
 /// Any driver.
 #[derive(Clone)]
 pub enum Sink {
@@ -134,9 +134,6 @@ pub const MAX_BATCH: usize = 2_000;
 /// off by this may still have landed: what goes to the spool then is replayed with "insert
 /// if absent", so nothing is written twice.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Groups whose commits may be under way at once on SQLite: one syncing, the next ones'
-/// statements running or queued behind it.
-const SQLITE_GROUPS_IN_FLIGHT: usize = 3;
 /// How often a spooling recorder tries the database again.
 const RETRY: Duration = Duration::from_millis(500);
 /// How long readiness reports a full disk after a write found one.
@@ -297,13 +294,6 @@ impl Writer {
             self.replay_in_background();
         }
         let mut flushes = Vec::new();
-        // Groups whose commit is under way. On SQLite a group's statements run while the one
-        // before it syncs, so several are in flight; PostgreSQL's commit syncs in one step.
-        let depth = match self.sink.backend() {
-            Backend::Sqlite => SQLITE_GROUPS_IN_FLIGHT,
-            Backend::Postgres => 1,
-        };
-        let mut in_flight = tokio::task::JoinSet::new();
         while let Some(first) = rx.recv().await {
             let mut group: Vec<(Write, Reply)> = Vec::new();
             let mut rows = 0;
@@ -320,15 +310,14 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
+            // One group at a time: while it commits, the next one gathers. (With two or three
+            // under way at once on SQLite, the next group's statements ran during this one's
+            // sync, but the groups were smaller and the commits more: 0.87x and 0.80x the
+            // throughput of one at a time, benches/RESULTS.md.)
             if !group.is_empty() {
-                while in_flight.len() >= depth {
-                    in_flight.join_next().await;
-                }
-                let w = self.clone();
-                in_flight.spawn(async move { w.commit_group(group).await });
+                self.commit_group(group).await;
             }
             if !flushes.is_empty() {
-                while in_flight.join_next().await.is_some() {}
                 // Everything before the flushes is durable now (stored, or spooled).
                 for f in flushes.drain(..) {
                     let _ = f.send(Ok(()));

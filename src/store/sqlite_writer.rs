@@ -1,15 +1,11 @@
-//! The recorder's SQLite connection, on a thread of its own, and the thread that makes its
-//! commits durable. A group of writes goes to the writer in one message and its transaction
-//! (BEGIN, each row's insert and latest-score upsert, the idempotency completions, COMMIT) runs
-//! there in one go: through sqlx each statement was a trip to its worker thread and back.
-//!
-//! Commits are written to the WAL without waiting for the disk (`synchronous = NORMAL`); the
-//! syncer then syncs the WAL file and only after that answers every commit written before the
-//! sync began. The next group's statements run while the disk syncs, and one sync serves every
-//! commit that came before it, as PostgreSQL's WAL flush does. An answer still means the
-//! commit is on disk. (A frame is overwritten only after a checkpoint has copied it to the
-//! database file and synced that.) The statements are PostgreSQL's ([`super::statements`]) in
-//! their one-row forms, prepared once per connection.
+//! The recorder's SQLite connection, on a thread of its own. A group of writes goes to the
+//! writer in one message and its transaction (BEGIN, each row's insert and latest-score
+//! upsert, the idempotency completions, COMMIT) runs there in one go: through sqlx each
+//! statement was a trip to its worker thread and back. After the commit the thread syncs the
+//! WAL's data and only then answers, so an answer means the commit is on disk, power loss
+//! included. (A frame is overwritten only after a checkpoint has copied it to the database
+//! file and synced that.) The statements are PostgreSQL's ([`super::statements`]) in their
+//! one-row forms, prepared once per connection.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,15 +44,10 @@ impl SqliteWriter {
         wal.push("-wal");
         let wal = File::open(&wal).map_err(sqlx::Error::Io)?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        let (written, to_sync) = mpsc::channel::<Done>();
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("recorder-sqlite".into())
-            .spawn(move || run(conn, path, rx, written))
-            .map_err(sqlx::Error::Io)?;
-        std::thread::Builder::new()
-            .name("recorder-sync".into())
-            .spawn(move || sync(wal, to_sync))
+            .spawn(move || run(conn, wal, path, rx))
             .map_err(sqlx::Error::Io)?;
         Ok(SqliteWriter { jobs })
     }
@@ -91,12 +82,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn run(
-    mut conn: Connection,
-    path: PathBuf,
-    jobs: mpsc::Receiver<Job>,
-    written: mpsc::Sender<Done>,
-) {
+fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>) {
     let mut restarted = std::time::Instant::now();
     while let Ok(job) = jobs.recv() {
         if restarted.elapsed() >= RESTART_EVERY {
@@ -104,11 +90,8 @@ fn run(
             restarted = std::time::Instant::now();
         }
         match write(&mut conn, &job.writes, job.replay) {
-            // Answered once the WAL is synced.
             Ok(()) => {
-                if let Err(mpsc::SendError(done)) = written.send(job.done) {
-                    let _ = done.send(Err(sqlx::Error::WorkerCrashed));
-                }
+                let _ = job.done.send(sync(&wal));
             }
             Err(e) => {
                 // A connection whose write failed is not reused: SQLite can leave the
@@ -140,32 +123,15 @@ fn restart_wal(conn: &Connection) {
     }
 }
 
-/// Syncs the WAL for every commit written before the sync began, then answers them: under
-/// load one sync answers the commits of all the groups written while the last one ran.
-fn sync(wal: File, written: mpsc::Receiver<Done>) {
-    while let Ok(first) = written.recv() {
-        let mut waiting = vec![first];
-        waiting.extend(written.try_iter());
-        match wal.sync_data() {
-            Ok(()) => {
-                for done in waiting {
-                    let _ = done.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                // Linux may drop the pages a failed sync could not write: these commits may
-                // be in the database or not, and their requests are told they failed.
-                tracing::error!(error = %e, "syncing the WAL failed");
-                let kind = e.kind();
-                for done in waiting {
-                    let _ = done.send(Err(sqlx::Error::Io(std::io::Error::new(
-                        kind,
-                        e.to_string(),
-                    ))));
-                }
-            }
-        }
-    }
+/// Syncs the WAL's data (not its times, which `fsync`, and so SQLite's FULL, would write
+/// through the file system's journal too).
+fn sync(wal: &File) -> Result<(), sqlx::Error> {
+    wal.sync_data().map_err(|e| {
+        // Linux may drop the pages a failed sync could not write: the commit may be in the
+        // database or not, and its requests are told it failed.
+        tracing::error!(error = %e, "syncing the WAL failed");
+        sqlx::Error::Io(e)
+    })
 }
 
 fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Result<()> {

@@ -222,6 +222,34 @@ pub async fn stored_ids(db: &str) -> Vec<String> {
     rows.into_iter().map(|r| r.0).collect()
 }
 
+/// Shipments whose entry in `latest_scores` is not their newest score, after the store has
+/// been opened again (which folds in what a kill left out); with the number of shipments.
+pub async fn latest_not_newest(db: &str) -> (Vec<String>, usize) {
+    let store = dispatch_risk::store::Store::connect(db).await.unwrap();
+    let scores: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT shipment_id, created_at, score_id FROM scores")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    let mut newest: std::collections::HashMap<String, (String, String)> = Default::default();
+    for (shipment, at, id) in scores {
+        let e = newest.entry(shipment).or_default();
+        *e = std::cmp::max(e.clone(), (at, id));
+    }
+    let latest: Vec<(String, String)> =
+        sqlx::query_as("SELECT shipment_id, score_id FROM latest_scores")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    let latest: std::collections::HashMap<String, String> = latest.into_iter().collect();
+    let wrong = newest
+        .iter()
+        .filter(|(shipment, (_, id))| latest.get(*shipment) != Some(id))
+        .map(|(shipment, _)| shipment.clone())
+        .collect();
+    (wrong, newest.len())
+}
+
 /// The answered ids missing from `stored`.
 pub fn missing<'a>(answered: &'a HashSet<String>, stored: &[String]) -> Vec<&'a String> {
     let stored: HashSet<&String> = stored.iter().collect();
