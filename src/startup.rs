@@ -14,6 +14,7 @@ use dispatch_risk_training::exceptions::Taxonomy;
 use tokio::net::TcpListener;
 
 use crate::auth::KeyCache;
+use crate::clock::{SharedClock, SystemClock};
 pub use crate::config::{Secret, ServeConfig};
 use crate::http::limits::Gate;
 use crate::http::router;
@@ -34,6 +35,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], on `clock` instead of the system's (tests set the time).
+    pub async fn build_with_clock(config: ServeConfig, clock: SharedClock) -> anyhow::Result<Self> {
         let store = Store::connect_with(config.database_url.expose(), Some(config.spool()))
             .await
             .with_context(|| format!("opening the database {}", config.database_url.redacted()))?;
@@ -96,6 +102,7 @@ impl Application {
                 public_metrics: !config.private_metrics,
                 gate: Arc::new(Gate::new(gate)),
                 admitted_carriers: config.admitted_carriers.into(),
+                clock,
             },
         })
     }

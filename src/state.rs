@@ -1,9 +1,11 @@
 //! What the handlers share: the models being served ([`crate::serving`]), the policy threads,
-//! the store, keys, metrics and the limits at the door; and the reload of models and policies.
+//! the store, keys, metrics, the limits at the door and the clock; and the reload of models and
+//! policies.
 
 use std::sync::Arc;
 
 use crate::auth::KeyCache;
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::policy::ActivePolicies;
 use crate::serving::ModelStore;
@@ -23,6 +25,8 @@ pub struct AppState {
     pub gate: Arc<crate::http::limits::Gate>,
     /// Carriers an outcome may name beyond those the model and its rate table know.
     pub admitted_carriers: Arc<[String]>,
+    /// The time every request and timer reads ([`crate::clock`]).
+    pub clock: SharedClock,
 }
 
 /// Why a reload could not run at all (a refused part is a [`ReloadReport`], not an error).

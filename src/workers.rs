@@ -70,15 +70,13 @@ const SYNC_OVERLAP: chrono::Duration = chrono::Duration::seconds(60);
 /// Keeps this instance's live history up to date with outcomes reported to any instance:
 /// every `every`, the outcomes received since the last look go into the serving model.
 pub async fn sync_history(state: AppState, every: Duration, mut shutdown: Shutdown) {
-    let mut since =
-        (chrono::Utc::now() - SYNC_OVERLAP).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut since = crate::clock::text(state.clock.now() - SYNC_OVERLAP);
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let looked_at = (chrono::Utc::now() - SYNC_OVERLAP)
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let looked_at = crate::clock::text(state.clock.now() - SYNC_OVERLAP);
         let outcomes = match state.store.outcomes_received_since(&since).await {
             Ok(o) => o,
             Err(e) => {

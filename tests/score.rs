@@ -7,6 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{copy_dir, repo, shipment, TestApp};
+use dispatch_risk::clock::{Clock, ManualClock};
+use dispatch_risk::store::idempotency::{Claim, ClaimTimes};
 use dispatch_risk::store::keys::Role;
 use dispatch_risk::store::outcomes::Table;
 use dispatch_risk::Application;
@@ -590,6 +592,79 @@ async fn a_repeated_idempotency_key_returns_the_first_answer() {
     assert!(
         metrics.contains("dispatch_risk_idempotent_replays_total 1"),
         "{metrics}"
+    );
+}
+
+/// A claim whose request never finished (its instance died mid-request) holds the key until
+/// it is a minute old by the service's clock; then the next request with the key takes it
+/// over, and its score is recorded at the clock's time.
+#[tokio::test]
+async fn an_abandoned_idempotency_claim_is_taken_over_after_a_minute() {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let clock = ManualClock::new(start);
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::config(repo("models"), dir.path());
+    let app = TestApp::spawn_on(config, dir, clock.clone()).await;
+    let owner = &app.key_ids[&Role::Workflow];
+    let now = clock.now_text();
+    let times = ClaimTimes {
+        now: &now,
+        stale_before: "",
+    };
+    let left = app
+        .state
+        .store
+        .claim(owner, "n8n-run-9", "/v1/score", "another request", times)
+        .await
+        .unwrap();
+    assert!(matches!(left, Claim::Won));
+    let send = || async {
+        let r = app
+            .request(reqwest::Method::POST, "/v1/score", W)
+            .header("content-type", "application/json")
+            .header("Idempotency-Key", "n8n-run-9")
+            .body(shipment("WH/OUT/AB1").to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap())
+    };
+    for wait in [0, 59] {
+        clock.advance(chrono::Duration::seconds(wait));
+        let (s, e) = send().await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (422, Some("idempotency_key_reused")),
+            "after {wait} s the claim still holds the key: {e}"
+        );
+    }
+    clock.advance(chrono::Duration::seconds(2));
+    let (s, first) = send().await;
+    assert_eq!(s, 200, "{first}");
+    let (s, again) = send().await;
+    assert_eq!((s, &again), (200, &first), "the kept answer is replayed");
+    app.state.store.flush().await.unwrap();
+    assert_eq!(app.state.store.count_rows(Table::Scores).await.unwrap(), 1);
+    let kept = app
+        .state
+        .store
+        .answered(first["score_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let request: Value = serde_json::from_str(&kept.request).unwrap();
+    assert_eq!(request["shipment_id"], "WH/OUT/AB1");
+    let (created_at,): (String,) = sqlx::query_as("SELECT created_at FROM scores")
+        .fetch_one(&app.state.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        created_at,
+        clock.now_text(),
+        "recorded at the service's time"
     );
 }
 

@@ -58,7 +58,7 @@ pub async fn recommend(
             "leave the carrier out: every carrier on the lane is ranked",
         ));
     }
-    let shipment = Shipment::parse(request, chrono::Utc::now().timestamp())
+    let shipment = Shipment::parse(request, state.clock.now().timestamp())
         .map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
     let models = state.models.current();
     let ranking = state.policies.source().ranking.clone();

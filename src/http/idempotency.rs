@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, Code};
 use crate::auth::Caller;
 use crate::state::AppState;
-use crate::store::idempotency::{Claim, StoredResponse};
+use crate::store::idempotency::{Claim, ClaimTimes, StoredResponse};
 use crate::store::{Completion, ScoreRecord, Text, Write, WriteError};
 
 /// A computed answer and the records it must leave behind.
@@ -76,12 +76,16 @@ where
     };
     let waited_until = tokio::time::Instant::now() + WAIT;
     loop {
-        let stale_before = (chrono::Utc::now()
-            - chrono::Duration::from_std(ABANDONED).unwrap_or_default())
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let now = state.clock.now();
+        let stale_before =
+            crate::clock::text(now - chrono::Duration::from_std(ABANDONED).unwrap_or_default());
+        let times = ClaimTimes {
+            now: &crate::clock::text(now),
+            stale_before: &stale_before,
+        };
         match state
             .store
-            .claim(&caller.key_id, &key, route, &request_hash, &stale_before)
+            .claim(&caller.key_id, &key, route, &request_hash, times)
             .await
             .map_err(ApiError::from)?
         {

@@ -148,7 +148,10 @@ pub async fn outcome(
         late,
         api_key_id: Some(caller.key_id.clone()),
     };
-    let existing = state.store.insert_outcome(&record).await?;
+    let existing = state
+        .store
+        .insert_outcome(&record, &state.clock.now_text())
+        .await?;
     let recorded = match existing {
         None => true,
         Some(at) if at == record.delivered_at => false,

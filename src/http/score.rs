@@ -23,7 +23,7 @@ use crate::scoring::scorer::MIN_SLICE;
 use crate::scoring::{self, Decision, FieldError, RiskBand, Shipment, ShipmentRequest, Source};
 use crate::state::AppState;
 use crate::store::keys::Role;
-use crate::store::{date_text, now_text, Facts, ScoreRecord, Text};
+use crate::store::{date_text, Facts, ScoreRecord, Text};
 use dispatch_risk_training::parallel;
 
 /// The most shipments one batch may hold.
@@ -164,7 +164,7 @@ pub async fn score_one(
     ApiJson(request): ApiJson<ShipmentRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let now = chrono::Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     let request_json = to_json(&request)?;
     let shipment =
         Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
@@ -176,7 +176,7 @@ pub async fn score_one(
         let record = record_of(
             decision,
             "score",
-            &Text::from(now_text()),
+            &Text::from(state.clock.now_text()),
             request_json.clone(),
         )?;
         let body = record.response.to_string();
@@ -219,7 +219,7 @@ pub async fn score_batch(
     let started = Instant::now();
     let request = read_batch(&headers, body).await?;
     let n = request.shipments.len();
-    let now = chrono::Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     // Every shipment is checked before any is scored: a bad batch changes nothing, and the
     // first bad shipment by index is reported. Reading and checking are spread over the
     // cores, off the async workers.
@@ -250,7 +250,7 @@ pub async fn score_batch(
         let decisions = run(state_ref, shipments, now).await?;
         let count = decisions.len();
         let degraded = decisions.iter().any(|d| d.degraded);
-        let created_at = Text::from(now_text());
+        let created_at = Text::from(state_ref.clock.now_text());
         // Each core serializes its run of answers and turns them into records, moving their
         // strings; the decisions are freed there too rather than one by one on this worker.
         let decided: Vec<(Decision, String)> = decisions.into_iter().zip(request_jsons).collect();

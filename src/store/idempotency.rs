@@ -11,7 +11,7 @@
 
 use sqlx::Row;
 
-use super::{now_text, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A response kept for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,20 +34,29 @@ pub enum Claim {
     Pending { route: String, request_hash: String },
 }
 
+/// When a claim is made, and before when an unanswered one counts as abandoned (the store's
+/// time texts).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimTimes<'a> {
+    pub now: &'a str,
+    pub stale_before: &'a str,
+}
+
 /// The status of a claim that has no answer yet.
 const CLAIMED: i32 = 0;
 
 impl Store {
-    /// Claims `key` for a request to `route` with `request_hash`; a claim made before
-    /// `stale_before` (the store's time text) that never got an answer is taken over.
+    /// Claims `key` for a request to `route` with `request_hash` at `times.now`; a claim made
+    /// before `times.stale_before` that never got an answer is taken over.
     pub async fn claim(
         &self,
         owner: &str,
         key: &str,
         route: &str,
         request_hash: &str,
-        stale_before: &str,
+        times: ClaimTimes<'_>,
     ) -> Result<Claim, StoreError> {
+        let ClaimTimes { now, stale_before } = times;
         for _ in 0..2 {
             let inserted = sqlx::query(
                 "INSERT INTO idempotency (key_owner, idempotency_key, route, request_hash, status, response, created_at) \
@@ -58,7 +67,7 @@ impl Store {
             .bind(route.to_string())
             .bind(request_hash.to_string())
             .bind(CLAIMED)
-            .bind(now_text())
+            .bind(now.to_string())
             .execute(&self.pool)
             .await?;
             if inserted.rows_affected() > 0 {

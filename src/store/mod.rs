@@ -313,7 +313,7 @@ pub fn unreachable(e: &sqlx::Error) -> bool {
 
 /// Now, as stored: RFC 3339 in UTC with microseconds.
 pub fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::clock::text(chrono::Utc::now())
 }
 
 /// A bool as the integer both databases store.

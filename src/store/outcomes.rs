@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use dispatch_risk_training::data::Timestamp;
 
-use super::{flag, now_text, parse_date, Store, StoreError};
+use super::{flag, parse_date, Store, StoreError};
 
 /// The last score recorded for a shipment, with the facts an outcome joins to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +89,13 @@ impl Store {
         .transpose()
     }
 
-    /// Stores an outcome; `Some(existing delivered_at)` when the shipment already has one.
-    pub async fn insert_outcome(&self, o: &OutcomeRecord) -> Result<Option<String>, StoreError> {
+    /// Stores an outcome received at `received_at` (the store's time text); `Some(existing
+    /// delivered_at)` when the shipment already has one.
+    pub async fn insert_outcome(
+        &self,
+        o: &OutcomeRecord,
+        received_at: &str,
+    ) -> Result<Option<String>, StoreError> {
         let done = sqlx::query(
             "INSERT INTO outcomes (shipment_id, score_id, delivered_at, notes, carrier, warehouse, \
              destination, scheduled_date, date_deadline, late, received_at, api_key_id) \
@@ -107,7 +112,7 @@ impl Store {
         .bind(o.scheduled_date.clone())
         .bind(o.date_deadline.clone())
         .bind(flag(o.late))
-        .bind(now_text())
+        .bind(received_at.to_string())
         .bind(o.api_key_id.clone())
         .execute(&self.pool)
         .await?;

@@ -10,6 +10,7 @@ pub mod proxy;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use dispatch_risk::clock::{SharedClock, SystemClock};
 use dispatch_risk::state::AppState;
 use dispatch_risk::store::keys::Role;
 use dispatch_risk::{Application, ServeConfig};
@@ -23,6 +24,8 @@ pub struct TestApp {
     pub url: String,
     pub state: AppState,
     pub keys: HashMap<Role, String>,
+    /// Each role's key id (the owner of its idempotency claims).
+    pub key_ids: HashMap<Role, String>,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -60,18 +63,29 @@ impl TestApp {
 
     /// Starts `config` (its database must be fresh) and creates a key per role.
     pub async fn spawn_with(config: ServeConfig, dir: tempfile::TempDir) -> TestApp {
-        let app = Application::build(config)
+        Self::spawn_on(config, dir, std::sync::Arc::new(SystemClock)).await
+    }
+
+    /// As [`TestApp::spawn_with`], on `clock` (a [`dispatch_risk::clock::ManualClock`] sets
+    /// the service's time).
+    pub async fn spawn_on(
+        config: ServeConfig,
+        dir: tempfile::TempDir,
+        clock: SharedClock,
+    ) -> TestApp {
+        let app = Application::build_with_clock(config, clock)
             .await
             .expect("the service starts");
         let state = app.state().clone();
-        let mut keys = HashMap::new();
+        let (mut keys, mut key_ids) = (HashMap::new(), HashMap::new());
         for role in Role::ALL {
-            let (_, secret) = state
+            let (info, secret) = state
                 .store
                 .create_key(&format!("test {}", role.as_str()), role)
                 .await
                 .unwrap();
             keys.insert(role, secret);
+            key_ids.insert(role, info.id);
         }
         let url = format!("http://{}", app.local_addr());
         tokio::spawn(app.run_until_stopped());
@@ -79,6 +93,7 @@ impl TestApp {
             url,
             state,
             keys,
+            key_ids,
             client: reqwest::Client::new(),
             _dir: dir,
         }
