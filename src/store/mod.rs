@@ -155,8 +155,14 @@ impl Store {
             .connect_with(options)
             .await?;
         let migrator = Migrator::new(Embedded(MIGRATIONS, backend)).await?;
+        let applied = applied_version(&pool).await;
         migrator.run(&pool).await?;
-        facts::backfill(&pool).await?;
+        // Part of migration 0004 (the facts became columns), in Rust since it parses the
+        // stored JSON: run once, at the start that applies it, not at every start (it reads
+        // every shipment's latest score).
+        if applied < FACTS_MIGRATION {
+            facts::backfill(&pool).await?;
+        }
         let sink = match backend {
             // The recorder's own connection, on its own thread (see `Sink`).
             Backend::Sqlite => Sink::Sqlite(SqliteWriter::open(
@@ -241,6 +247,18 @@ macro_rules! portable {
             postgres: include_str!(concat!("../../migrations/", $file)),
         }
     };
+}
+
+/// The migration that made the scored shipment's facts columns.
+const FACTS_MIGRATION: i64 = 4;
+
+/// The newest migration applied before this start: 0 on a new database (sqlx's table of
+/// applied migrations does not exist yet).
+async fn applied_version(pool: &AnyPool) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT coalesce(max(version), 0) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
 }
 
 /// What a backend runs for a step that is the other's only.
@@ -476,5 +494,45 @@ mod tests {
         assert_eq!(a.deadline, parse_date("2026-01-03T00:00:00Z").unwrap());
         // Once: a second start finds nothing left to fill in.
         assert_eq!(facts::backfill(&store.pool).await.unwrap(), 0);
+    }
+
+    /// The facts are filled in by the start that applies their migration only: later starts
+    /// do not read every shipment's latest score again.
+    #[tokio::test]
+    async fn the_facts_backfill_runs_only_with_its_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("new.sqlite3").display());
+        let store = Store::connect(&url).await.unwrap();
+        let newest = MIGRATIONS.last().unwrap().version;
+        assert_eq!(applied_version(&store.pool).await, newest);
+        // A latest score without its facts (no build writes one; it stands for any row).
+        let request = r#"{"warehouse":"WH","destination":"DE-10","scheduled_date":"2026-01-01","date_deadline":"2026-01-03"}"#;
+        for sql in [
+            "INSERT INTO scores (score_id, shipment_id, created_at, endpoint, request, response, \
+             policy_version, source, risk_band, delay_risk, queue, requires_approval, degraded, \
+             latency_us) VALUES ('sc_1', 'A', '2026-01-01T00:00:00Z', 'score', $1, '{}', 'p', \
+             'model', 'low', 0.1, 'standard', 0, 0, 1)",
+            "INSERT INTO latest_scores (shipment_id, score_id, created_at) \
+             VALUES ('A', 'sc_1', '2026-01-01T00:00:00Z')",
+        ] {
+            let q = sqlx::query(sql);
+            let q = if sql.contains("$1") {
+                q.bind(request)
+            } else {
+                q
+            };
+            q.execute(&store.pool).await.unwrap();
+        }
+        drop(store);
+        let store = Store::connect(&url).await.unwrap();
+        let (missing,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM scores WHERE warehouse IS NULL")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            missing, 1,
+            "a start after the migration read the latest scores again"
+        );
     }
 }
