@@ -111,6 +111,74 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
+    /// Every column the contract requires is in the file (or mapped by the profile); the
+    /// error names the first one missing and what the file has.
+    fn check_required(&self, outcomes_required: bool) -> Result<()> {
+        for required in contract::REQUIRED {
+            if !outcomes_required && required == "delivered_at" {
+                continue;
+            }
+            if self.source(required).is_none() {
+                let found: Vec<String> = self.columns.iter().map(|c| format!("`{c}`")).collect();
+                let mapped = self
+                    .profile
+                    .columns
+                    .get(required)
+                    .map(|s| format!(" (the profile maps it from `{s}`)"))
+                    .unwrap_or_default();
+                return Err(Error::Input(format!(
+                    "missing required column `{required}`{mapped}; the file has {}",
+                    found.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the decision time comes from: its column, or the profile's derivation.
+    fn decision(&self) -> Result<Decision> {
+        let missing_derivation = |name: &str| {
+            Error::Input(format!(
+                "the profile derives `scheduled_date` from `{name}`, which the file does not have"
+            ))
+        };
+        Ok(match self.profile.derive.get(contract::DECISION_TIME) {
+            None => match self.source(contract::DECISION_TIME) {
+                Some(c) => Decision::Column(c),
+                None => {
+                    return Err(Error::Input(
+                        "missing column `scheduled_date` (the decision time) and the profile derives none; \
+                         add it to the export or a [derive.scheduled_date] section to the profile"
+                            .into(),
+                    ))
+                }
+            },
+            Some(d) => Decision::Derived {
+                first_of: d
+                    .first_of
+                    .iter()
+                    .map(|n| self.source(n).ok_or_else(|| missing_derivation(n)))
+                    .collect::<Result<_>>()?,
+                fallback: match &d.fallback {
+                    None => None,
+                    Some(fb) => Some((
+                        if fb.from == "date_deadline" {
+                            Fallback::Deadline
+                        } else {
+                            Fallback::Column(
+                                fb.from.clone(),
+                                self
+                                    .source(&fb.from)
+                                    .ok_or_else(|| missing_derivation(&fb.from))?,
+                            )
+                        },
+                        (fb.offset_days * SECONDS_PER_DAY) as i64,
+                    )),
+                },
+            },
+        })
+    }
+
     fn source(&self, name: &str) -> Option<String> {
         let wanted = self
             .profile
@@ -147,63 +215,8 @@ impl Plan {
             columns,
             profile,
         };
-        for required in contract::REQUIRED {
-            if !outcomes_required && required == "delivered_at" {
-                continue;
-            }
-            if names.source(required).is_none() {
-                let found: Vec<String> = names.columns.iter().map(|c| format!("`{c}`")).collect();
-                let mapped = profile
-                    .columns
-                    .get(required)
-                    .map(|s| format!(" (the profile maps it from `{s}`)"))
-                    .unwrap_or_default();
-                return Err(Error::Input(format!(
-                    "missing required column `{required}`{mapped}; the file has {}",
-                    found.join(", ")
-                )));
-            }
-        }
-        let missing_derivation = |name: &str| {
-            Error::Input(format!(
-                "the profile derives `scheduled_date` from `{name}`, which the file does not have"
-            ))
-        };
-        let decision = match profile.derive.get(contract::DECISION_TIME) {
-            None => match names.source(contract::DECISION_TIME) {
-                Some(c) => Decision::Column(c),
-                None => {
-                    return Err(Error::Input(
-                        "missing column `scheduled_date` (the decision time) and the profile derives none; \
-                         add it to the export or a [derive.scheduled_date] section to the profile"
-                            .into(),
-                    ))
-                }
-            },
-            Some(d) => Decision::Derived {
-                first_of: d
-                    .first_of
-                    .iter()
-                    .map(|n| names.source(n).ok_or_else(|| missing_derivation(n)))
-                    .collect::<Result<_>>()?,
-                fallback: match &d.fallback {
-                    None => None,
-                    Some(fb) => Some((
-                        if fb.from == "date_deadline" {
-                            Fallback::Deadline
-                        } else {
-                            Fallback::Column(
-                                fb.from.clone(),
-                                names
-                                    .source(&fb.from)
-                                    .ok_or_else(|| missing_derivation(&fb.from))?,
-                            )
-                        },
-                        (fb.offset_days * SECONDS_PER_DAY) as i64,
-                    )),
-                },
-            },
-        };
+        names.check_required(outcomes_required)?;
+        let decision = names.decision()?;
         let numeric = contract::NUMERIC
             .iter()
             .filter_map(|&n| {
@@ -421,6 +434,30 @@ fn cells<'a>(
     }
 }
 
+/// A required column's cells: an empty one takes the profile's default for `name`, or rejects
+/// its row.
+fn required<'a>(
+    df: &'a DataFrame,
+    profile: &'a ImportProfile,
+    name: &str,
+    source: Option<&str>,
+    rej: &mut Rejections,
+) -> Vec<Option<&'a str>> {
+    let default = profile.defaults.get(name).map(String::as_str);
+    cells(df, source, profile)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| match (c, default) {
+            (Some(v), _) => Some(v),
+            (None, Some(d)) => Some(d),
+            (None, None) => {
+                rej.reject(i, name, "empty value in a required column".into());
+                None
+            }
+        })
+        .collect()
+}
+
 /// The first problem found in each row is the one reported.
 struct Rejections {
     reasons: Vec<Option<RejectedRow>>,
@@ -485,23 +522,38 @@ impl Plan {
             offset,
         };
         let mut table = self.empty_table();
-
-        let required = |name: &str, source: &Option<String>, rej: &mut Rejections| {
-            let default = profile.defaults.get(name).map(String::as_str);
-            cells(df, source.as_deref(), profile)
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| match (c, default) {
-                    (Some(v), _) => Some(v),
-                    (None, Some(d)) => Some(d),
-                    (None, None) => {
-                        rej.reject(i, name, "empty value in a required column".into());
-                        None
-                    }
-                })
-                .collect::<Vec<_>>()
+        self.identity(df, &mut table, &mut rej);
+        let deadline = self.dates_of(df, "date_deadline", Some(&self.deadline), true, &mut rej);
+        let delivered = match &self.delivered {
+            Some(_) => self.dates_of(df, "delivered_at", self.delivered.as_ref(), false, &mut rej),
+            None => vec![None; n],
         };
-        let ids = required("shipment_id", &self.id, &mut rej);
+        let scheduled = self.decision_times(df, &deadline, &mut rej);
+        table.date_deadline = deadline.iter().map(|d| d.unwrap_or(0)).collect();
+        table.delivered_at = delivered;
+        self.numbers(df, &mut table, &mut rej);
+        self.categories(df, &mut table);
+        let extras = self
+            .extras
+            .iter()
+            .map(|e| self.extra(df, e, &scheduled))
+            .collect();
+        table.scheduled_date = scheduled.iter().map(|s| s.unwrap_or(0)).collect();
+        table.notes = cells(df, self.notes.as_deref(), profile)
+            .into_iter()
+            .collect();
+        Block {
+            table,
+            rejected: rej.reasons,
+            extras,
+        }
+    }
+
+    /// The shipment's id, carrier and lane: required texts, where an empty cell takes the
+    /// profile's default or rejects its row.
+    fn identity(&self, df: &DataFrame, table: &mut ShipmentTable, rej: &mut Rejections) {
+        let n = df.height();
+        let ids = required(df, &self.profile, "shipment_id", self.id.as_deref(), rej);
         table.shipment_id = Texts::with_capacity(n, ids.iter().flatten().map(|s| s.len()).sum());
         for id in &ids {
             table.shipment_id.push(id.unwrap_or(""));
@@ -513,20 +565,16 @@ impl Plan {
             ("destination", &self.destination, &mut table.destination),
         ] {
             *column = Labels::with_capacity(n);
-            for v in required(name, source, &mut rej) {
+            for v in required(df, &self.profile, name, source.as_deref(), rej) {
                 column.push(v.unwrap_or(""));
             }
         }
+    }
 
-        let deadline = self.dates_of(df, "date_deadline", Some(&self.deadline), true, &mut rej);
-        let delivered = match &self.delivered {
-            Some(_) => self.dates_of(df, "delivered_at", self.delivered.as_ref(), false, &mut rej),
-            None => vec![None; n],
-        };
-        let scheduled = self.decision_times(df, &deadline, &mut rej);
-        table.date_deadline = deadline.iter().map(|d| d.unwrap_or(0)).collect();
-        table.delivered_at = delivered;
-
+    /// The contract's numbers, then its yes/no flags (stored as 0/1): a value that does not
+    /// read rejects its row, unless the profile calls the column lenient.
+    fn numbers(&self, df: &DataFrame, table: &mut ShipmentTable, rej: &mut Rejections) {
+        let profile = &self.profile;
         let mut k = 0;
         for (name, source, lenient) in &self.numeric {
             table.numeric[k].values = cells(df, Some(source), profile)
@@ -560,27 +608,17 @@ impl Plan {
                 .collect();
             k += 1;
         }
+    }
+
+    /// The category columns, where an empty cell takes the profile's default.
+    fn categories(&self, df: &DataFrame, table: &mut ShipmentTable) {
         for (k, (name, source)) in self.categorical.iter().enumerate() {
-            let default = profile.defaults.get(*name).map(String::as_str);
-            let mut labels = Labels::with_capacity(n);
-            for c in cells(df, Some(source), profile) {
+            let default = self.profile.defaults.get(*name).map(String::as_str);
+            let mut labels = Labels::with_capacity(df.height());
+            for c in cells(df, Some(source), &self.profile) {
                 labels.push_opt(c.or(default));
             }
             table.categorical[k].values = labels;
-        }
-        let extras = self
-            .extras
-            .iter()
-            .map(|e| self.extra(df, e, &scheduled))
-            .collect();
-        table.scheduled_date = scheduled.iter().map(|s| s.unwrap_or(0)).collect();
-        table.notes = cells(df, self.notes.as_deref(), profile)
-            .into_iter()
-            .collect();
-        Block {
-            table,
-            rejected: rej.reasons,
-            extras,
         }
     }
 
