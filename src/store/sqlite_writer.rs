@@ -86,12 +86,20 @@ fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>
     let mut restarted = std::time::Instant::now();
     while let Ok(job) = jobs.recv() {
         if restarted.elapsed() >= RESTART_EVERY {
+            let started = std::time::Instant::now();
             restart_wal(&conn);
+            slow("checkpoint", started, 0);
             restarted = std::time::Instant::now();
         }
+        let rows = job.writes.iter().map(|w| w.records.len()).sum();
+        let started = std::time::Instant::now();
         match write(&mut conn, &job.writes, job.replay) {
             Ok(()) => {
-                let _ = job.done.send(sync(&wal));
+                slow("commit", started, rows);
+                let started = std::time::Instant::now();
+                let synced = sync(&wal);
+                slow("sync", started, rows);
+                let _ = job.done.send(synced);
             }
             Err(e) => {
                 // A connection whose write failed is not reused: SQLite can leave the
@@ -104,6 +112,19 @@ fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>
                 let _ = job.done.send(Err(database_error(e)));
             }
         }
+    }
+}
+
+/// A step of the writer that held every waiting answer longer than this (plus 10 µs per row
+/// it wrote: a batch of 10,000 takes ~60 ms) is logged: the commit histogram says that answers
+/// waited, this says which step made them.
+const SLOW: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn slow(step: &'static str, started: std::time::Instant, rows: usize) {
+    let took = started.elapsed();
+    if took >= SLOW + std::time::Duration::from_micros(10 * rows as u64) {
+        let ms = took.as_millis() as u64;
+        tracing::warn!(step, ms, rows, "the recorder's write path was slow");
     }
 }
 
