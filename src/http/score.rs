@@ -164,7 +164,9 @@ pub async fn score_one(
     ApiJson(request): ApiJson<ShipmentRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let now = state.clock.now().timestamp();
+    // One reading of the clock: the decision time and the record's time are the same instant.
+    let at = state.clock.now();
+    let now = at.timestamp();
     let request_json = to_json(&request)?;
     let shipment =
         Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
@@ -176,7 +178,7 @@ pub async fn score_one(
         let record = record_of(
             decision,
             "score",
-            &Text::from(state.clock.now_text()),
+            &Text::from(crate::clock::text(at)),
             request_json.clone(),
         )?;
         let body = record.response.to_string();

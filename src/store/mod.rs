@@ -253,7 +253,8 @@ macro_rules! portable {
 const FACTS_MIGRATION: i64 = 4;
 
 /// The newest migration applied before this start: 0 on a new database (sqlx's table of
-/// applied migrations does not exist yet).
+/// applied migrations does not exist yet), or when it cannot be read, which only runs the
+/// backfill again (it fills in nothing twice).
 async fn applied_version(pool: &AnyPool) -> i64 {
     sqlx::query_scalar::<_, i64>("SELECT coalesce(max(version), 0) FROM _sqlx_migrations")
         .fetch_one(pool)

@@ -317,11 +317,9 @@ impl Writer {
             if !group.is_empty() {
                 self.commit_group(group).await;
             }
-            if !flushes.is_empty() {
-                // Everything before the flushes is durable now (stored, or spooled).
-                for f in flushes.drain(..) {
-                    let _ = f.send(Ok(()));
-                }
+            // Everything before the flushes is durable now (stored, or spooled).
+            for f in flushes.drain(..) {
+                let _ = f.send(Ok(()));
             }
         }
     }

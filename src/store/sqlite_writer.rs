@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
@@ -83,20 +84,20 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>) {
-    let mut restarted = std::time::Instant::now();
+    let mut restarted = Instant::now();
     while let Ok(job) = jobs.recv() {
         if restarted.elapsed() >= RESTART_EVERY {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             restart_wal(&conn);
             slow("checkpoint", started, 0);
-            restarted = std::time::Instant::now();
+            restarted = Instant::now();
         }
         let rows = job.writes.iter().map(|w| w.records.len()).sum();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         match write(&mut conn, &job.writes, job.replay) {
             Ok(()) => {
                 slow("commit", started, rows);
-                let started = std::time::Instant::now();
+                let started = Instant::now();
                 let synced = sync(&wal);
                 slow("sync", started, rows);
                 let _ = job.done.send(synced);
@@ -118,18 +119,18 @@ fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>
 /// A step of the writer that held every waiting answer longer than this (plus 10 µs per row
 /// it wrote: a batch of 10,000 takes ~60 ms) is logged: the commit histogram says that answers
 /// waited, this says which step made them.
-const SLOW: std::time::Duration = std::time::Duration::from_millis(50);
+const SLOW: Duration = Duration::from_millis(50);
 
-fn slow(step: &'static str, started: std::time::Instant, rows: usize) {
+fn slow(step: &'static str, started: Instant, rows: usize) {
     let took = started.elapsed();
-    if took >= SLOW + std::time::Duration::from_micros(10 * rows as u64) {
+    if took >= SLOW + Duration::from_micros(10 * rows as u64) {
         let ms = took.as_millis() as u64;
         tracing::warn!(step, ms, rows, "the recorder's write path was slow");
     }
 }
 
 /// How often the writer lets the WAL start over from its beginning.
-const RESTART_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const RESTART_EVERY: Duration = Duration::from_secs(1);
 
 /// Checkpoints what the background checkpoints have not copied yet (a fraction of a second's
 /// commits), between two of this connection's transactions: with no commit landing meanwhile
