@@ -7,6 +7,12 @@
 //!   time (no coordinated omission);
 //! - batches: `/v1/score/batch` with 10,000 shipments, one after another.
 //!
+//! - the disk alone: 4 KiB writes in place, each followed by `fdatasync`, back to back for
+//!   `--seconds` in the directory that holds the databases, after each dispatch-risk server's
+//!   phases. The recorder syncs the WAL before it answers, so the disk's sync tail is the
+//!   floor of the answers' tail: a fixed-rate p99 over the bar in a round whose disk stalled
+//!   says which one to blame.
+//!
 //! Each phase starts once the server's recorder has written the previous phase's records;
 //! the batch row also gives the rate until the batches' records are all written. Both servers
 //! are warmed up first with a second of single scores and one batch, which are not counted.
@@ -442,6 +448,8 @@ async fn batches(server: &Server, body: Vec<u8>, shipments: usize, count: usize)
 
 struct Measured {
     name: &'static str,
+    /// The disk's syncs measured right after this server's phases (dispatch-risk only).
+    disk: Option<Run>,
     closed: Run,
     fixed: Run,
     batch: Run,
@@ -508,12 +516,47 @@ async fn measure(
         batch.requests as f64 / (batch.seconds + drained.elapsed().as_secs_f64());
     Measured {
         name: server.name,
+        disk: None,
         closed,
         fixed,
         batch,
         recorded_per_second,
         rss_mib: peak_rss_mib(server.child.id()),
     }
+}
+
+/// Times `fdatasync` after each 4 KiB write, cycling over a 4 MiB file as the WAL is reused in
+/// place, back to back for `seconds`.
+fn disk_probe(dir: &Path, seconds: f64) -> Run {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = dir.join("disk-probe");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let page = vec![0x5a_u8; 4096];
+    for _ in 0..1024 {
+        file.write_all(&page).unwrap();
+    }
+    file.sync_all().unwrap();
+    let mut run = Run::default();
+    let started = Instant::now();
+    let mut offset = 0_u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        file.write_all(&page).unwrap();
+        let t = Instant::now();
+        file.sync_data().unwrap();
+        run.latencies_us.push(t.elapsed().as_micros() as u64);
+        run.requests += 1;
+        offset = (offset + 4096) % (4096 * 1024);
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(path);
+    run
+}
+
+/// How many of a run's latencies were over `ms`.
+fn over(run: &Run, ms: f64) -> usize {
+    let limit = (ms * 1000.0) as u64;
+    run.latencies_us.iter().filter(|&&us| us > limit).count()
 }
 
 fn main() {
@@ -546,13 +589,18 @@ fn main() {
     for _ in 0..o.rounds.max(1) {
         for (name, bin) in &servers {
             let server = start_dispatch_risk(dir.path(), bin, name);
-            results.push(runtime.block_on(measure(
+            let mut measured = runtime.block_on(measure(
                 &server,
                 &o,
                 singles.clone(),
                 batch_body.clone(),
                 sample.len(),
-            )));
+            ));
+            drop(server);
+            if *name == "dispatch-risk" {
+                measured.disk = Some(disk_probe(dir.path(), o.seconds));
+            }
+            results.push(measured);
         }
     }
     if o.baseline.is_some() {
@@ -585,21 +633,32 @@ fn main() {
         }
     }
     println!();
-    println!("| | score req/s (closed loop) | p50 / p99 ms | p99 ms at {} req/s (achieved) | batch shipments/s answered (and recorded) | errors | peak RSS MiB |", o.rate);
-    println!("|---|---|---|---|---|---|---|");
+    println!("| | score req/s (closed loop) | p50 / p99 ms | p99 ms at {} req/s (achieved; answers over 10 ms) | batch shipments/s answered (and recorded) | errors | peak RSS MiB | disk alone: fdatasync p99 / max ms (syncs over 10 ms of all) |", o.rate);
+    println!("|---|---|---|---|---|---|---|---|");
     for m in &results {
+        let disk = m.disk.as_ref().map_or("".to_string(), |d| {
+            format!(
+                "{:.2} / {:.1} ({} of {})",
+                d.percentile_ms(0.99),
+                d.percentile_ms(1.0),
+                over(d, 10.0),
+                d.requests
+            )
+        });
         println!(
-            "| {} | {:.0} | {:.2} / {:.2} | {:.2} ({:.0}) | {:.0} ({:.0}) | {} | {:.0} |",
+            "| {} | {:.0} | {:.2} / {:.2} | {:.2} ({:.0}; {}) | {:.0} ({:.0}) | {} | {:.0} | {} |",
             m.name,
             m.closed.per_second(),
             m.closed.percentile_ms(0.5),
             m.closed.percentile_ms(0.99),
             m.fixed.percentile_ms(0.99),
             m.fixed.per_second(),
+            over(&m.fixed, 10.0),
             m.batch.per_second(),
             m.recorded_per_second,
             m.closed.errors + m.fixed.errors + m.batch.errors,
-            m.rss_mib
+            m.rss_mib,
+            disk
         );
     }
     let ours = results.iter().find(|m| m.name == "dispatch-risk");
