@@ -151,6 +151,10 @@ settings! {
     /// live history; 0 reads none [default: 2000].
     #[arg(long, env = "DISPATCH_RISK_HISTORY_SYNC_MS", value_name = "MS")]
     history_sync_ms: u64 => u64 = |v: Option<u64>| v.unwrap_or(2000);
+    /// Milliseconds between the approval timer's looks for approvals past their SLA (they
+    /// escalate) or their expiry; 0 runs no timer on this instance [default: 5000].
+    #[arg(long, env = "DISPATCH_RISK_APPROVAL_TIMER_MS", value_name = "MS")]
+    approval_timer_ms: u64 => u64 = |v: Option<u64>| v.unwrap_or(5000);
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "DISPATCH_RISK_LOG_FORMAT", value_name = "FORMAT")]
     log_format: LogFormat => LogFormat = |v: Option<LogFormat>| v.unwrap_or(LogFormat::Text);
@@ -186,6 +190,11 @@ impl ServeConfig {
     /// How often other instances' outcomes are read in, if at all.
     pub fn history_sync(&self) -> Option<Duration> {
         (self.history_sync_ms > 0).then(|| Duration::from_millis(self.history_sync_ms))
+    }
+
+    /// How often the approval timer looks, if it runs here.
+    pub fn approval_timer(&self) -> Option<Duration> {
+        (self.approval_timer_ms > 0).then(|| Duration::from_millis(self.approval_timer_ms))
     }
 
     pub fn spool(&self) -> SpoolConfig {

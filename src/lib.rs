@@ -2,6 +2,7 @@
 //! teams that run Odoo. This crate holds the command line and the HTTP service; the models live
 //! in the `dispatch-risk-training` crate.
 
+pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -24,13 +24,14 @@ use crate::server::Limits;
 use crate::serving::ModelStore;
 use crate::state::AppState;
 use crate::store::{Backend, Store};
-use crate::workers::{checkpoint_wal, reload_on_hangup, sync_history, Workers};
+use crate::workers::{approval_timer, checkpoint_wal, reload_on_hangup, sync_history, Workers};
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     limits: Limits,
     history_sync: Option<Duration>,
+    approval_timer: Option<Duration>,
 }
 
 impl Application {
@@ -48,6 +49,7 @@ impl Application {
             None => Taxonomy::default(),
         };
         let (limits, gate, history_sync) = (config.limits(), config.gate(), config.history_sync());
+        let approval_timer = config.approval_timer();
         let policies_dir = config.policies_dir.clone();
         let policy_source = tokio::task::spawn_blocking(move || PolicySource::load(&policies_dir))
             .await
@@ -83,6 +85,15 @@ impl Application {
             outcomes_replayed = replayed,
             "models and policies loaded"
         );
+        // What a new answer proposes for shipments that wait for a person already.
+        let open_approvals = crate::store::approvals::OpenApprovals::default();
+        for (shipment, id, state) in store
+            .open_approvals(crate::store::approvals::OpenApprovals::CAP as i64)
+            .await
+            .context("reading open approvals")?
+        {
+            open_approvals.set(&shipment, &id, &state);
+        }
         let mut metrics = Metrics::default();
         metrics.register_recorder(store.recorder.commit_metrics());
         metrics.serving(
@@ -93,6 +104,7 @@ impl Application {
             listener,
             limits,
             history_sync,
+            approval_timer,
             state: AppState {
                 models: Arc::new(models),
                 policies: Arc::new(policies),
@@ -103,6 +115,7 @@ impl Application {
                 gate: Arc::new(Gate::new(gate)),
                 admitted_carriers: config.admitted_carriers.into(),
                 clock,
+                open_approvals: Arc::new(open_approvals),
             },
         })
     }
@@ -142,6 +155,12 @@ impl Application {
         if let Some(every) = self.history_sync {
             let state = state.clone();
             workers.spawn("history sync", move |stop| sync_history(state, every, stop));
+        }
+        if let Some(every) = self.approval_timer {
+            let state = state.clone();
+            workers.spawn("approval timer", move |stop| {
+                approval_timer(state, every, stop)
+            });
         }
         crate::server::serve(self.listener, router(self.state), self.limits, stop).await;
         workers.stop(self.limits.shutdown_deadline).await;

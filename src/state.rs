@@ -27,6 +27,8 @@ pub struct AppState {
     pub admitted_carriers: Arc<[String]>,
     /// The time every request and timer reads ([`crate::clock`]).
     pub clock: SharedClock,
+    /// The open approvals this instance knows of: the proposals scores' answers carry.
+    pub open_approvals: Arc<crate::store::approvals::OpenApprovals>,
 }
 
 /// Why a reload could not run at all (a refused part is a [`ReloadReport`], not an error).

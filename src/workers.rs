@@ -97,6 +97,27 @@ pub async fn sync_history(state: AppState, every: Duration, mut shutdown: Shutdo
     }
 }
 
+/// Approvals looked at per round of the approval timer.
+const TIMER_ROUND: i64 = 500;
+
+/// Escalates approvals past their SLA and expires those past their deadline, every `every`,
+/// at the time the service's clock says. Safe with several instances: each step is made only
+/// on the version read ([`crate::store::Store::transition`]), so an approval another
+/// instance moved first is skipped.
+pub async fn approval_timer(state: AppState, every: Duration, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match crate::http::approvals::run_timer(&state, TIMER_ROUND).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(approvals = n, "approval timer: escalated or expired"),
+            Err(e) => tracing::warn!(error = %e, "approval timer"),
+        }
+    }
+}
+
 /// Keeps SQLite's WAL short, beside the writer rather than inside a commit (see
 /// [`crate::store::Store::checkpoint`]).
 pub async fn checkpoint_wal(store: crate::store::Store, mut shutdown: Shutdown) {

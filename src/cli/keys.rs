@@ -5,6 +5,7 @@ use anyhow::Context;
 
 use super::{CliError, CliResult};
 use crate::config::DEFAULT_DATABASE_URL;
+use crate::store::audit::AuditEntry;
 use crate::store::keys::Role;
 use crate::store::Store;
 
@@ -72,6 +73,16 @@ pub fn run(args: Args) -> CliResult {
                     .create_key_with(name.trim(), role, rate_limit)
                     .await
                     .context("creating the key")?;
+                let entry =
+                    AuditEntry::new(&info.created_at, super::users::operator(), "key.created")
+                        .subject("key", &info.id)
+                        .change(
+                            None,
+                            Some(
+                                serde_json::json!({"name": info.name, "role": info.role.as_str()}),
+                            ),
+                        );
+                store.audit(&[entry]).await.context("auditing")?;
                 let limit = info
                     .rate_limit
                     .map_or(String::new(), |r| format!(", {r} requests/s"));
@@ -104,6 +115,13 @@ pub fn run(args: Args) -> CliResult {
             }
             Command::Revoke { id } => {
                 if store.revoke_key(&id).await.context("revoking the key")? {
+                    let entry = AuditEntry::new(
+                        &crate::store::now_text(),
+                        super::users::operator(),
+                        "key.revoked",
+                    )
+                    .subject("key", &id);
+                    store.audit(&[entry]).await.context("auditing")?;
                     println!("revoked {id}");
                 } else {
                     return Err(CliError::input(anyhow::anyhow!(

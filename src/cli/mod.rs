@@ -1,6 +1,7 @@
 //! The command line: subcommands, their arguments, and the mapping of failures to exit codes
 //! (2 for bad input or usage, 1 for internal failures).
 
+mod audit;
 mod classify;
 mod evaluate;
 mod generate;
@@ -12,6 +13,7 @@ mod score;
 mod serve;
 mod table;
 mod train;
+mod users;
 
 use std::process::ExitCode;
 
@@ -43,6 +45,10 @@ enum Command {
     Keys(keys::Args),
     /// Check policy tables; export the fallback table from a model.
     Policies(policies::Args),
+    /// Manage the people who decide approvals: users, passwords, personal tokens.
+    Users(users::Args),
+    /// Verify and export the audit trail.
+    Audit(audit::Args),
 }
 
 /// A failure with its exit code.
@@ -110,6 +116,8 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Keys(a) => keys::run(a),
         Command::Policies(a) => policies::run(a),
+        Command::Users(a) => users::run(a),
+        Command::Audit(a) => audit::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

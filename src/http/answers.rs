@@ -48,9 +48,14 @@ impl From<CarrierOption> for CarrierChoice {
     }
 }
 
-/// Who must approve, and why.
+/// Who must approve, and why; and the approval that waits for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
+    /// The approval this score opened or updated (`GET /v1/approvals/{id}`); null when no
+    /// approval is required.
+    pub id: Option<String>,
+    /// `pending` or `escalated` when the score was recorded; null when none is required.
+    pub state: Option<String>,
     /// Null when no approval is required.
     pub approver_role: Option<String>,
     pub reason_codes: Vec<String>,
@@ -100,6 +105,8 @@ impl From<Decision> for ScoreResponse {
             queue: d.queue,
             requires_approval: d.approval.required,
             approval: Approval {
+                id: d.ticket.as_ref().map(|t| t.id.clone()),
+                state: d.ticket.map(|t| t.state),
                 approver_role: d.approval.approver_role,
                 reason_codes: d.approval.reason_codes,
             },

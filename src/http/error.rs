@@ -27,6 +27,12 @@ pub enum Code {
     IdempotencyInProgress,
     OutcomeConflict,
     UnknownCarrier,
+    PersonRequired,
+    SeparationOfDuties,
+    ApprovalClosed,
+    ApprovalClaimed,
+    VersionConflict,
+    SecondApproverRequired,
     RateLimited,
     ReloadRefused,
     Unavailable,
@@ -38,7 +44,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 27] = [
         Code::InvalidRequest,
         Code::InvalidField,
         Code::MalformedJson,
@@ -52,6 +58,12 @@ impl Code {
         Code::IdempotencyInProgress,
         Code::OutcomeConflict,
         Code::UnknownCarrier,
+        Code::PersonRequired,
+        Code::SeparationOfDuties,
+        Code::ApprovalClosed,
+        Code::ApprovalClaimed,
+        Code::VersionConflict,
+        Code::SecondApproverRequired,
         Code::RateLimited,
         Code::ReloadRefused,
         Code::Unavailable,
@@ -77,6 +89,12 @@ impl Code {
             Code::IdempotencyInProgress => "idempotency_in_progress",
             Code::OutcomeConflict => "outcome_conflict",
             Code::UnknownCarrier => "unknown_carrier",
+            Code::PersonRequired => "person_required",
+            Code::SeparationOfDuties => "separation_of_duties",
+            Code::ApprovalClosed => "approval_closed",
+            Code::ApprovalClaimed => "approval_claimed",
+            Code::VersionConflict => "version_conflict",
+            Code::SecondApproverRequired => "second_approver_required",
             Code::RateLimited => "rate_limited",
             Code::ReloadRefused => "reload_refused",
             Code::Unavailable => "unavailable",

@@ -20,11 +20,46 @@ use crate::state::AppState;
 use crate::store::idempotency::{Claim, ClaimTimes, StoredResponse};
 use crate::store::{Completion, ScoreRecord, Text, Write, WriteError};
 
-/// A computed answer and the records it must leave behind.
+/// A computed answer: the records it must leave behind, whose answers make its body.
 pub struct Prepared {
-    /// The answer, as JSON text.
-    pub body: String,
     pub records: Vec<ScoreRecord>,
+    pub shape: Shape,
+}
+
+/// How a request's body is made of its records' answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// The one record's answer.
+    Single,
+    /// `BatchResponse`: the answers in order.
+    Batch { degraded: bool },
+}
+
+impl Shape {
+    fn body(self, records: &[ScoreRecord]) -> String {
+        match self {
+            Shape::Single => records
+                .first()
+                .map_or_else(String::new, |r| r.response.to_string()),
+            Shape::Batch { degraded } => {
+                let count = records.len();
+                let mut body = String::with_capacity(
+                    records.iter().map(|r| r.response.len() + 1).sum::<usize>() + 64,
+                );
+                body.push_str(&format!(
+                    "{{\"count\":{count},\"degraded\":{degraded},\"scores\":["
+                ));
+                for (i, r) in records.iter().enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&r.response);
+                }
+                body.push_str("]}");
+                body
+            }
+        }
+    }
 }
 
 pub const HEADER: &str = "idempotency-key";
@@ -52,16 +87,7 @@ where
     F: Future<Output = Result<Prepared, ApiError>>,
 {
     let Some(key) = idempotency_key(headers)? else {
-        let prepared = compute.await?;
-        let body = Text::from(prepared.body);
-        commit(
-            state,
-            Write {
-                records: prepared.records,
-                completion: None,
-            },
-        )
-        .await?;
+        let body = commit(state, compute.await?, None).await?;
         return Ok(json_response(StatusCode::OK, body, false));
     };
     let request_hash = {
@@ -109,23 +135,8 @@ where
         }
     }
     let answered = async {
-        let prepared = compute.await?;
-        let body = Text::from(prepared.body);
-        let completion = Completion {
-            owner: Text::from(caller.key_id.as_str()),
-            key: Text::from(key.as_str()),
-            status: 200,
-            body: body.clone(),
-        };
-        commit(
-            state,
-            Write {
-                records: prepared.records,
-                completion: Some(completion),
-            },
-        )
-        .await?;
-        Ok::<Text, ApiError>(body)
+        let owner = (Text::from(caller.key_id.as_str()), Text::from(key.as_str()));
+        commit(state, compute.await?, Some(owner)).await
     }
     .await;
     match answered {
@@ -140,11 +151,49 @@ where
     }
 }
 
-/// Commits a request's write; the answer waits for it.
-async fn commit(state: &AppState, write: Write) -> Result<(), ApiError> {
-    match state.store.recorder.commit(write).await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(write_error(e)),
+/// Times a request's approvals are asked for again after the recorder found a proposal stale.
+const STALE_RETRIES: usize = 3;
+
+/// Commits a request's write (with the answer kept for its idempotency key, `owner`) and
+/// returns its body; the answer waits for it. A write whose approval proposals no longer
+/// hold asks the database which approvals are open and tries again.
+async fn commit(
+    state: &AppState,
+    prepared: Prepared,
+    owner: Option<(Text, Text)>,
+) -> Result<Text, ApiError> {
+    let Prepared { mut records, shape } = prepared;
+    let mut attempt = 0;
+    loop {
+        let body = Text::from(shape.body(&records));
+        let completion = owner.clone().map(|(owner, key)| Completion {
+            owner,
+            key,
+            status: 200,
+            body: body.clone(),
+        });
+        let tickets = crate::http::approvals::tickets(&records);
+        // Kept only where a retry may need them (the texts are shared, not copied).
+        let kept = (!tickets.is_empty() && attempt < STALE_RETRIES).then(|| records.clone());
+        let write = Write {
+            records,
+            completion,
+        };
+        match state.store.recorder.commit(write).await {
+            Ok(_) => {
+                crate::http::approvals::remember(state, &tickets);
+                return Ok(body);
+            }
+            Err(WriteError::StaleApproval(shipment)) if kept.is_some() => {
+                tracing::debug!(%shipment, attempt, "approval proposal stale; asking again");
+                records = kept.unwrap_or_default();
+                crate::http::approvals::correct(state, &mut records)
+                    .await
+                    .map_err(ApiError::from)?;
+                attempt += 1;
+            }
+            Err(e) => return Err(write_error(e)),
+        }
     }
 }
 
@@ -163,7 +212,7 @@ pub(crate) fn write_error(e: WriteError) -> ApiError {
             format!("the score could not be recorded: {e}"),
         )
         .retry_after(5),
-        WriteError::Refused(_) => {
+        WriteError::Refused(_) | WriteError::StaleApproval(_) => {
             ApiError::internal(format!("the score could not be recorded: {e}"))
         }
     }

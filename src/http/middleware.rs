@@ -19,7 +19,11 @@ use crate::store::keys::Role;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The request's id, for handlers that record it (the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -36,6 +40,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .to_string();
     let method = request.method().as_str().to_string();
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

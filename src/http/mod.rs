@@ -4,6 +4,7 @@
 //! from the same declarations; [`route_table`] lists them for tests.
 
 mod answers;
+pub(crate) mod approvals;
 mod carriers;
 mod docs;
 mod error;
@@ -152,7 +153,8 @@ fn collect(state: Option<AppState>) -> Routes {
     let routes = score::routes(routes);
     let routes = carriers::routes(routes);
     let routes = exceptions::routes(routes);
-    outcomes::routes(routes)
+    let routes = outcomes::routes(routes);
+    approvals::routes(routes)
 }
 
 /// Every route of the service, on its state.

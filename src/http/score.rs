@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::answers::ScoreResponse;
 use super::error::{field_of, ApiError, Code};
-use super::idempotency::{self, Prepared};
+use super::idempotency::{self, Prepared, Shape};
 use super::json::{ApiBytes, ApiJson};
 use super::{Access, Load, Routes};
 use crate::auth::Caller;
@@ -22,6 +22,7 @@ use crate::metrics::ScoreLabels;
 use crate::scoring::scorer::MIN_SLICE;
 use crate::scoring::{self, Decision, FieldError, RiskBand, Shipment, ShipmentRequest, Source};
 use crate::state::AppState;
+use crate::store::approvals::ApprovalOp;
 use crate::store::keys::Role;
 use crate::store::{date_text, Facts, ScoreRecord, Text};
 use dispatch_risk_training::parallel;
@@ -171,20 +172,22 @@ pub async fn score_one(
     let shipment =
         Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
     let compute = async {
-        let decision = run(&state, vec![shipment], now)
-            .await?
+        let mut decisions = run(&state, vec![shipment], now).await?;
+        let ops = super::approvals::plan(&state, &caller, &mut decisions, at);
+        let (decision, op) = decisions
             .pop()
+            .zip(ops.into_iter().next())
             .ok_or_else(|| ApiError::internal("no answer"))?;
-        let record = record_of(
+        let mut record = record_of(
             decision,
             "score",
             &Text::from(crate::clock::text(at)),
             request_json.clone(),
         )?;
-        let body = record.response.to_string();
+        record.approval = op.map(Box::new);
         Ok(Prepared {
-            body,
             records: stamped(&caller, vec![record], started),
+            shape: Shape::Single,
         })
     };
     idempotency::respond(
@@ -249,16 +252,21 @@ pub async fn score_batch(
     let request_json = move || keyed_request.unwrap_or_default();
     let (state_ref, caller_ref) = (&state, &caller);
     let compute = async move {
-        let decisions = run(state_ref, shipments, now).await?;
-        let count = decisions.len();
+        let mut decisions = run(state_ref, shipments, now).await?;
         let degraded = decisions.iter().any(|d| d.degraded);
-        let created_at = Text::from(state_ref.clock.now_text());
+        let at = state_ref.clock.now();
+        let ops = super::approvals::plan(state_ref, caller_ref, &mut decisions, at);
+        let created_at = Text::from(crate::clock::text(at));
         // Each core serializes its run of answers and turns them into records, moving their
         // strings; the decisions are freed there too rather than one by one on this worker.
-        let decided: Vec<(Decision, String)> = decisions.into_iter().zip(request_jsons).collect();
+        let decided: Vec<((Decision, String), Option<ApprovalOp>)> =
+            decisions.into_iter().zip(request_jsons).zip(ops).collect();
         let records = tokio::task::spawn_blocking(move || {
-            parallel::map_owned(decided, MIN_SLICE, |(decision, request)| {
-                record_of(decision, "batch", &created_at, request)
+            parallel::map_owned(decided, MIN_SLICE, |((decision, request), op)| {
+                record_of(decision, "batch", &created_at, request).map(|mut r| {
+                    r.approval = op.map(Box::new);
+                    r
+                })
             })
         })
         .await
@@ -267,21 +275,9 @@ pub async fn score_batch(
         .into_iter()
         .collect::<Result<Vec<ScoreRecord>, ApiError>>()?;
         // The answers are serialized once: the body is their concatenation, as BatchResponse.
-        let mut body =
-            String::with_capacity(records.iter().map(|r| r.response.len() + 1).sum::<usize>() + 64);
-        body.push_str(&format!(
-            "{{\"count\":{count},\"degraded\":{degraded},\"scores\":["
-        ));
-        for (i, r) in records.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&r.response);
-        }
-        body.push_str("]}");
         Ok(Prepared {
-            body,
             records: stamped(caller_ref, records, started),
+            shape: Shape::Batch { degraded },
         })
     };
     idempotency::respond(
@@ -376,6 +372,7 @@ fn record_of(
         latency_us: 0,
         api_key_id: None,
         facts,
+        approval: None,
     };
     record.response = to_json(&ScoreResponse::from(decision))?.into();
     Ok(record)

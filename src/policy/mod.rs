@@ -3,6 +3,7 @@
 //! Analysts change the tables, not the code; a table that fails to parse, compile or answer a
 //! probe is refused and the previous set stays active.
 
+pub mod approvals;
 pub mod fallback;
 pub mod jdm;
 pub mod routing;
@@ -13,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use dispatch_risk_training::carrier::RankingPolicy;
 use sha2::{Digest, Sha256};
 
+pub use approvals::{ApprovalPolicy, DecisionKind};
 pub use fallback::{FallbackFacts, FallbackRisk};
 use jdm::DecisionTable;
 pub use routing::{ApproverRole, Queue, Routing, RoutingFacts};
@@ -23,6 +25,9 @@ pub const ROUTING_FILE: &str = "routing.json";
 pub const FALLBACK_FILE: &str = "fallback_risk.json";
 /// How carriers are weighed (optional: the built-in weights without it).
 pub const RANKING_FILE: &str = "carrier_ranking.toml";
+/// Who decides approvals, how fast and with which reasons (optional: the committed policy
+/// without it).
+pub const APPROVALS_FILE: &str = "approvals.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -39,6 +44,7 @@ pub struct PolicySource {
     pub routing: DecisionTable,
     pub fallback: DecisionTable,
     pub ranking: RankingPolicy,
+    pub approvals: ApprovalPolicy,
     /// The first 12 hex digits of the SHA-256 of the files: recorded with every score.
     pub version: String,
 }
@@ -69,8 +75,21 @@ impl PolicySource {
                 message: e.to_string(),
             })?
         };
+        let approvals_text = if dir.join(APPROVALS_FILE).exists() {
+            read(APPROVALS_FILE)?
+        } else {
+            String::new()
+        };
+        let approvals = if approvals_text.is_empty() {
+            ApprovalPolicy::default()
+        } else {
+            ApprovalPolicy::from_toml(&approvals_text).map_err(|message| PolicyError::File {
+                path: dir.join(APPROVALS_FILE),
+                message,
+            })?
+        };
         let mut hash = Sha256::new();
-        for text in [&routing, &fallback, &ranking_text] {
+        for text in [&routing, &fallback, &ranking_text, &approvals_text] {
             hash.update(text.as_bytes());
             hash.update([0]);
         }
@@ -91,6 +110,7 @@ impl PolicySource {
             routing: table(ROUTING_FILE, &routing)?,
             fallback: table(FALLBACK_FILE, &fallback)?,
             ranking,
+            approvals,
             version,
         };
         source.probe()?;

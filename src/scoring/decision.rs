@@ -32,17 +32,21 @@ pub struct Decision {
     /// True when any part fell back to rules (no model, or a model that failed).
     pub degraded: bool,
     pub matched_rules: Vec<String>,
+    /// The approval this decision opened or updated, once planned ([`crate::approvals`]).
+    pub ticket: Option<crate::approvals::Ticket>,
 }
 
 /// The shipment's facts that later steps join to its decision: an outcome's lateness and lane,
 /// an approval's subject.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoredShipment {
     pub id: String,
     pub warehouse: String,
     pub destination: String,
     pub scheduled: Timestamp,
     pub deadline: Timestamp,
+    pub customer_tier: Option<String>,
+    pub order_value: Option<f64>,
 }
 
 /// One feature's push on the risk.

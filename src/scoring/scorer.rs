@@ -235,9 +235,13 @@ impl Batch<'_> {
                     ),
                     None => (None, Vec::new()),
                 };
+                let customer_tier = s.category("customer_tier").map(str::to_string);
+                let order_value = s.number("order_value");
                 Ok(Decision {
                     score_id: new_score_id(),
                     shipment: ScoredShipment {
+                        customer_tier,
+                        order_value,
                         id: s.id,
                         warehouse: s.warehouse,
                         destination: s.destination,
@@ -270,6 +274,7 @@ impl Batch<'_> {
                     policy_version: self.source.version.clone(),
                     degraded: self.degraded,
                     matched_rules,
+                    ticket: None,
                 })
             })
             .collect()

@@ -54,6 +54,9 @@ pub struct KeyInfo {
     pub revoked_at: Option<String>,
     /// Requests per second this key may send (none: no limit).
     pub rate_limit: Option<u32>,
+    /// The person a personal token belongs to ([`super::users`]); none for a machine's key.
+    #[serde(skip)]
+    pub person: Option<super::users::User>,
 }
 
 /// The prefix every key starts with, so leaked keys are recognisable in logs and scanners.
@@ -113,6 +116,7 @@ impl Store {
                 created_at,
                 revoked_at: None,
                 rate_limit,
+                person: None,
             },
             secret,
         ))
@@ -139,8 +143,23 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// The active key with this secret, if any.
+    /// The active key with this secret, or the active person's token, if any. A person acts
+    /// with the manager role ([`Role::Manager`]); their approver roles ride along.
     pub async fn find_key(&self, secret: &str) -> Result<Option<KeyInfo>, StoreError> {
+        if secret.starts_with(super::users::TOKEN_PREFIX) {
+            return Ok(self
+                .find_user_token(secret)
+                .await?
+                .map(|(token, user)| KeyInfo {
+                    id: token,
+                    name: user.name.clone(),
+                    role: Role::Manager,
+                    created_at: user.created_at.clone(),
+                    revoked_at: None,
+                    rate_limit: None,
+                    person: Some(user),
+                }));
+        }
         let row = sqlx::query(
             "SELECT id, name, role, created_at, revoked_at, rate_limit FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL",
@@ -167,5 +186,6 @@ fn key_info(row: sqlx::any::AnyRow) -> Result<KeyInfo, StoreError> {
         rate_limit: row
             .try_get::<Option<i64>, _>("rate_limit")?
             .and_then(|r| u32::try_from(r).ok()),
+        person: None,
     })
 }

@@ -2,6 +2,8 @@
 //! PostgreSQL when several instances share one store. Queries are plain portable SQL through
 //! sqlx's Any driver, so one code path serves both; migrations in `migrations/` are embedded.
 
+pub mod approvals;
+pub mod audit;
 mod facts;
 pub mod idempotency;
 pub mod keys;
@@ -10,6 +12,7 @@ pub mod recorder;
 pub mod spool;
 mod sqlite_writer;
 mod statements;
+pub mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -276,6 +279,13 @@ const MIGRATIONS: &[Step] = &[
         sqlite: include_str!("../../migrations/0005_latest_scores_without_rowid.sqlite.sql"),
         postgres: NOTHING,
     },
+    portable!(6, "approvals and audit", "0006_approvals_and_audit.sql"),
+    Step {
+        version: 7,
+        description: "audit append only",
+        sqlite: include_str!("../../migrations/0007_audit_append_only.sqlite.sql"),
+        postgres: include_str!("../../migrations/0007_audit_append_only.postgres.sql"),
+    },
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -411,6 +421,7 @@ mod tests {
                         latency_us: 1,
                         api_key_id: None,
                         facts: Facts::default(),
+                        approval: None,
                     }
                 })
                 .collect::<Vec<_>>();

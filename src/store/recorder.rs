@@ -45,6 +45,8 @@ pub struct ScoreRecord {
     pub api_key_id: Option<Text>,
     /// What an outcome or an approval joins to the score.
     pub facts: Facts,
+    /// The approval this score opens or updates, in its transaction.
+    pub approval: Option<Box<super::approvals::ApprovalOp>>,
 }
 
 /// The scored shipment's facts kept beside its score: the carrier the risk was scored for, the
@@ -97,6 +99,10 @@ pub enum WriteError {
     Unavailable(String),
     #[error("the recorder has stopped")]
     Stopped,
+    /// The approval the answer proposed for this shipment changed meanwhile (see
+    /// [`super::approvals`]): the request asks again and retries.
+    #[error("shipment `{0}`'s open approval changed")]
+    StaleApproval(String),
 }
 
 /// Where the recorder writes: SQLite through its own connection on its own thread, with the
@@ -505,6 +511,9 @@ impl Writer {
     }
 
     fn classify(&self, e: sqlx::Error) -> WriteError {
+        if let Some(shipment) = super::approvals::stale_shipment(&e) {
+            return WriteError::StaleApproval(shipment);
+        }
         if let sqlx::Error::Database(db) = &e {
             let code = db.code().unwrap_or_default();
             let full = match self.sink.backend() {

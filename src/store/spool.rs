@@ -232,6 +232,8 @@ struct Record {
     /// Absent from frames spooled before the facts were kept.
     #[serde(default)]
     facts: Option<FrameFacts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval: Option<Box<super::approvals::ApprovalOp>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -274,6 +276,7 @@ impl Frame {
                         scheduled_date: s(&r.facts.scheduled_date),
                         date_deadline: s(&r.facts.date_deadline),
                     }),
+                    approval: r.approval.clone(),
                 })
                 .collect(),
             completion: w
@@ -317,6 +320,7 @@ impl Frame {
                     latency_us: r.latency_us,
                     api_key_id: r.api_key_id.map(Text::from),
                     facts,
+                    approval: r.approval,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -372,6 +376,7 @@ mod tests {
                 scheduled_date: "2026-12-01T08:00:00Z".into(),
                 date_deadline: "2026-12-03T18:00:00Z".into(),
             },
+            approval: None,
         };
         Write {
             records: (0..rows).map(record).collect(),

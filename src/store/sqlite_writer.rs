@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
+use super::approvals::{self, ApprovalOp, Failed};
+use super::audit;
 use super::recorder::Write;
 use super::{flag, statements, RECORDER_PRAGMAS, SQLITE_PRAGMAS};
 
@@ -102,7 +104,11 @@ fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>
                 slow("sync", started, rows);
                 let _ = job.done.send(synced);
             }
-            Err(e) => {
+            Err(Failed::Stale(shipment)) => {
+                // The transaction was rolled back whole; the connection is as it was.
+                let _ = job.done.send(Err(approvals::stale(&shipment)));
+            }
+            Err(Failed::Sql(e)) => {
                 // A connection whose write failed is not reused: SQLite can leave the
                 // transaction of a COMMIT that failed (a full disk) open, and the next BEGIN
                 // would then fail or, worse, nest.
@@ -156,8 +162,11 @@ fn sync(wal: &File) -> Result<(), sqlx::Error> {
     })
 }
 
-fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Result<()> {
+/// One group's transaction: each record's score and latest score, the approval it opens or
+/// updates, each request's idempotency completion, then the approvals' audit rows.
+fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> Result<(), Failed> {
     let tx = conn.transaction()?;
+    let mut ops: Vec<&ApprovalOp> = Vec::new();
     {
         let sql = one_row();
         let insert_sql = if replay {
@@ -171,7 +180,7 @@ fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Res
         for w in writes {
             for r in &w.records {
                 let f = &r.facts;
-                insert.execute(params![
+                let inserted = insert.execute(params![
                     &*r.score_id,
                     &*r.shipment_id,
                     &*r.created_at,
@@ -195,13 +204,24 @@ fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> rusqlite::Res
                     &*f.date_deadline,
                 ])?;
                 latest.execute(params![&*r.shipment_id, &*r.score_id, &*r.created_at])?;
+                // A replayed score already stored brought its approval step with it.
+                if let Some(op) = &r.approval {
+                    if inserted == 1 {
+                        ops.push(op);
+                    }
+                }
             }
             if let Some(c) = &w.completion {
                 complete.execute(params![c.status as i32, &*c.body, &*c.owner, &*c.key])?;
             }
         }
     }
-    tx.commit()
+    if !ops.is_empty() {
+        let entries = approvals::apply_sqlite(&tx, &ops, replay)?;
+        audit::append_sqlite(&tx, &entries)?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// The one-row forms of PostgreSQL's statements, written out once.

@@ -10,8 +10,9 @@ use sqlx::encode::Encode;
 use sqlx::types::Type;
 use sqlx::{Any, AnyPool};
 
-use super::flag;
+use super::approvals::{self, ApprovalOp};
 use super::recorder::{Completion, ScoreRecord, Sink, Text, Write};
+use super::{audit, flag};
 
 /// Rows per INSERT statement: 21 x 500 parameters, under the bundled SQLite's 32,766 and
 /// PostgreSQL's 65,535. Fewer, larger statements mean fewer trips to the database's thread.
@@ -39,16 +40,44 @@ async fn write_postgres(
     let mut conn = pool.acquire().await?;
     let written = async {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut ops = Vec::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let newest = newest_per_shipment(chunk);
-            let insert = sqlx::AssertSqlSafe(insert_sql(chunk.len(), replay));
-            bind_scores(sqlx::query::<Any>(insert), chunk)
-                .execute(&mut *tx)
-                .await?;
+            let with_approval: Vec<&ApprovalOp> =
+                chunk.iter().filter_map(|r| r.approval.as_deref()).collect();
+            if replay && !with_approval.is_empty() {
+                // A replayed score already stored brought its approval step with it: only
+                // the steps of scores inserted now are applied.
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "{} RETURNING score_id",
+                    insert_sql(chunk.len(), replay)
+                ));
+                let inserted: std::collections::HashSet<String> =
+                    bind_scores(sqlx::query_scalar::<Any, String>(sql), chunk)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                ops.extend(
+                    with_approval
+                        .into_iter()
+                        .filter(|op| inserted.contains(&op.score_id)),
+                );
+            } else {
+                let insert = sqlx::AssertSqlSafe(insert_sql(chunk.len(), replay));
+                bind_scores(sqlx::query::<Any>(insert), chunk)
+                    .execute(&mut *tx)
+                    .await?;
+                ops.extend(with_approval);
+            }
             let latest = sqlx::AssertSqlSafe(latest_sql(newest.len()));
             bind_latest(sqlx::query::<Any>(latest), &newest)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if !ops.is_empty() {
+            let entries = approvals::apply(&mut tx, &ops, replay).await?;
+            audit::append(&mut tx, &entries).await?;
         }
         for c in &completions {
             sqlx::query::<Any>(COMPLETE)
@@ -83,6 +112,18 @@ trait Bind: Sized {
 }
 
 impl Bind for sqlx::query::Query<'static, Any, AnyArguments> {
+    fn text(self, v: &Text) -> Self {
+        self.bind(v.to_string())
+    }
+    fn maybe_text(self, v: &Option<Text>) -> Self {
+        self.bind(v.as_deref().map(str::to_string))
+    }
+    fn value<T: Plain>(self, v: T) -> Self {
+        self.bind(v)
+    }
+}
+
+impl<O> Bind for sqlx::query::QueryScalar<'static, Any, O, AnyArguments> {
     fn text(self, v: &Text) -> Self {
         self.bind(v.to_string())
     }
