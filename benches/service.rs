@@ -19,7 +19,9 @@
 //!
 //! `cargo bench --bench service [-- --seconds 15 --connections 32 --rate 1000 --no-peer]`;
 //! `--baseline PATH --rounds N` also measures an earlier build (its release binary), this
-//! build and it alternating for N rounds, and prints the ratios of their medians.
+//! build and it alternating for N rounds, and prints the ratios of their medians;
+//! `--candidate PATH` measures that binary in this build's place; `--approvals-share 0.5`
+//! sends half the shipments with a credit hold, so each opens or updates an approval.
 //! Shipments are the last rows of `data/samples/history_sample.csv`, outcomes removed. The peer
 //! needs `pip install -r benches/peer/requirements.txt`; without uvicorn it is skipped.
 
@@ -41,6 +43,11 @@ struct Options {
     peer: bool,
     /// An earlier build of dispatch-risk, measured in the same run, alternating with this one.
     baseline: Option<PathBuf>,
+    /// The build measured as "dispatch-risk" (default: this one's binary).
+    candidate: Option<PathBuf>,
+    /// The share of shipments sent with a credit hold, which the routing table holds for a
+    /// person: each of them opens (or updates) an approval.
+    approvals_share: f64,
     rounds: usize,
 }
 
@@ -66,6 +73,12 @@ fn options() -> Options {
             .position(|a| a == "--baseline")
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from),
+        candidate: args
+            .iter()
+            .position(|a| a == "--candidate")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from),
+        approvals_share: value("--approvals-share").unwrap_or(0.0),
         rounds: value("--rounds").unwrap_or(1.0) as usize,
     }
 }
@@ -566,7 +579,14 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sample = shipments(10_000);
+    let mut sample = shipments(10_000);
+    // Every shipment whose running share crosses a whole number is held: spread evenly.
+    for (i, s) in sample.iter_mut().enumerate() {
+        let share = o.approvals_share;
+        if ((i + 1) as f64 * share).floor() > (i as f64 * share).floor() {
+            s["credit_hold"] = json!(true);
+        }
+    }
     let singles: Arc<Vec<Vec<u8>>> = Arc::new(
         sample
             .iter()
@@ -579,7 +599,10 @@ fn main() {
         o.seconds, o.connections, o.rate, o.batches, sample.len()
     );
     let mut results = Vec::new();
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_dispatch-risk"));
+    let ours = o
+        .candidate
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dispatch-risk")));
     let mut servers: Vec<(&'static str, PathBuf)> = vec![("dispatch-risk", ours)];
     if let Some(b) = &o.baseline {
         servers.push(("baseline", b.clone()));

@@ -170,11 +170,11 @@ async fn lifecycle(app: TestApp) {
         .iter()
         .map(|h| h["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions[0], "approval.opened");
-    assert!(
-        actions[1..].iter().all(|a| *a == "approval.rescored"),
-        "{actions:?}"
-    );
+    assert_eq!(actions, ["approval.opened"], "rescoring is no transition");
+    // Its rescorings are the shipment's scores since it opened: five, the newest first.
+    let scores = detail["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 5, "{scores:?}");
+    assert_eq!(scores[0]["score_id"], third["score_id"]);
 
     // The wrong role is refused and audited; a machine's key names no one.
     let (s, e) = as_person(

@@ -15,11 +15,14 @@ pub struct TopFactor {
     pub value: serde_json::Value,
     /// In probability-scale units; positive raises the risk.
     pub contribution: f64,
+    /// The factor in plain words ("the promise needs 640 km a day: raises the risk").
+    pub text: String,
 }
 
 impl From<Factor> for TopFactor {
     fn from(f: Factor) -> Self {
         TopFactor {
+            text: crate::scoring::glossary::describe(&f.feature, &f.value, f.contribution),
             feature: f.feature,
             value: f.value,
             contribution: f.contribution,

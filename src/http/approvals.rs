@@ -341,6 +341,9 @@ pub struct ApprovalDetail {
     /// Every step, oldest first, from the audit trail.
     #[schema(value_type = Vec<Object>)]
     history: Vec<AuditRow>,
+    /// The shipment's scores since the approval opened, newest first: each updated its facts.
+    #[schema(value_type = Vec<Object>)]
+    scores: Vec<crate::store::approvals::ScoreLine>,
     /// Whether the caller may decide it (holds the role and is a person).
     actionable: bool,
 }
@@ -368,6 +371,13 @@ pub async fn get_approval(
         .await?
         .and_then(|a| serde_json::from_str(&a.response).ok());
     let history = state.store.audit_of("approval", &id).await?;
+    let scores = state
+        .store
+        .shipment_scores(&approval.shipment_id, 100)
+        .await?
+        .into_iter()
+        .filter(|s| s.created_at >= approval.opened_at)
+        .collect();
     let policies = state.policies.source();
     let actionable = caller.person.as_ref().is_some_and(|p| {
         policies
@@ -378,11 +388,12 @@ pub async fn get_approval(
         approval,
         score,
         history,
+        scores,
         actionable,
     }))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Approval, ApiError> {
+pub(crate) async fn find(state: &AppState, id: &str) -> Result<Approval, ApiError> {
     state
         .store
         .approval(id)
@@ -531,7 +542,7 @@ pub async fn decide(
 }
 
 /// The carriers the approval's latest score ranked: the recommended one and its alternatives.
-async fn carriers_of(state: &AppState, a: &Approval) -> Result<Vec<String>, ApiError> {
+pub(crate) async fn carriers_of(state: &AppState, a: &Approval) -> Result<Vec<String>, ApiError> {
     let Some(answered) = state.store.answered(&a.score_id).await? else {
         return Ok(Vec::new());
     };
@@ -584,7 +595,7 @@ pub async fn withdraw(
     make(&state, &caller, &a, step, request_id).await
 }
 
-/// Makes a step the domain allowed, or answers its refusal; refusals of who asked are audited.
+/// [`apply_step`] for the API's handlers.
 async fn make(
     state: &AppState,
     caller: &Caller,
@@ -593,6 +604,20 @@ async fn make(
     request_id: Option<Extension<RequestId>>,
 ) -> Result<axum::Json<Approval>, ApiError> {
     let request_id = request_id.map(|Extension(RequestId(id))| id);
+    apply_step(state, caller, a, step, request_id)
+        .await
+        .map(axum::Json)
+}
+
+/// Makes a step the domain allowed, or answers its refusal; refusals of who asked are audited.
+/// The pages make their steps here too.
+pub(crate) async fn apply_step(
+    state: &AppState,
+    caller: &Caller,
+    a: &Approval,
+    step: Result<Transition, Refusal>,
+    request_id: Option<String>,
+) -> Result<Approval, ApiError> {
     let mut t = match step {
         Ok(t) => t,
         Err(refusal) => {
@@ -613,7 +638,7 @@ async fn make(
     match state.store.transition(&t).await {
         Ok(()) => {
             after_transition(state, &t);
-            Ok(axum::Json(t.after))
+            Ok(t.after)
         }
         Err(TransitionError::Changed(v)) => Err(ApiError::conflict(
             Code::VersionConflict,

@@ -23,6 +23,7 @@ use super::{Access, Load, Routes};
     tags(
         (name = "scoring", description = "Delay risk, carrier, queue and approval for deliveries"),
         (name = "exceptions", description = "Exception-note triage"),
+        (name = "approvals", description = "The approval queue: people claim and decide what the policies hold"),
         (name = "outcomes", description = "Delivered shipments, for live history and retraining"),
         (name = "models", description = "Models and policies serving"),
         (name = "operations", description = "Health, readiness, metrics, this description"),

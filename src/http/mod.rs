@@ -16,6 +16,7 @@ pub mod limits;
 mod middleware;
 mod models;
 mod outcomes;
+mod pages;
 mod score;
 
 use axum::Router;
@@ -161,6 +162,7 @@ fn collect(state: Option<AppState>) -> Routes {
 pub fn router(state: AppState) -> Router {
     let (router, _) = collect(Some(state.clone())).router.split_for_parts();
     router
+        .merge(pages::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

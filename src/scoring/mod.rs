@@ -3,6 +3,7 @@
 //! Nothing here knows HTTP; the handlers and the benchmarks call it.
 
 pub mod decision;
+pub mod glossary;
 pub mod request;
 pub mod scorer;
 

@@ -52,14 +52,10 @@ pub struct ApprovalOp {
 }
 
 impl ApprovalOp {
-    /// The audit row of this step.
+    /// The audit row of an opening. A rescore is no transition: it leaves none (the scores
+    /// table keeps every score, with who sent it, and the approval's history shows them).
     pub fn audit(&self) -> AuditEntry {
-        let action = if self.open {
-            "approval.opened"
-        } else {
-            "approval.rescored"
-        };
-        AuditEntry::new(&self.at, self.actor.clone(), action)
+        AuditEntry::new(&self.at, self.actor.clone(), "approval.opened")
             .subject("approval", &self.id)
             .change(
                 None,
@@ -178,12 +174,10 @@ pub(super) async fn apply(
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
-            if updated == 0 {
-                if !replay {
-                    return Err(stale(&op.shipment_id));
-                }
-                continue;
+            if updated == 0 && !replay {
+                return Err(stale(&op.shipment_id));
             }
+            continue;
         }
         entries.push(op.audit());
     }
@@ -269,7 +263,9 @@ pub(super) fn apply_sqlite(
             }
             continue;
         }
-        entries.push(op.audit());
+        if op.open {
+            entries.push(op.audit());
+        }
     }
     Ok(entries)
 }
@@ -679,4 +675,42 @@ enum Bound {
     Text(String),
     Number(f64),
     Int(i64),
+}
+
+/// One of a shipment's recorded scores, as its approval page lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreLine {
+    pub score_id: String,
+    pub created_at: String,
+    pub delay_risk: f64,
+    pub risk_band: String,
+}
+
+impl Store {
+    /// A shipment's newest scores, newest first, at most `limit`.
+    pub async fn shipment_scores(
+        &self,
+        shipment: &str,
+        limit: i64,
+    ) -> Result<Vec<ScoreLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT score_id, created_at, delay_risk, risk_band FROM scores \
+             WHERE shipment_id = $1 ORDER BY created_at DESC, score_id DESC LIMIT $2",
+        )
+        .bind(shipment)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScoreLine {
+                    score_id: r.try_get(0)?,
+                    created_at: r.try_get(1)?,
+                    delay_risk: r.try_get(2)?,
+                    risk_band: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
 }

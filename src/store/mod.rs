@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod outcomes;
 pub mod recorder;
+pub mod sessions;
 pub mod spool;
 mod sqlite_writer;
 mod statements;
@@ -286,6 +287,7 @@ const MIGRATIONS: &[Step] = &[
         sqlite: include_str!("../../migrations/0007_audit_append_only.sqlite.sql"),
         postgres: include_str!("../../migrations/0007_audit_append_only.postgres.sql"),
     },
+    portable!(8, "sessions", "0008_sessions.sql"),
 ];
 
 impl MigrationSource<'static> for Embedded {
