@@ -61,7 +61,9 @@ CREATE TABLE approvals (
 -- At most one open approval per shipment: a later score updates it, never opens another.
 CREATE UNIQUE INDEX approvals_open_per_shipment ON approvals (shipment_id)
     WHERE state IN ('pending', 'escalated');
-CREATE INDEX approvals_by_state_due ON approvals (state, due_at, delay_risk);
+-- The queue reads by state and due time; risk, which every rescore changes, stays out of the
+-- index so a rescore rewrites no index entry of it.
+CREATE INDEX approvals_by_state_due ON approvals (state, due_at);
 
 -- The audit trail: append-only (0007's triggers), each row chained to the one before it by
 -- `hash` = SHA-256(previous hash, the row's canonical JSON).

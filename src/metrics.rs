@@ -37,6 +37,16 @@ pub struct VersionLabels {
     pub policy_version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RouteLabels, Counter>,
@@ -51,6 +61,11 @@ pub struct Metrics {
     pub shed: Counter,
     /// Requests refused by a rate limit (a key's, or unknown keys' per client address).
     pub rate_limited: Counter,
+    /// Open approvals per queue, and pending ones past their SLA (set by the approval timer).
+    pub approvals_open: Family<QueueLabels, Gauge>,
+    pub approvals_past_sla: Gauge,
+    /// Approval steps made, by action (`approval.approved`, `approval.escalated`...).
+    pub approval_steps: Family<ActionLabels, Counter>,
     /// The labels set to 1 in `versions`, reset on reload.
     current_version: Mutex<Option<VersionLabels>>,
 }
@@ -73,6 +88,24 @@ impl Default for Metrics {
         let recorder_pending = Gauge::default();
         let shed = Counter::default();
         let rate_limited = Counter::default();
+        let approvals_open = Family::<QueueLabels, Gauge>::default();
+        let approvals_past_sla = Gauge::default();
+        let approval_steps = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "approvals_open",
+            "Approvals waiting for a person, by queue (as of the approval timer's last round)",
+            approvals_open.clone(),
+        );
+        registry.register(
+            "approvals_past_sla",
+            "Pending approvals past their due time (as of the approval timer's last round)",
+            approvals_past_sla.clone(),
+        );
+        registry.register(
+            "approval_steps",
+            "Approval steps made on this instance, by action",
+            approval_steps.clone(),
+        );
         registry.register(
             "shed",
             "Requests answered 503 overloaded: too many in flight",
@@ -129,6 +162,9 @@ impl Default for Metrics {
             recorder_pending,
             shed,
             rate_limited,
+            approvals_open,
+            approvals_past_sla,
+            approval_steps,
             current_version: Mutex::new(None),
         }
     }

@@ -592,3 +592,92 @@ async fn tamper(app: &TestApp) {
     assert_eq!(v.broken.map(|(seq, _)| seq), Some(3));
     assert_eq!(v.rows, 2);
 }
+
+/// The dashboard's figures and decision quality: decisions joined to the outcomes that came
+/// after them, with counts beside the rates.
+#[tokio::test]
+async fn decision_quality_joins_decisions_to_outcomes() {
+    let app = app_on(None, clock(), 0).await;
+    let p = people(&app, &[("alice", "credit_controller")]).await;
+    let mut ids = Vec::new();
+    for s in ["DQ/1", "DQ/2", "DQ/3"] {
+        let a = score(&app, &held(s)).await;
+        ids.push((a["approval"]["id"].as_str().unwrap().to_string(), a));
+    }
+    let path = |id: &str| format!("/v1/approvals/{id}/decision");
+    let (s, e) = as_person(
+        &app,
+        &p.tokens["alice"],
+        &path(&ids[0].0),
+        decision("approve", "risk_accepted", 1),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let other = ids[1].1["alternatives"][0]["carrier"]
+        .as_str()
+        .expect("an alternative")
+        .to_string();
+    let mut body = decision("override", "faster_carrier", 1);
+    body["carrier"] = json!(other);
+    let (s, e) = as_person(&app, &p.tokens["alice"], &path(&ids[1].0), body).await;
+    assert_eq!((s, e["state"].as_str()), (200, Some("overridden")), "{e}");
+    assert_eq!(e["final_carrier"], json!(other));
+    // A carrier not ranked for the shipment is no override.
+    let mut body = decision("override", "faster_carrier", 1);
+    body["carrier"] = json!("Made-Up Freight");
+    let (s, e) = as_person(&app, &p.tokens["alice"], &path(&ids[2].0), body).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("carrier")),
+        "{e}"
+    );
+    let (s, e) = as_person(
+        &app,
+        &p.tokens["alice"],
+        &path(&ids[2].0),
+        decision("reject", "credit_not_cleared", 1),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    // DQ/1 arrives late, DQ/2 on time.
+    for (shipment, delivered) in [
+        ("DQ%2F1", "2024-04-25T09:00:00Z"),
+        ("DQ%2F2", "2024-04-22T09:00:00Z"),
+    ] {
+        let (s, o) = app
+            .post(
+                &format!("/v1/shipments/{shipment}/outcome"),
+                &json!({"delivered_at": delivered}).to_string(),
+                W,
+            )
+            .await;
+        assert_eq!(s, 200, "{o}");
+    }
+    let (s, d) = get_as(&app, &p.tokens["alice"], "/v1/approvals/stats").await;
+    assert_eq!(s, 200, "{d}");
+    let q = &d["quality"];
+    assert_eq!(
+        (
+            q["approved"]["count"].as_u64(),
+            q["approved"]["late"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{q}"
+    );
+    assert_eq!(q["approved"]["late_rate"], 1.0);
+    assert_eq!(
+        (
+            q["overridden"]["count"].as_u64(),
+            q["overridden"]["late"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{q}"
+    );
+    assert_eq!(q["by_manager"][&p.ids["alice"]]["count"], 2);
+    assert_eq!(q["by_reason"]["faster_carrier"]["count"], 1);
+    assert_eq!(d["decisions_by_reason"]["credit_not_cleared"], 1);
+    assert_eq!(d["overrides_by_manager"][&p.ids["alice"]], 1);
+    assert_eq!(d["decision_minutes"]["exception"]["count"], 3);
+    assert!(d["open_by_queue"].as_object().unwrap().is_empty(), "{d}");
+    assert_eq!(d["opened_by_day"]["2026-12-01"]["exception"], 3);
+}

@@ -40,6 +40,7 @@ async fn every_score_answered_survives_kill_9() {
     );
     let key = workflow_key(&db);
     let mut answered = std::collections::HashSet::new();
+    let mut approvals = std::collections::HashSet::new();
     // Three rounds here; the closing figures ran KILL_ROUNDS=10.
     let rounds: usize = std::env::var("KILL_ROUNDS")
         .ok()
@@ -68,6 +69,15 @@ async fn every_score_answered_survives_kill_9() {
         );
         let round_answers = a.ok.len();
         answered.extend(a.ok);
+        approvals.extend(a.approvals);
+        let stored_approvals = common::process::stored_approvals(&db).await;
+        let lost_approvals = missing(&approvals, &stored_approvals);
+        assert!(
+            !approvals.is_empty() && lost_approvals.is_empty(),
+            "round {round}: {} of {} answered approvals lost",
+            lost_approvals.len(),
+            approvals.len()
+        );
         let stored = stored_ids(&db).await;
         let lost = missing(&answered, &stored);
         eprintln!(
@@ -182,6 +192,19 @@ async fn refused_for_room(what: &str, a: &Answers, p: &Process) {
 }
 
 /// Waits until the process's spool is empty (replayed into the database).
+/// Every approval an answer named is in the database (opened with its score, spooled with it
+/// while PostgreSQL was away).
+async fn approvals_kept(db: &str, approvals: &std::collections::HashSet<String>) {
+    let stored = common::process::stored_approvals(db).await;
+    let lost = missing(approvals, &stored);
+    assert!(
+        !approvals.is_empty() && lost.is_empty(),
+        "{} of {} answered approvals lost",
+        lost.len(),
+        approvals.len()
+    );
+}
+
 async fn drained(p: &Process, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
@@ -233,7 +256,9 @@ async fn scores_keep_answering_while_postgres_is_away_and_land_once_it_is_back()
         a.unanswered
     );
     answered.extend(a.ok);
+    let mut approvals = a.approvals;
     drained(&p, Duration::from_secs(30)).await;
+    approvals_kept(&direct, &approvals).await;
     let stored = stored_ids(&direct).await;
     let lost = missing(&answered, &stored);
     assert!(
@@ -261,9 +286,11 @@ async fn scores_keep_answering_while_postgres_is_away_and_land_once_it_is_back()
         &a.refused[..a.refused.len().min(5)]
     );
     answered.extend(a.ok);
+    approvals.extend(a.approvals);
     proxy.restore();
     let p = Process::start(&via_proxy, dir.path(), &[]).await;
     drained(&p, Duration::from_secs(30)).await;
+    approvals_kept(&direct, &approvals).await;
     let stored = stored_ids(&direct).await;
     let lost = missing(&answered, &stored);
     assert!(

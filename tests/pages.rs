@@ -151,6 +151,18 @@ async fn pages_log_in_refuse_bad_passwords_and_forms_without_their_token() {
             || html.contains("credit is on hold"),
         "reasons in words"
     );
+    let dashboard = c
+        .get(format!("{}/ui/dashboard", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let html = dashboard.text().await.unwrap();
+    assert!(
+        html.contains("Decision quality") && html.contains("exception open"),
+        "{html}"
+    );
     // A form without the session's CSRF token changes nothing.
     let r = c
         .post(format!("{}/ui/approvals/{id}/claim", app.url))

@@ -30,6 +30,7 @@ use crate::store::{ScoreRecord, StoreError};
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(Access::AnyKey, Load::Request, routes!(list_approvals))
+        .add(Access::AnyKey, Load::Request, routes!(approval_stats))
         .add(Access::AnyKey, Load::Request, routes!(get_approval))
         .add(Access::Role(Role::Manager), Load::Request, routes!(claim))
         .add(Access::Role(Role::Manager), Load::Request, routes!(release))
@@ -143,10 +144,8 @@ fn patch_ticket(response: &str, old: &str, id: &str, state: &str) -> String {
 pub(crate) async fn run_timer(state: &AppState, limit: i64) -> Result<usize, StoreError> {
     let now = state.clock.now();
     let policies = state.policies.source();
-    let due = state
-        .store
-        .approvals_past(&crate::clock::text(now), limit)
-        .await?;
+    let now_text = crate::clock::text(now);
+    let due = state.store.approvals_past(&now_text, limit).await?;
     let mut made = 0;
     for a in due {
         let Some(t) = domain::overdue(&a, &policies.approvals, now) else {
@@ -162,10 +161,34 @@ pub(crate) async fn run_timer(state: &AppState, limit: i64) -> Result<usize, Sto
             Err(TransitionError::Store(e)) => return Err(e),
         }
     }
+    // The queue's gauges, for Grafana.
+    let counts = state.store.open_counts().await?;
+    state.metrics.approvals_open.clear();
+    for (queue, n) in counts {
+        state
+            .metrics
+            .approvals_open
+            .get_or_create(&crate::metrics::QueueLabels { queue })
+            .set(n);
+    }
+    let past: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM approvals WHERE state = 'pending' AND due_at < $1",
+    )
+    .bind(&now_text)
+    .fetch_one(&state.store.pool)
+    .await?;
+    state.metrics.approvals_past_sla.set(past);
     Ok(made)
 }
 
 fn after_transition(state: &AppState, t: &Transition) {
+    state
+        .metrics
+        .approval_steps
+        .get_or_create(&crate::metrics::ActionLabels {
+            action: t.audit.action.clone(),
+        })
+        .inc();
     let a = &t.after;
     if a.is_open() {
         state.open_approvals.set(&a.shipment_id, &a.id, &a.state);
@@ -291,6 +314,21 @@ pub async fn list_approvals(
         None
     };
     Ok(axum::Json(ApprovalPage { items, next_cursor }))
+}
+
+/// The queue's figures and decision quality ([`crate::dashboard`]).
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/stats",
+    tag = "approvals",
+    responses((status = 200, description = "The dashboard's figures", body = crate::dashboard::Dashboard)),
+)]
+pub async fn approval_stats(
+    State(state): State<AppState>,
+) -> Result<axum::Json<crate::dashboard::Dashboard>, ApiError> {
+    Ok(axum::Json(
+        crate::dashboard::figures(&state.store, state.clock.now()).await?,
+    ))
 }
 
 /// A cursor: the order's key and the id of the page's last row, as hex of its JSON text (so it

@@ -173,26 +173,24 @@ async fn commit(
             body: body.clone(),
         });
         let tickets = crate::http::approvals::tickets(&records);
-        // Kept only where a retry may need them (the texts are shared, not copied).
-        let kept = (!tickets.is_empty() && attempt < STALE_RETRIES).then(|| records.clone());
         let write = Write {
             records,
             completion,
         };
-        match state.store.recorder.commit(write).await {
+        match state.store.recorder.commit_returning(write).await {
             Ok(_) => {
                 crate::http::approvals::remember(state, &tickets);
                 return Ok(body);
             }
-            Err(WriteError::StaleApproval(shipment)) if kept.is_some() => {
+            Err((WriteError::StaleApproval(shipment), Some(back))) if attempt < STALE_RETRIES => {
                 tracing::debug!(%shipment, attempt, "approval proposal stale; asking again");
-                records = kept.unwrap_or_default();
+                records = back.records;
                 crate::http::approvals::correct(state, &mut records)
                     .await
                     .map_err(ApiError::from)?;
                 attempt += 1;
             }
-            Err(e) => return Err(write_error(e)),
+            Err((e, _)) => return Err(write_error(e)),
         }
     }
 }

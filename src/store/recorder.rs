@@ -123,7 +123,9 @@ impl Sink {
     }
 }
 
-type Reply = oneshot::Sender<Result<Committed, WriteError>>;
+/// A write's outcome; a write refused as [`WriteError::StaleApproval`] comes back with it, to
+/// be corrected and sent again without a copy kept meanwhile.
+type Reply = oneshot::Sender<(Result<Committed, WriteError>, Option<Write>)>;
 
 enum Message {
     Write(Write, Reply),
@@ -243,21 +245,29 @@ impl Recorder {
     /// Commits one request's write, in a group with whatever else is waiting; returns once it
     /// is durable (or failed).
     pub async fn commit(&self, write: Write) -> Result<Committed, WriteError> {
+        self.commit_returning(write).await.map_err(|(e, _)| e)
+    }
+
+    /// As [`Recorder::commit`]; a write whose approval proposals were stale comes back.
+    pub async fn commit_returning(
+        &self,
+        write: Write,
+    ) -> Result<Committed, (WriteError, Option<Write>)> {
         let n = write.records.len();
         let permit = self
             .room
             .acquire_many(n.clamp(1, QUEUE) as u32)
             .await
-            .map_err(|_| WriteError::Stopped)?;
+            .map_err(|_| (WriteError::Stopped, None))?;
         let (reply, answer) = oneshot::channel();
         self.shared.pending.fetch_add(n as u64, Ordering::Relaxed);
         if self.tx.send(Message::Write(write, reply)).is_err() {
             self.shared.written(n);
-            return Err(WriteError::Stopped);
+            return Err((WriteError::Stopped, None));
         }
-        let result = answer.await.unwrap_or(Err(WriteError::Stopped));
+        let (result, back) = answer.await.unwrap_or((Err(WriteError::Stopped), None));
         drop(permit);
-        result
+        result.map_err(|e| (e, back))
     }
 
     /// Waits until every write sent before this call is durable: committed, or spooled (the
@@ -385,7 +395,8 @@ impl Writer {
             if let Err(e) = &result {
                 tracing::error!(error = %e, rows = w.records.len(), "a request's scores were not recorded; it was answered with an error");
             }
-            let _ = reply.send(result);
+            let back = matches!(result, Err(WriteError::StaleApproval(_))).then_some(w);
+            let _ = reply.send((result, back));
         }
     }
 

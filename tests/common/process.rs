@@ -115,6 +115,8 @@ impl Drop for Process {
 pub struct Answers {
     /// Score ids answered 200.
     pub ok: HashSet<String>,
+    /// Approval ids those answers named (every third shipment is held for credit).
+    pub approvals: HashSet<String>,
     /// Statuses other than 200, with their codes.
     pub refused: Vec<(u16, String)>,
     /// Requests that got no HTTP answer (the process died, the connection was refused).
@@ -152,11 +154,11 @@ pub async fn stream(
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let (path, body) = if batch > 1 {
                     let ships: Vec<Value> = (0..batch)
-                        .map(|i| shipment(&format!("{tag}/{c}/{n}/{i}")))
+                        .map(|i| held_every_third(&format!("{tag}/{c}/{n}/{i}"), i))
                         .collect();
                     ("/v1/score/batch", json!({ "shipments": ships }))
                 } else {
-                    ("/v1/score", shipment(&format!("{tag}/{c}/{n}")))
+                    ("/v1/score", held_every_third(&format!("{tag}/{c}/{n}"), n))
                 };
                 n += 1;
                 let sent = Instant::now();
@@ -182,16 +184,14 @@ pub async fn stream(
                 };
                 let mut a = answers.lock().unwrap();
                 if status == 200 {
-                    match v.get("scores") {
-                        Some(scores) => a.ok.extend(
-                            scores
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|s| s["score_id"].as_str().unwrap().to_string()),
-                        ),
-                        None => {
-                            a.ok.insert(v["score_id"].as_str().unwrap().to_string());
+                    let answers: Vec<&Value> = match v.get("scores") {
+                        Some(scores) => scores.as_array().unwrap().iter().collect(),
+                        None => vec![&v],
+                    };
+                    for s in answers {
+                        a.ok.insert(s["score_id"].as_str().unwrap().to_string());
+                        if let Some(id) = s["approval"]["id"].as_str() {
+                            a.approvals.insert(id.to_string());
                         }
                     }
                 } else {
@@ -208,6 +208,27 @@ pub async fn stream(
         t.await.unwrap();
     }
     Arc::try_unwrap(answers).ok().unwrap().into_inner().unwrap()
+}
+
+/// A shipment, held for credit (so its score opens an approval) when `n` is a multiple of 3.
+fn held_every_third(id: &str, n: usize) -> Value {
+    let mut s = shipment(id);
+    if n.is_multiple_of(3) {
+        s["credit_hold"] = json!(true);
+    }
+    s
+}
+
+/// Every approval id in the database at `db`.
+pub async fn stored_approvals(db: &str) -> Vec<String> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(db).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM approvals")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
 }
 
 /// Every score id in the database at `db`.

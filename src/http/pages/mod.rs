@@ -50,6 +50,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/login", get(login_page).post(login))
         .route("/ui/logout", post(logout))
         .route("/ui/queue", get(queue))
+        .route("/ui/dashboard", get(dashboard))
         .route("/ui/approvals/{id}", get(item))
         .route("/ui/approvals/{id}/{action}", post(act))
         .layer(axum::middleware::map_response(secure_headers))
@@ -354,6 +355,13 @@ async fn queue(
         return to_login();
     };
     page(StatusCode::OK, render::queue(&state, &s, &filters).await)
+}
+
+async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Ok(Some((_, s))) = session(&state, &headers).await else {
+        return to_login();
+    };
+    page(StatusCode::OK, render::dashboard(&state, &s).await)
 }
 
 #[derive(Debug, Default, Deserialize)]

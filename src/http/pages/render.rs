@@ -25,6 +25,7 @@ fn templates() -> &'static Environment<'static> {
             ("login.html", include_str!("templates/login.html")),
             ("queue.html", include_str!("templates/queue.html")),
             ("item.html", include_str!("templates/item.html")),
+            ("dashboard.html", include_str!("templates/dashboard.html")),
         ] {
             env.add_template(name, text)
                 .expect("the pages' templates compile (a test renders each)");
@@ -179,6 +180,42 @@ pub(super) async fn queue(
             "counts": counts.iter().map(|(q, n)| json!({"queue": q, "count": n})).collect::<Vec<_>>(),
             "filters": filters,
             "message": message,
+        }),
+    )
+}
+
+pub(super) async fn dashboard(state: &AppState, s: &Session) -> Result<String, ApiError> {
+    let d = crate::dashboard::figures(&state.store, state.clock.now()).await?;
+    let names = names(state).await?;
+    let mut queues: Vec<&String> = d.opened_by_day.values().flat_map(|m| m.keys()).collect();
+    queues.sort();
+    queues.dedup();
+    let named = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+    let overrides: Vec<(String, i64)> = d
+        .overrides_by_manager
+        .iter()
+        .map(|(m, n)| (named(m), *n))
+        .collect();
+    let mut quality: Vec<(String, Value)> = vec![
+        ("approved as recommended".into(), json!(d.quality.approved)),
+        ("overridden".into(), json!(d.quality.overridden)),
+    ];
+    for (reason, r) in &d.quality.by_reason {
+        quality.push((format!("reason: {reason}"), json!(r)));
+    }
+    for (manager, r) in &d.quality.by_manager {
+        quality.push((format!("manager: {}", named(manager)), json!(r)));
+    }
+    render(
+        "dashboard.html",
+        json!({
+            "user": person(s),
+            "csrf": s.csrf,
+            "d": d,
+            "days": crate::dashboard::DAYS,
+            "queues": queues,
+            "overrides": overrides,
+            "quality": quality,
         }),
     )
 }
