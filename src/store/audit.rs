@@ -120,33 +120,58 @@ impl AuditEntry {
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The row's hash: its canonical JSON is an array of its columns in table order (fixed by this
-/// code, not by a map's key order), chained to the hash of the row before.
+/// code, not by a map's key order), chained to the hash of the row before. Written straight
+/// into the hash: `verify` hashes every row of the trail.
 pub fn chain_hash(previous: &str, seq: i64, e: &AuditEntry) -> String {
     let (subject_kind, subject_id) = match &e.subject {
         Some((k, i)) => (Some(k.as_str()), Some(i.as_str())),
         None => (None, None),
     };
-    let canonical = serde_json::json!([
+    let canonical = (
         seq,
-        e.at,
-        e.actor.kind,
-        e.actor.id,
-        e.actor.name,
-        e.role,
-        e.action,
+        &e.at,
+        &e.actor.kind,
+        &e.actor.id,
+        &e.actor.name,
+        &e.role,
+        &e.action,
         subject_kind,
         subject_id,
-        e.before,
-        e.after,
-        e.reason_code,
-        e.comment,
-        e.request_id,
-    ]);
+        &e.before,
+        &e.after,
+        &e.reason_code,
+        &e.comment,
+        &e.request_id,
+    );
     let mut h = Sha256::new();
     h.update(previous.as_bytes());
     h.update(b"\n");
-    h.update(canonical.to_string().as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    // Serializing plain values into a hasher cannot fail.
+    let _ = serde_json::to_writer(Hashing(&mut h), &canonical);
+    hex(&h.finalize())
+}
+
+/// Feeds what is written into the hash.
+struct Hashing<'a>(&'a mut Sha256);
+
+impl std::io::Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 const TAKE_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
@@ -395,6 +420,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The canonical form is the JSON array of the columns: pinned, since every stored hash
+    /// depends on it.
+    #[test]
+    fn the_canonical_form_is_the_array_of_columns() {
+        let e = AuditEntry::new(
+            "2026-12-01T00:00:00Z",
+            Actor::user("usr_1", "Ann \"A\""),
+            "approval.approved",
+        )
+        .subject("approval", "apr_1")
+        .reason(Some("risk_accepted"), Some("ok"));
+        let text = serde_json::json!([
+            7,
+            e.at,
+            "user",
+            "usr_1",
+            "Ann \"A\"",
+            null,
+            "approval.approved",
+            "approval",
+            "apr_1",
+            null,
+            null,
+            "risk_accepted",
+            "ok",
+            null
+        ])
+        .to_string();
+        let mut h = Sha256::new();
+        h.update(GENESIS.as_bytes());
+        h.update(b"\n");
+        h.update(text.as_bytes());
+        let expected: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(chain_hash(GENESIS, 7, &e), expected);
+    }
 
     #[test]
     fn a_changed_field_changes_the_hash_and_so_every_later_one() {
