@@ -150,25 +150,16 @@ pub async fn figures(store: &Store, now: DateTime<Utc>) -> Result<Dashboard, Sto
         }
     }
     d.decision_minutes = minutes.into_iter().map(|(q, m)| (q, spread(m))).collect();
-    let count = |sql: &'static str, bind: String| async move {
-        sqlx::query_scalar::<_, i64>(sql)
-            .bind(bind)
-            .fetch_one(pool)
-            .await
-    };
-    d.past_sla = count(
-        "SELECT count(*) FROM approvals WHERE state = 'pending' AND due_at < $1",
-        now_text,
-    )
-    .await?;
+    d.past_sla = store.past_sla(&now_text).await?;
     d.escalated_now =
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM approvals WHERE state = 'escalated'")
             .fetch_one(pool)
             .await?;
-    d.escalations_7d = count(
+    d.escalations_7d = sqlx::query_scalar::<_, i64>(
         "SELECT count(*) FROM audit WHERE action = 'approval.escalated' AND at >= $1",
-        since,
     )
+    .bind(&since)
+    .fetch_one(pool)
     .await?;
     d.quality = quality(store).await?;
     Ok(d)

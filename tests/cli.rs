@@ -374,3 +374,81 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
     );
     assert!(!model.exists(), "failed commands leave no artifact behind");
 }
+
+/// `users` and `audit` as an operator runs them: a user with a password from stdin and a
+/// token, each change audited; `audit verify` passes, then names the row edited behind the
+/// service's back (trigger dropped first), exiting 1; a bad email exits 2.
+#[test]
+fn users_and_audit_commands_record_and_verify_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("ops.sqlite3").display());
+    let mut child = bin()
+        .args([
+            "users",
+            "--database-url",
+            &url,
+            "create",
+            "--name",
+            "Ann",
+            "--email",
+            "ann@example.com",
+        ])
+        .args(["--roles", "credit_controller", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long password here\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let token = ok(run(&[
+        "users",
+        "--database-url",
+        &url,
+        "token",
+        "--email",
+        "ann@example.com",
+    ]));
+    let token = String::from_utf8_lossy(&token.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("dru_"), "{token}");
+    let verified = ok(run(&["audit", "--database-url", &url, "verify"]));
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("intact: 2 rows"));
+    let bad = run(&[
+        "users",
+        "--database-url",
+        &url,
+        "create",
+        "--name",
+        "X",
+        "--email",
+        "bad",
+        "--roles",
+        "r",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not an email address"));
+
+    let path = dir.path().join("ops.sqlite3");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET actor_name = 'mallory' WHERE seq = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let broken = run(&["audit", "--database-url", &url, "verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&broken.stdout).contains("broken at row 1"),
+        "{}",
+        String::from_utf8_lossy(&broken.stdout)
+    );
+}

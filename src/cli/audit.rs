@@ -7,7 +7,6 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::{CliError, CliResult};
-use crate::config::DEFAULT_DATABASE_URL;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -42,17 +41,7 @@ enum Command {
 const PAGE: i64 = 10_000;
 
 pub fn run(args: Args) -> CliResult {
-    let url = args
-        .database_url
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = Store::connect(&url)
-            .await
-            .with_context(|| format!("opening the database {url}"))?;
+    super::on_store(args.database_url, async move |store| {
         match args.command {
             Command::Verify => {
                 let v = store

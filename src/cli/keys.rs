@@ -4,10 +4,8 @@
 use anyhow::Context;
 
 use super::{CliError, CliResult};
-use crate::config::DEFAULT_DATABASE_URL;
 use crate::store::audit::AuditEntry;
 use crate::store::keys::Role;
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,17 +47,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let url = args
-        .database_url
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = Store::connect(&url)
-            .await
-            .with_context(|| format!("opening the database {url}"))?;
+    super::on_store(args.database_url, async move |store| {
         match args.command {
             Command::Create {
                 name,

@@ -86,6 +86,26 @@ impl From<dispatch_risk_training::Error> for CliError {
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
+/// Runs `f` on the service's database (`url`, else the default) on a runtime of its own: the
+/// commands that manage keys, users and the audit trail.
+fn on_store(
+    url: Option<String>,
+    f: impl AsyncFnOnce(crate::store::Store) -> CliResult,
+) -> CliResult {
+    use anyhow::Context;
+    let url = url.unwrap_or_else(|| crate::config::DEFAULT_DATABASE_URL.to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = crate::store::Store::connect(&url)
+            .await
+            .with_context(|| format!("opening the database {url}"))?;
+        f(store).await
+    })
+}
+
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise; JSON lines if asked.
 fn init_logging(default_level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -8,10 +8,8 @@ use std::io::Read;
 use anyhow::Context;
 
 use super::{CliError, CliResult};
-use crate::config::DEFAULT_DATABASE_URL;
 use crate::store::audit::{Actor, AuditEntry};
 use crate::store::users::{parse_roles, UserError};
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -88,17 +86,7 @@ fn read_password() -> CliResult<String> {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let url = args
-        .database_url
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let store = Store::connect(&url)
-            .await
-            .with_context(|| format!("opening the database {url}"))?;
+    super::on_store(args.database_url, async move |store| {
         let now = crate::store::now_text();
         let audit = |action: &str, id: &str, after: serde_json::Value| {
             AuditEntry::new(&now, operator(), action)

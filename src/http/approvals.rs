@@ -171,12 +171,7 @@ pub(crate) async fn run_timer(state: &AppState, limit: i64) -> Result<usize, Sto
             .get_or_create(&crate::metrics::QueueLabels { queue })
             .set(n);
     }
-    let past: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM approvals WHERE state = 'pending' AND due_at < $1",
-    )
-    .bind(&now_text)
-    .fetch_one(&state.store.pool)
-    .await?;
+    let past = state.store.past_sla(&now_text).await?;
     state.metrics.approvals_past_sla.set(past);
     Ok(made)
 }

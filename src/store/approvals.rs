@@ -656,6 +656,16 @@ impl Store {
         Ok(())
     }
 
+    /// Pending approvals past their due time at `now`.
+    pub async fn past_sla(&self, now: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM approvals WHERE state = 'pending' AND due_at < $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Open approvals due (or expiring) before `now`, at most `limit`, soonest first.
     pub async fn approvals_past(&self, now: &str, limit: i64) -> Result<Vec<Approval>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(

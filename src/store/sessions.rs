@@ -5,11 +5,10 @@
 //! every form of the session must carry.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
 use sqlx::Row;
 
-use super::keys::hash_key;
-use super::users::{password_matches, User};
+use super::keys::{hash_key, random_hex};
+use super::users::{password_matches, user_of, User};
 use super::{Store, StoreError};
 use crate::clock::text;
 
@@ -19,12 +18,6 @@ pub const MAX_FAILURES: i64 = 5;
 pub const LOCKOUT: Duration = Duration::minutes(15);
 /// How stale a session's last use may be written: saves a write per page view.
 const TOUCH_EVERY: Duration = Duration::seconds(60);
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// What a login attempt came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,15 +69,7 @@ impl Store {
         let now_text = text(now);
         let (user, hash, failures, locked_until) = match &row {
             Some(r) => {
-                let roles: String = r.try_get("roles")?;
-                let user = User {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    email: r.try_get("email")?,
-                    roles: roles.split(',').map(str::to_string).collect(),
-                    created_at: r.try_get("created_at")?,
-                    disabled_at: r.try_get("disabled_at")?,
-                };
+                let user = user_of(r)?;
                 let hash: Option<String> = r.try_get("password_hash")?;
                 let failures: i64 = r.try_get("failed_logins")?;
                 let locked: Option<String> = r.try_get("locked_until")?;
@@ -180,8 +165,8 @@ impl Store {
         let now_text = text(now);
         let last_seen: String = r.try_get("last_seen_at")?;
         let expires: String = r.try_get("expires_at")?;
-        let disabled: Option<String> = r.try_get("disabled_at")?;
-        if expires <= now_text || last_seen < text(now - idle) || disabled.is_some() {
+        let user = user_of(&r)?;
+        if expires <= now_text || last_seen < text(now - idle) || user.disabled_at.is_some() {
             return Ok(None);
         }
         if last_seen < text(now - TOUCH_EVERY) {
@@ -191,17 +176,9 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
-        let roles: String = r.try_get("roles")?;
         Ok(Some(Session {
             csrf: r.try_get("csrf")?,
-            user: User {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                email: r.try_get("email")?,
-                roles: roles.split(',').map(str::to_string).collect(),
-                created_at: r.try_get("created_at")?,
-                disabled_at: disabled,
-            },
+            user,
         }))
     }
 

@@ -8,7 +8,7 @@ use argon2::Argon2;
 use rand::RngCore;
 use sqlx::Row;
 
-use super::keys::hash_key;
+use super::keys::{hash_key, random_hex};
 use super::{now_text, Store, StoreError};
 
 /// The prefix of a person's token (a key's is `drk_`).
@@ -38,12 +38,6 @@ pub enum UserError {
     Unknown(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The argon2id hash of `password` in PHC form (parameters and salt inside).
@@ -93,7 +87,7 @@ pub fn parse_roles(text: &str) -> Result<Vec<String>, UserError> {
     Ok(roles)
 }
 
-fn user_of(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
+pub(super) fn user_of(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
     let roles: String = r.try_get("roles")?;
     Ok(User {
         id: r.try_get("id")?,

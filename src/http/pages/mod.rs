@@ -172,12 +172,7 @@ fn login_form(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let token = {
-        use rand::RngCore;
-        let mut b = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    };
+    let token = crate::store::keys::random_hex(16);
     let mut r = page(status, render::login(&token, email, error));
     r.headers_mut().append(
         header::SET_COOKIE,
