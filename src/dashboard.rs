@@ -36,7 +36,21 @@ pub struct Dashboard {
     pub decisions_by_reason: BTreeMap<String, i64>,
     /// Overrides of the last 7 days per manager (user id).
     pub overrides_by_manager: BTreeMap<String, i64>,
+    /// Open exception notes per category: how many and how long they have waited.
+    pub exceptions_open: BTreeMap<String, crate::store::exceptions::Aging>,
+    /// Per warehouse, the share of the last 7 days' scores (at most the latest 100,000) whose
+    /// risk came from the fallback rules rather than a model.
+    pub fallback_by_warehouse: BTreeMap<String, Share>,
     pub quality: Quality,
+}
+
+/// A part of a whole, with both counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Share {
+    pub scores: i64,
+    pub fallback: i64,
+    /// `fallback / scores`.
+    pub share: f64,
 }
 
 /// p50 and p90 of a set of durations, with its size.
@@ -161,8 +175,54 @@ pub async fn figures(store: &Store, now: DateTime<Utc>) -> Result<Dashboard, Sto
     .bind(&since)
     .fetch_one(pool)
     .await?;
+    d.exceptions_open = store.note_aging(now).await?;
+    d.fallback_by_warehouse = fallback_by_warehouse(store, now).await?;
     d.quality = quality(store).await?;
     Ok(d)
+}
+
+/// Scores read for the fallback shares at most.
+const MAX_SCORES: i64 = 100_000;
+
+/// The fallback share per warehouse of the latest scores of the last 7 days. Score ids start
+/// with their time, so the window is a range of the primary key.
+async fn fallback_by_warehouse(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<String, Share>, StoreError> {
+    let since = format!(
+        "sc_{:012x}",
+        (now - Duration::days(DAYS)).timestamp_millis().max(0)
+    );
+    let rows = sqlx::query(
+        "SELECT w, count(*), sum(f) FROM (SELECT coalesce(warehouse, '') AS w, \
+         CASE WHEN source = 'rules' THEN 1 ELSE 0 END AS f FROM scores \
+         WHERE score_id >= $1 ORDER BY score_id DESC LIMIT $2) latest GROUP BY w",
+    )
+    .bind(since)
+    .bind(MAX_SCORES)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut shares = BTreeMap::new();
+    for r in &rows {
+        let warehouse: String = r.try_get(0)?;
+        let scores = r.try_get::<i64, _>(1)?;
+        let fallback = crate::store::int(r, 2)?;
+        let share = if scores > 0 {
+            fallback as f64 / scores as f64
+        } else {
+            0.0
+        };
+        shares.insert(
+            warehouse,
+            Share {
+                scores,
+                fallback,
+                share,
+            },
+        );
+    }
+    Ok(shares)
 }
 
 /// Decided approvals joined to their deliveries' outcomes. An outcome belongs to the approval
@@ -183,11 +243,7 @@ async fn quality(store: &Store) -> Result<Quality, StoreError> {
         let reason: Option<String> = r.try_get(1)?;
         let by: Option<String> = r.try_get(2)?;
         let risk: f64 = r.try_get(3)?;
-        let late: i32 = r
-            .try_get::<i64, _>(4)
-            .map(|v| v as i32)
-            .or_else(|_| r.try_get::<i32, _>(4))?;
-        let late = late != 0;
+        let late = crate::store::int(r, 4)? != 0;
         if state == "overridden" {
             q.overridden.add(late, risk);
         } else {

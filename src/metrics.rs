@@ -32,6 +32,21 @@ pub struct ScoreLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WarehouseLabels {
+    pub warehouse: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabels {
+    pub category: String,
+}
+
+/// Warehouses with their own series in `scores_by_warehouse`; later ones count as `other`, so
+/// no client can grow the metrics without bound.
+pub const MAX_WAREHOUSES: usize = 256;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabels {
     pub model_version: String,
     pub policy_version: String,
@@ -66,6 +81,14 @@ pub struct Metrics {
     pub approvals_past_sla: Gauge,
     /// Approval steps made, by action (`approval.approved`, `approval.escalated`...).
     pub approval_steps: Family<ActionLabels, Counter>,
+    /// Shipments scored per warehouse and source: the fallback share per warehouse.
+    pub scores_by_warehouse: Family<WarehouseLabels, Counter>,
+    /// Open exception notes per category, and how long the oldest has waited (set by the
+    /// approval timer).
+    pub exceptions_open: Family<CategoryLabels, Gauge>,
+    pub exceptions_oldest_open_seconds: Family<CategoryLabels, Gauge>,
+    /// The warehouses `scores_by_warehouse` has a series for.
+    warehouses: Mutex<std::collections::HashSet<String>>,
     /// The labels set to 1 in `versions`, reset on reload.
     current_version: Mutex<Option<VersionLabels>>,
 }
@@ -91,6 +114,24 @@ impl Default for Metrics {
         let approvals_open = Family::<QueueLabels, Gauge>::default();
         let approvals_past_sla = Gauge::default();
         let approval_steps = Family::<ActionLabels, Counter>::default();
+        let scores_by_warehouse = Family::<WarehouseLabels, Counter>::default();
+        let exceptions_open = Family::<CategoryLabels, Gauge>::default();
+        let exceptions_oldest_open_seconds = Family::<CategoryLabels, Gauge>::default();
+        registry.register(
+            "scores_by_warehouse",
+            "Shipments scored, by warehouse and source (model or rules); warehouses past the first 256 count as other",
+            scores_by_warehouse.clone(),
+        );
+        registry.register(
+            "exceptions_open",
+            "Exception notes not yet resolved, by category (as of the approval timer's last round)",
+            exceptions_open.clone(),
+        );
+        registry.register(
+            "exceptions_oldest_open_seconds",
+            "How long the oldest open exception note of each category has waited",
+            exceptions_oldest_open_seconds.clone(),
+        );
         registry.register(
             "approvals_open",
             "Approvals waiting for a person, by queue (as of the approval timer's last round)",
@@ -165,12 +206,36 @@ impl Default for Metrics {
             approvals_open,
             approvals_past_sla,
             approval_steps,
+            scores_by_warehouse,
+            exceptions_open,
+            exceptions_oldest_open_seconds,
+            warehouses: Mutex::new(Default::default()),
             current_version: Mutex::new(None),
         }
     }
 }
 
 impl Metrics {
+    /// Counts `n` shipments of `warehouse` scored by `source`.
+    pub fn count_warehouse(&self, warehouse: &str, source: &str, n: u64) {
+        let known = {
+            let mut seen = self.warehouses.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.contains(warehouse) {
+                true
+            } else if seen.len() < MAX_WAREHOUSES {
+                seen.insert(warehouse.to_string());
+                true
+            } else {
+                false
+            }
+        };
+        let labels = WarehouseLabels {
+            warehouse: if known { warehouse } else { "other" }.to_string(),
+            source: source.to_string(),
+        };
+        self.scores_by_warehouse.get_or_create(&labels).inc_by(n);
+    }
+
     /// Adds the recorder's commit durations and sizes.
     pub fn register_recorder(&mut self, commits: crate::store::recorder::CommitMetrics) {
         self.registry.register(

@@ -681,3 +681,137 @@ async fn decision_quality_joins_decisions_to_outcomes() {
     assert!(d["open_by_queue"].as_object().unwrap().is_empty(), "{d}");
     assert_eq!(d["opened_by_day"]["2026-12-01"]["exception"], 3);
 }
+
+/// Exception notes classified for a shipment are stored before their answer, shown with its
+/// approval, aged on the dashboard until resolved, and closed by the delivery's outcome.
+async fn exception_notes(app: TestApp) {
+    let p = people(&app, &[("erin", "credit_controller")]).await;
+    let a = score(&app, &held("EX/1")).await;
+    let id = a["approval"]["id"].as_str().unwrap().to_string();
+    let classify = |shipment: &str, text: &str| json!({"text": text, "shipment_id": shipment});
+    let (s, first) = app
+        .post(
+            "/v1/exceptions/classify",
+            &classify(
+                "EX/1",
+                "Truck broke down on the A7, driver waiting for a tow",
+            )
+            .to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{first}");
+    let note = first["note_id"]
+        .as_str()
+        .expect("a stored note's id")
+        .to_string();
+    let (s, second) = app
+        .post(
+            "/v1/exceptions/classify",
+            &classify(
+                "EX/1",
+                "Customer says the address is wrong, house number missing",
+            )
+            .to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{second}");
+    // Without a shipment nothing is stored; a shipment id that cannot be stored is refused.
+    let (s, bare) = app
+        .post(
+            "/v1/exceptions/classify",
+            &json!({"text": "pallet damaged"}).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!((s, bare.get("note_id")), (200, None), "{bare}");
+    let (s, e) = app
+        .post(
+            "/v1/exceptions/classify",
+            &classify("EX/\u{0}1", "pallet damaged").to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("shipment_id")),
+        "{e}"
+    );
+
+    let (s, detail) = get_as(&app, &p.tokens["erin"], &format!("/v1/approvals/{id}")).await;
+    assert_eq!(s, 200, "{detail}");
+    let notes = detail["exceptions"]
+        .as_array()
+        .expect("the shipment's notes");
+    assert_eq!(notes.len(), 2, "{detail}");
+    let stored = notes
+        .iter()
+        .find(|n| n["id"] == note)
+        .expect("the first note");
+    assert_eq!(stored["category"], first["category"]);
+    assert_eq!(stored["owner"], first["owner"]);
+    assert_eq!(stored["severity"], first["severity"]);
+    assert_eq!(stored["resolved_at"], Value::Null);
+
+    let (s, d) = get_as(&app, &p.tokens["erin"], "/v1/approvals/stats").await;
+    assert_eq!(s, 200, "{d}");
+    let open: u64 = d["exceptions_open"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| a["open"].as_u64().unwrap())
+        .sum();
+    assert_eq!(open, 2, "{d}");
+
+    let resolve = format!("/v1/exceptions/{note}/resolve");
+    let (s, r) = app.post(&resolve, "", W).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["resolution"], "resolved");
+    let (s, again) = app.post(&resolve, "", W).await;
+    assert_eq!(
+        (s, again["error"]["code"].as_str()),
+        (409, Some("exception_resolved")),
+        "{again}"
+    );
+    let (s, unknown) = app.post("/v1/exceptions/exn_nope/resolve", "", W).await;
+    assert_eq!(s, 404, "{unknown}");
+
+    // The delivery's outcome closes what is still open.
+    let (s, o) = app
+        .post(
+            "/v1/shipments/EX%2F1/outcome",
+            &json!({"delivered_at": "2024-04-24T09:00:00Z"}).to_string(),
+            W,
+        )
+        .await;
+    assert_eq!(s, 200, "{o}");
+    let (_, detail) = get_as(&app, &p.tokens["erin"], &format!("/v1/approvals/{id}")).await;
+    let resolutions: Vec<&str> = detail["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["resolution"].as_str().unwrap_or("open"))
+        .collect();
+    assert_eq!(resolutions.len(), 2, "{detail}");
+    assert!(
+        resolutions.contains(&"resolved") && resolutions.contains(&"delivered"),
+        "{detail}"
+    );
+    let (_, d) = get_as(&app, &p.tokens["erin"], "/v1/approvals/stats").await;
+    assert!(d["exceptions_open"].as_object().unwrap().is_empty(), "{d}");
+}
+
+#[tokio::test]
+async fn exception_notes_follow_their_shipment_on_sqlite() {
+    exception_notes(app_on(None, clock(), 0).await).await;
+}
+
+#[tokio::test]
+async fn exception_notes_follow_their_shipment_on_postgres() {
+    let Some(url) = postgres_database("exception_notes_follow_their_shipment_on_postgres").await
+    else {
+        return;
+    };
+    exception_notes(app_on(Some(url), clock(), 0).await).await;
+}

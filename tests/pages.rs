@@ -38,6 +38,15 @@ async fn app_with_manager() -> (TestApp, String) {
         .await;
     assert_eq!(s, 200, "{body}");
     let id = body["approval"]["id"].as_str().unwrap().to_string();
+    let note = serde_json::json!({"shipment_id": "UI/1", "text": "Truck broke down on the A7, driver waiting for a tow"});
+    let (s, classified) = app
+        .post(
+            "/v1/exceptions/classify",
+            &note.to_string(),
+            Some(Role::Workflow),
+        )
+        .await;
+    assert_eq!(s, 200, "{classified}");
     (app, id)
 }
 
@@ -425,6 +434,11 @@ async fn a_manager_approves_in_chromium() {
     assert!(
         d.count("#factors rect.bar").await >= 1,
         "the factors are drawn"
+    );
+    let notes = d.text("#exceptions").await;
+    assert!(
+        notes.contains("Truck broke down") && notes.contains("open"),
+        "{notes}"
     );
     d.screenshot("item.png").await;
     d.click("#reason-approve option:nth-child(2)").await;

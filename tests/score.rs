@@ -409,6 +409,29 @@ async fn with_no_models_every_score_is_answered_by_the_fallback_table() {
         .post("/v1/carriers/recommend", &open.to_string(), W)
         .await;
     assert_eq!((s, r["degraded"].as_bool()), (200, Some(true)), "{r}");
+    // The dashboard and /metrics say how much of each warehouse's dispatch the rules answered.
+    let (s, d) = app.get("/v1/approvals/stats", W).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        d["fallback_by_warehouse"]["WH-WEST"],
+        json!({"scores": 3, "fallback": 3, "share": 1.0}),
+        "{d}"
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"dispatch_risk_scores_by_warehouse_total{warehouse="WH-WEST",source="rules"} 3"#
+        ),
+        "{metrics}"
+    );
 }
 
 /// A batch large enough to be checked, scored, routed and serialized across the cores: the

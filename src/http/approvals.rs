@@ -173,6 +173,22 @@ pub(crate) async fn run_timer(state: &AppState, limit: i64) -> Result<usize, Sto
     }
     let past = state.store.past_sla(&now_text).await?;
     state.metrics.approvals_past_sla.set(past);
+    let aging = state.store.note_aging(now).await?;
+    state.metrics.exceptions_open.clear();
+    state.metrics.exceptions_oldest_open_seconds.clear();
+    for (category, a) in aging {
+        let labels = crate::metrics::CategoryLabels { category };
+        state
+            .metrics
+            .exceptions_open
+            .get_or_create(&labels)
+            .set(a.open as i64);
+        state
+            .metrics
+            .exceptions_oldest_open_seconds
+            .get_or_create(&labels)
+            .set((a.oldest_hours * 3600.0) as i64);
+    }
     Ok(made)
 }
 
@@ -377,6 +393,8 @@ pub struct ApprovalDetail {
     /// The shipment's scores since the approval opened, newest first: each updated its facts.
     #[schema(value_type = Vec<Object>)]
     scores: Vec<crate::store::approvals::ScoreLine>,
+    /// The shipment's exception notes, newest first, with category, owner and severity.
+    exceptions: Vec<crate::store::exceptions::ExceptionNote>,
     /// Whether the caller may decide it (holds the role and is a person).
     actionable: bool,
 }
@@ -411,6 +429,7 @@ pub async fn get_approval(
         .into_iter()
         .filter(|s| s.created_at >= approval.opened_at)
         .collect();
+    let exceptions = state.store.notes_of(&approval.shipment_id, 100).await?;
     let policies = state.policies.source();
     let actionable = caller.person.as_ref().is_some_and(|p| {
         policies
@@ -422,6 +441,7 @@ pub async fn get_approval(
         score,
         history,
         scores,
+        exceptions,
         actionable,
     }))
 }

@@ -33,6 +33,7 @@ pub enum Code {
     ApprovalClaimed,
     VersionConflict,
     SecondApproverRequired,
+    ExceptionResolved,
     RateLimited,
     ReloadRefused,
     Unavailable,
@@ -44,7 +45,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::InvalidRequest,
         Code::InvalidField,
         Code::MalformedJson,
@@ -64,6 +65,7 @@ impl Code {
         Code::ApprovalClaimed,
         Code::VersionConflict,
         Code::SecondApproverRequired,
+        Code::ExceptionResolved,
         Code::RateLimited,
         Code::ReloadRefused,
         Code::Unavailable,
@@ -95,6 +97,7 @@ impl Code {
             Code::ApprovalClaimed => "approval_claimed",
             Code::VersionConflict => "version_conflict",
             Code::SecondApproverRequired => "second_approver_required",
+            Code::ExceptionResolved => "exception_resolved",
             Code::RateLimited => "rate_limited",
             Code::ReloadRefused => "reload_refused",
             Code::Unavailable => "unavailable",

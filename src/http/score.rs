@@ -395,14 +395,29 @@ async fn run(
     )
     .await
     .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
-    // Counted per label first: one lookup per band and source, not per answer.
+    // Counted per label first: one lookup per band and source, and per warehouse and source,
+    // not per answer.
     let mut counts: Vec<((RiskBand, Source), u64)> = Vec::new();
+    let mut per_warehouse: Vec<((&str, Source), u64)> = Vec::new();
     for a in &answers {
         let labels = (a.risk_band, a.source);
         match counts.iter_mut().find(|(l, _)| *l == labels) {
             Some((_, n)) => *n += 1,
             None => counts.push((labels, 1)),
         }
+        let labels = (a.shipment.warehouse.as_str(), a.source);
+        if let Some((_, n)) = per_warehouse.iter_mut().find(|(l, _)| *l == labels) {
+            *n += 1;
+        } else if per_warehouse.len() < crate::metrics::MAX_WAREHOUSES {
+            per_warehouse.push((labels, 1));
+        } else {
+            state
+                .metrics
+                .count_warehouse(labels.0, labels.1.as_str(), 1);
+        }
+    }
+    for ((warehouse, source), n) in per_warehouse {
+        state.metrics.count_warehouse(warehouse, source.as_str(), n);
     }
     for ((band, source), n) in counts {
         if source == Source::Rules {

@@ -139,6 +139,19 @@ fn unusable_text(t: &str, max: usize) -> Option<String> {
     (t.chars().count() > max).then(|| format!("is longer than {max} characters"))
 }
 
+/// An identifier as the store keeps it (a shipment's id, a warehouse, a carrier): trimmed, not
+/// empty, without control characters, at most 256 characters.
+pub fn identifier(field: &str, v: &str) -> Result<String, FieldError> {
+    let t = v.trim();
+    if t.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    match unusable_text(t, MAX_ID_CHARS) {
+        Some(why) => Err(FieldError::new(field, why)),
+        None => Ok(t.to_string()),
+    }
+}
+
 impl Shipment {
     /// Checks a request; `now` is the decision time when the request gives none.
     pub fn parse(r: ShipmentRequest, now: Timestamp) -> Result<Shipment, FieldError> {
@@ -153,16 +166,7 @@ impl Shipment {
                 )
             })
         };
-        let text = |field: &str, v: String| -> Result<String, FieldError> {
-            let t = v.trim();
-            if t.is_empty() {
-                return Err(FieldError::new(field, "must not be empty"));
-            }
-            match unusable_text(t, MAX_ID_CHARS) {
-                Some(why) => Err(FieldError::new(field, why)),
-                None => Ok(t.to_string()),
-            }
-        };
+        let text = |field: &str, v: String| identifier(field, &v);
         let optional = |field: &str, v: Option<String>| -> Result<Option<String>, FieldError> {
             match v {
                 Some(s) if s.trim().is_empty() => Ok(None),

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod exceptions;
 mod facts;
 pub mod idempotency;
 pub mod keys;
@@ -288,6 +289,7 @@ const MIGRATIONS: &[Step] = &[
         postgres: include_str!("../../migrations/0007_audit_append_only.postgres.sql"),
     },
     portable!(8, "sessions", "0008_sessions.sql"),
+    portable!(9, "exception notes", "0009_exception_notes.sql"),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -350,6 +352,12 @@ pub fn now_text() -> String {
 /// A bool as the integer both databases store.
 pub fn flag(b: bool) -> i32 {
     b as i32
+}
+
+/// An INTEGER column of either backend: SQLite reads it as i64, PostgreSQL's INTEGER as i32.
+pub(crate) fn int(r: &sqlx::any::AnyRow, i: usize) -> Result<i64, sqlx::Error> {
+    r.try_get::<i64, _>(i)
+        .or_else(|_| r.try_get::<i32, _>(i).map(i64::from))
 }
 
 #[cfg(test)]

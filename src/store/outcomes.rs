@@ -96,6 +96,9 @@ impl Store {
         o: &OutcomeRecord,
         received_at: &str,
     ) -> Result<Option<String>, StoreError> {
+        // The delivery is over: its open exception notes close with the outcome, in its
+        // transaction.
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO outcomes (shipment_id, score_id, delivered_at, notes, carrier, warehouse, \
              destination, scheduled_date, date_deadline, late, received_at, api_key_id) \
@@ -114,11 +117,22 @@ impl Store {
         .bind(flag(o.late))
         .bind(received_at.to_string())
         .bind(o.api_key_id.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() > 0 {
+            sqlx::query(
+                "UPDATE exception_notes SET resolved_at = $1, resolved_by = $2, \
+                 resolution = 'delivered' WHERE shipment_id = $3 AND resolved_at IS NULL",
+            )
+            .bind(received_at.to_string())
+            .bind(o.api_key_id.clone())
+            .bind(o.shipment_id.clone())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             return Ok(None);
         }
+        tx.rollback().await?;
         let row = sqlx::query("SELECT delivered_at FROM outcomes WHERE shipment_id = $1")
             .bind(o.shipment_id.clone())
             .fetch_one(&self.pool)

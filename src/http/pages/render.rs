@@ -311,6 +311,27 @@ pub(super) async fn item(
             })
         })
         .collect();
+    let exceptions: Vec<Value> = state
+        .store
+        .notes_of(&a.shipment_id, 50)
+        .await?
+        .into_iter()
+        .map(|n| {
+            let status = match (&n.resolution, &n.resolved_at) {
+                (Some(how), Some(at)) => format!("{how} {at}"),
+                _ => "open".into(),
+            };
+            json!({
+                "at": n.created_at,
+                "category": n.category.replace('_', " "),
+                "owner": n.owner,
+                "severity": n.severity,
+                "review": n.needs_review,
+                "note": n.note,
+                "status": status,
+            })
+        })
+        .collect();
     let decisions: Vec<Value> = [
         (DecisionKind::Approve, "Approve"),
         (DecisionKind::Reject, "Reject"),
@@ -345,6 +366,7 @@ pub(super) async fn item(
             "chart_height": (raw_factors.len().max(1) * 24),
             "carriers": carriers,
             "scores": scores,
+            "exceptions": exceptions,
             "history": history,
             "decisions": decisions,
             "actionable": policies.approvals.may_decide(&s.user.roles, &a.approver_role),
