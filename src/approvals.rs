@@ -28,86 +28,122 @@ pub fn new_approval_id() -> String {
     format!("apr_{ms:012x}{:016x}", rand::random::<u64>())
 }
 
-/// What `decision` does to its shipment's approval, if it needs one: update the open one this
-/// instance knows of, or open a new one. `known` holds the proposal (from [`OpenApprovals`], or
-/// from the database after a stale proposal).
-pub fn plan(
-    decision: &Decision,
-    policy: &ApprovalPolicy,
-    caller: &Caller,
+/// Plans what a request's decisions do to their shipments' approvals, in order and across
+/// the parts of a batch, so a shipment twice in one request updates the approval its first
+/// appearance opened. A decision that needs a person updates the open approval this instance
+/// knows of ([`OpenApprovals`]) or opens a new one; the times every step of one request shares
+/// are written out once.
+pub struct Planner<'a> {
+    policy: &'a ApprovalPolicy,
+    open: &'a OpenApprovals,
+    actor: Actor,
     now: DateTime<Utc>,
-    known: Option<(String, String)>,
-) -> Option<(ApprovalOp, Ticket)> {
-    if !decision.approval.required {
-        return None;
-    }
-    let role = decision
-        .approval
-        .approver_role
-        .clone()
-        .unwrap_or_else(|| "dispatch_manager".into());
-    let queue = decision.queue.as_str();
-    let tier = decision.shipment.customer_tier.as_deref();
-    let (open, id, state) = match known {
-        Some((id, state)) => (false, id, state),
-        None => (true, new_approval_id(), "pending".to_string()),
-    };
-    let minutes = |m: u32| Duration::minutes(i64::from(m));
-    let op = ApprovalOp {
-        open,
-        id: id.clone(),
-        shipment_id: decision.shipment.id.clone(),
-        score_id: decision.score_id.clone(),
-        at: text(now),
-        queue: queue.to_string(),
-        approver_role: role,
-        reason_codes: decision.approval.reason_codes.clone(),
-        due_at: text(now + minutes(policy.sla_minutes(queue, tier))),
-        expires_at: text(now + minutes(policy.expire_minutes())),
-        delay_risk: decision.delay_risk,
-        risk_band: decision.risk_band.as_str().to_string(),
-        recommended_carrier: decision
-            .recommended_carrier
-            .as_ref()
-            .map(|c| c.carrier.clone()),
-        warehouse: decision.shipment.warehouse.clone(),
-        customer_tier: decision.shipment.customer_tier.clone(),
-        order_value: decision.shipment.order_value,
-        approvals_needed: i64::from(policy.approvers_needed(&decision.approval.reason_codes)),
-        actor: caller.actor(),
-    };
-    Some((op, Ticket { id, state }))
+    at: String,
+    expires_at: String,
+    /// Due times by SLA minutes.
+    due: Vec<(u32, String)>,
+    /// The proposals made so far: shipment to (approval id, state).
+    seen: std::collections::HashMap<String, (String, String)>,
 }
 
-/// Plans the approvals of a request's decisions in order, so a shipment twice in one batch
-/// updates the approval its first appearance opened; sets each decision's ticket.
-pub fn plan_all(
-    decisions: &mut [Decision],
-    policy: &ApprovalPolicy,
-    caller: &Caller,
-    now: DateTime<Utc>,
-    open: &OpenApprovals,
-) -> Vec<Option<ApprovalOp>> {
-    let mut seen: std::collections::HashMap<String, (String, String)> = Default::default();
-    decisions
-        .iter_mut()
-        .map(|d| {
-            if !d.approval.required {
-                return None;
+impl<'a> Planner<'a> {
+    pub fn new(
+        policy: &'a ApprovalPolicy,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        open: &'a OpenApprovals,
+    ) -> Self {
+        Planner {
+            policy,
+            open,
+            actor: caller.actor(),
+            now,
+            at: text(now),
+            expires_at: text(now + Duration::minutes(i64::from(policy.expire_minutes()))),
+            due: Vec::new(),
+            seen: Default::default(),
+        }
+    }
+
+    /// The steps of `decisions`, one per decision (none where no person is needed); sets each
+    /// decision's ticket.
+    pub fn plan(&mut self, decisions: &mut [Decision]) -> Vec<Option<ApprovalOp>> {
+        decisions
+            .iter_mut()
+            .map(|d| {
+                if !d.approval.required {
+                    return None;
+                }
+                let known = match self.seen.get(&d.shipment.id) {
+                    Some(k) => Some(k.clone()),
+                    None => self.open.get(&d.shipment.id),
+                };
+                let (op, ticket) = self.step(d, known);
+                self.seen.insert(
+                    d.shipment.id.clone(),
+                    (ticket.id.clone(), ticket.state.clone()),
+                );
+                d.ticket = Some(ticket);
+                Some(op)
+            })
+            .collect()
+    }
+
+    /// What `decision` does: update `known` (the proposal from this request, the cache, or the
+    /// database after a stale proposal), or open a new approval.
+    fn step(
+        &mut self,
+        decision: &Decision,
+        known: Option<(String, String)>,
+    ) -> (ApprovalOp, Ticket) {
+        let role = decision
+            .approval
+            .approver_role
+            .clone()
+            .unwrap_or_else(|| "dispatch_manager".into());
+        let queue = decision.queue.as_str();
+        let tier = decision.shipment.customer_tier.as_deref();
+        let (open, id, state) = match known {
+            Some((id, state)) => (false, id, state),
+            None => (true, new_approval_id(), "pending".to_string()),
+        };
+        let minutes = self.policy.sla_minutes(queue, tier);
+        let due_at = match self.due.iter().find(|(m, _)| *m == minutes) {
+            Some((_, t)) => t.clone(),
+            None => {
+                let t = text(self.now + Duration::minutes(i64::from(minutes)));
+                self.due.push((minutes, t.clone()));
+                t
             }
-            let known = seen
-                .get(&d.shipment.id)
-                .cloned()
-                .or_else(|| open.get(&d.shipment.id));
-            let (op, ticket) = plan(d, policy, caller, now, known)?;
-            seen.insert(
-                d.shipment.id.clone(),
-                (ticket.id.clone(), ticket.state.clone()),
-            );
-            d.ticket = Some(ticket);
-            Some(op)
-        })
-        .collect()
+        };
+        let op = ApprovalOp {
+            open,
+            id: id.clone(),
+            shipment_id: decision.shipment.id.clone(),
+            score_id: decision.score_id.clone(),
+            at: self.at.clone(),
+            queue: queue.to_string(),
+            approver_role: role,
+            reason_codes: decision.approval.reason_codes.clone(),
+            due_at,
+            expires_at: self.expires_at.clone(),
+            delay_risk: decision.delay_risk,
+            risk_band: decision.risk_band.as_str().to_string(),
+            recommended_carrier: decision
+                .recommended_carrier
+                .as_ref()
+                .map(|c| c.carrier.clone()),
+            warehouse: decision.shipment.warehouse.clone(),
+            customer_tier: decision.shipment.customer_tier.clone(),
+            order_value: decision.shipment.order_value,
+            approvals_needed: i64::from(
+                self.policy
+                    .approvers_needed(&decision.approval.reason_codes),
+            ),
+            actor: self.actor.clone(),
+        };
+        (op, Ticket { id, state })
+    }
 }
 
 /// Why a step was refused; the HTTP layer gives each its status and code.

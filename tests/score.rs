@@ -907,3 +907,43 @@ async fn outcomes_name_known_or_admitted_carriers_only() {
     let (s, e) = app.post(&p, &b, W).await;
     assert_eq!(s, 200, "{e}");
 }
+
+/// A batch over one part (the recorder's 2,000 rows) is scored and committed part by part:
+/// every answer is in the database when the batch is answered, in order, and a shipment held
+/// in the first part and again in the last opens one approval, which both answers name.
+#[tokio::test]
+async fn a_batch_of_several_parts_records_every_answer_and_one_approval_per_shipment() {
+    let app = TestApp::spawn(repo("models")).await;
+    let n = 4_500;
+    let mut shipments: Vec<Value> = (0..n)
+        .map(|i| shipment(&format!("WH/OUT/P{i:04}")))
+        .collect();
+    for i in [0, n - 1] {
+        shipments[i] = shipment("WH/OUT/HELD");
+        shipments[i]["credit_hold"] = json!(true);
+    }
+    let (status, batch) = app.score_batch(&shipments).await;
+    assert_eq!(status, 200);
+    let scores = batch["scores"].as_array().unwrap();
+    assert_eq!((batch["count"].as_u64(), scores.len()), (Some(n as u64), n));
+    // No flush: the answer waited for every part.
+    assert_eq!(
+        app.state.store.count_rows(Table::Scores).await.unwrap(),
+        n as i64
+    );
+    for (i, (asked, answer)) in shipments.iter().zip(scores).enumerate() {
+        assert_eq!(answer["shipment_id"], asked["shipment_id"], "answer {i}");
+    }
+    let (first, last) = (
+        &scores[0]["approval"]["id"],
+        &scores[n - 1]["approval"]["id"],
+    );
+    assert!(first.is_string(), "{}", scores[0]);
+    assert_eq!(first, last);
+    let opened: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM approvals WHERE shipment_id = 'WH/OUT/HELD'")
+            .fetch_one(&app.state.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(opened, 1);
+}

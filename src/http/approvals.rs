@@ -18,11 +18,9 @@ use super::{Access, Load, Routes};
 use crate::approvals::{self as domain, DecisionRequest, Refusal};
 use crate::auth::Caller;
 use crate::policy::DecisionKind;
-use crate::scoring::Decision;
 use crate::state::AppState;
 use crate::store::approvals::{
-    Approval, ApprovalFilter, ApprovalOp, ApprovalOrder, Cursor, CursorKey, Transition,
-    TransitionError,
+    Approval, ApprovalFilter, ApprovalOrder, Cursor, CursorKey, Transition, TransitionError,
 };
 use crate::store::audit::{AuditEntry, AuditRow};
 use crate::store::keys::Role;
@@ -44,21 +42,14 @@ pub(crate) fn routes(r: Routes) -> Routes {
 
 // --- What the score routes use -------------------------------------------------------------
 
-/// Plans the approvals of a request's decisions ([`domain::plan_all`]) on the active policy.
-pub(crate) fn plan(
-    state: &AppState,
+/// A planner of a request's approvals ([`domain::Planner`]) on the active policy.
+pub(crate) fn planner<'a>(
+    state: &'a AppState,
+    policies: &'a crate::policy::PolicySource,
     caller: &Caller,
-    decisions: &mut [Decision],
     at: DateTime<Utc>,
-) -> Vec<Option<ApprovalOp>> {
-    let policies = state.policies.source();
-    domain::plan_all(
-        decisions,
-        &policies.approvals,
-        caller,
-        at,
-        &state.open_approvals,
-    )
+) -> domain::Planner<'a> {
+    domain::Planner::new(&policies.approvals, caller, at, &state.open_approvals)
 }
 
 /// (shipment, approval id, whether it is new) of each record's approval step.

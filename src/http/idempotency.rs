@@ -36,24 +36,21 @@ pub enum Shape {
 }
 
 impl Shape {
-    fn body(self, records: &[ScoreRecord]) -> String {
+    fn body<'a>(self, answers: impl Iterator<Item = &'a str> + Clone) -> String {
         match self {
-            Shape::Single => records
-                .first()
-                .map_or_else(String::new, |r| r.response.to_string()),
+            Shape::Single => answers.into_iter().next().unwrap_or_default().to_string(),
             Shape::Batch { degraded } => {
-                let count = records.len();
-                let mut body = String::with_capacity(
-                    records.iter().map(|r| r.response.len() + 1).sum::<usize>() + 64,
-                );
+                let count = answers.clone().count();
+                let size = answers.clone().map(|a| a.len() + 1).sum::<usize>() + 64;
+                let mut body = String::with_capacity(size);
                 body.push_str(&format!(
                     "{{\"count\":{count},\"degraded\":{degraded},\"scores\":["
                 ));
-                for (i, r) in records.iter().enumerate() {
+                for (i, a) in answers.enumerate() {
                     if i > 0 {
                         body.push(',');
                     }
-                    body.push_str(&r.response);
+                    body.push_str(a);
                 }
                 body.push_str("]}");
                 body
@@ -86,9 +83,45 @@ pub async fn respond<F>(
 where
     F: Future<Output = Result<Prepared, ApiError>>,
 {
+    let claimed = match begin(state, caller, headers, route, request_json).await? {
+        Begun::Replayed(response) => return Ok(response),
+        Begun::Fresh(claimed) => claimed,
+    };
+    let answered = async {
+        let prepared = compute.await?;
+        Recording::new(state)
+            .finish(prepared.records, prepared.shape, &claimed)
+            .await
+    }
+    .await;
+    claimed.answer(state, answered).await
+}
+
+/// Where a request stands once its key (if it sent one) was looked up.
+pub enum Begun {
+    /// A repeat: the answer kept for the key.
+    Replayed(Response),
+    /// A request to answer afresh: it holds its key's claim, if it sent a key.
+    Fresh(Claimed),
+}
+
+/// A request's claim on its Idempotency-Key (none without a key): its answer is kept with the
+/// last of its records, and a failed request gives the claim up.
+pub struct Claimed {
+    owner: Option<(Text, Text)>,
+}
+
+/// Looks the request's key up: claims it, or returns the answer kept for it, or waits for the
+/// request that holds it.
+pub async fn begin(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    route: &'static str,
+    request_json: impl FnOnce() -> String,
+) -> Result<Begun, ApiError> {
     let Some(key) = idempotency_key(headers)? else {
-        let body = commit(state, compute.await?, None).await?;
-        return Ok(json_response(StatusCode::OK, body, false));
+        return Ok(Begun::Fresh(Claimed { owner: None }));
     };
     let request_hash = {
         let mut h = Sha256::new();
@@ -115,8 +148,13 @@ where
             .await
             .map_err(ApiError::from)?
         {
-            Claim::Won => break,
-            Claim::Done(stored) => return replay(state, stored, route, &request_hash),
+            Claim::Won => {
+                let owner = (Text::from(caller.key_id.as_str()), Text::from(key.as_str()));
+                return Ok(Begun::Fresh(Claimed { owner: Some(owner) }));
+            }
+            Claim::Done(stored) => {
+                return replay(state, stored, route, &request_hash).map(Begun::Replayed)
+            }
             Claim::Pending {
                 route: r,
                 request_hash: h,
@@ -134,38 +172,104 @@ where
             }
         }
     }
-    let answered = async {
-        let owner = (Text::from(caller.key_id.as_str()), Text::from(key.as_str()));
-        commit(state, compute.await?, Some(owner)).await
-    }
-    .await;
-    match answered {
-        Ok(body) => Ok(json_response(StatusCode::OK, body, false)),
-        Err(e) => {
-            // A failed request keeps nothing: a retry computes afresh.
-            if let Err(release) = state.store.release_claim(&caller.key_id, &key).await {
-                tracing::warn!(error = %release, "releasing an idempotency claim");
+}
+
+impl Claimed {
+    /// The response to a request's outcome: its body once everything is durable, or its
+    /// error, after giving the key's claim up so a retry computes afresh.
+    pub async fn answer(
+        self,
+        state: &AppState,
+        answered: Result<Text, ApiError>,
+    ) -> Result<Response, ApiError> {
+        match answered {
+            Ok(body) => Ok(json_response(StatusCode::OK, body, false)),
+            Err(e) => {
+                if let Some((owner, key)) = &self.owner {
+                    if let Err(release) = state.store.release_claim(owner, key).await {
+                        tracing::warn!(error = %release, "releasing an idempotency claim");
+                    }
+                }
+                Err(e)
             }
-            Err(e)
         }
+    }
+}
+
+/// A request's records as they are committed. A large batch is recorded in parts: each part
+/// is committed while the next is scored, and the last part carries the answer kept for the
+/// key, once every part before it is durable. So the answer still waits for all of its
+/// records; a batch that fails part-way (a database error, policies that cannot be evaluated)
+/// answers with an error and may leave its earlier parts recorded, and a retry scores those
+/// shipments again (their approvals are updated, never opened twice).
+pub struct Recording<'a> {
+    state: &'a AppState,
+    parts: Vec<tokio::task::JoinHandle<Result<Vec<Text>, ApiError>>>,
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Recording {
+            state,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Starts committing a part that is not the last; its answers are read at the end.
+    pub fn part(&mut self, records: Vec<ScoreRecord>) {
+        let state = self.state.clone();
+        self.parts.push(tokio::spawn(async move {
+            let (answers, _) = commit(&state, records, None, |_| String::new()).await?;
+            Ok(answers)
+        }));
+    }
+
+    /// Commits the last part with the answer kept for the key, once every earlier part is
+    /// durable; returns the body.
+    pub async fn finish(
+        self,
+        last: Vec<ScoreRecord>,
+        shape: Shape,
+        claimed: &Claimed,
+    ) -> Result<Text, ApiError> {
+        let mut earlier: Vec<Text> = Vec::new();
+        for part in self.parts {
+            let answers = part
+                .await
+                .map_err(|e| ApiError::internal(format!("recording a part: {e}")))??;
+            earlier.extend(answers);
+        }
+        let body_of = |records: &[ScoreRecord]| {
+            shape.body(
+                earlier
+                    .iter()
+                    .map(|t| &**t)
+                    .chain(records.iter().map(|r| &*r.response)),
+            )
+        };
+        let (_, body) = commit(self.state, last, claimed.owner.clone(), body_of).await?;
+        Ok(body)
     }
 }
 
 /// Times a request's approvals are asked for again after the recorder found a proposal stale.
 const STALE_RETRIES: usize = 3;
 
-/// Commits a request's write (with the answer kept for its idempotency key, `owner`) and
-/// returns its body; the answer waits for it. A write whose approval proposals no longer
-/// hold asks the database which approvals are open and tries again.
+/// Commits records (with the answer kept for an idempotency key, `owner`, whose body
+/// `body_of` makes from them) and returns their answers as committed, with the body; the
+/// answer waits for it. A
+/// write whose approval proposals no longer hold asks the database which approvals are open
+/// and tries again.
 async fn commit(
     state: &AppState,
-    prepared: Prepared,
+    mut records: Vec<ScoreRecord>,
     owner: Option<(Text, Text)>,
-) -> Result<Text, ApiError> {
-    let Prepared { mut records, shape } = prepared;
+    body_of: impl Fn(&[ScoreRecord]) -> String,
+) -> Result<(Vec<Text>, Text), ApiError> {
     let mut attempt = 0;
     loop {
-        let body = Text::from(shape.body(&records));
+        let body = Text::from(body_of(&records));
+        let answers: Vec<Text> = records.iter().map(|r| r.response.clone()).collect();
         let completion = owner.clone().map(|(owner, key)| Completion {
             owner,
             key,
@@ -180,7 +284,7 @@ async fn commit(
         match state.store.recorder.commit_returning(write).await {
             Ok(_) => {
                 crate::http::approvals::remember(state, &tickets);
-                return Ok(body);
+                return Ok((answers, body));
             }
             Err((WriteError::StaleApproval(shipment), Some(back))) if attempt < STALE_RETRIES => {
                 tracing::debug!(%shipment, attempt, "approval proposal stale; asking again");

@@ -1,6 +1,7 @@
 //! `POST /v1/score` and `POST /v1/score/batch`: delay risk, carrier recommendation, queue and
 //! approval for shipments; each answer is sent once its records are committed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -14,13 +15,15 @@ use utoipa_axum::routes;
 
 use super::answers::ScoreResponse;
 use super::error::{field_of, ApiError, Code};
-use super::idempotency::{self, Prepared, Shape};
+use super::idempotency::{self, Begun, Claimed, Prepared, Recording, Shape};
 use super::json::{ApiBytes, ApiJson};
 use super::{Access, Load, Routes};
 use crate::auth::Caller;
 use crate::metrics::ScoreLabels;
+use crate::policy::PolicySource;
 use crate::scoring::scorer::MIN_SLICE;
 use crate::scoring::{self, Decision, FieldError, RiskBand, Shipment, ShipmentRequest, Source};
+use crate::serving::LoadedModels;
 use crate::state::AppState;
 use crate::store::approvals::ApprovalOp;
 use crate::store::keys::Role;
@@ -172,8 +175,9 @@ pub async fn score_one(
     let shipment =
         Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
     let compute = async {
-        let mut decisions = run(&state, vec![shipment], now).await?;
-        let ops = super::approvals::plan(&state, &caller, &mut decisions, at);
+        let (models, policies) = (state.models.current(), state.policies.source());
+        let mut decisions = run(&state, &models, &policies, vec![shipment], now).await?;
+        let ops = super::approvals::planner(&state, &policies, &caller, at).plan(&mut decisions);
         let (decision, op) = decisions
             .pop()
             .zip(ops.into_iter().next())
@@ -250,45 +254,85 @@ pub async fn score_batch(
         .contains_key(idempotency::HEADER)
         .then(|| format!("{{\"shipments\":[{}]}}", request_jsons.join(",")));
     let request_json = move || keyed_request.unwrap_or_default();
-    let (state_ref, caller_ref) = (&state, &caller);
-    let compute = async move {
-        let mut decisions = run(state_ref, shipments, now).await?;
-        let degraded = decisions.iter().any(|d| d.degraded);
-        let at = state_ref.clock.now();
-        let ops = super::approvals::plan(state_ref, caller_ref, &mut decisions, at);
-        let created_at = Text::from(crate::clock::text(at));
-        // Each core serializes its run of answers and turns them into records, moving their
-        // strings; the decisions are freed there too rather than one by one on this worker.
-        let decided: Vec<((Decision, String), Option<ApprovalOp>)> =
-            decisions.into_iter().zip(request_jsons).zip(ops).collect();
-        let records = tokio::task::spawn_blocking(move || {
-            parallel::map_owned(decided, MIN_SLICE, |((decision, request), op)| {
-                record_of(decision, "batch", &created_at, request).map(|mut r| {
-                    r.approval = op.map(Box::new);
-                    r
-                })
+    let claimed =
+        match idempotency::begin(&state, &caller, &headers, "/v1/score/batch", request_json).await?
+        {
+            Begun::Replayed(response) => return Ok(response),
+            Begun::Fresh(claimed) => claimed,
+        };
+    let batch = (shipments, request_jsons);
+    let answered = record_batch(&state, &caller, &claimed, batch, now, started).await;
+    claimed.answer(&state, answered).await
+}
+
+/// Shipments a batch is scored and recorded in at a time: one of the recorder's commits.
+/// Each part is committed while the next is scored, so the write of a large batch overlaps
+/// its scoring rather than following it.
+const PART: usize = crate::store::recorder::MAX_BATCH;
+
+/// Scores a checked batch part by part, committing each part while the next is scored; the
+/// body once every part is durable.
+async fn record_batch(
+    state: &AppState,
+    caller: &Caller,
+    claimed: &Claimed,
+    (shipments, request_jsons): (Vec<Shipment>, Vec<String>),
+    now: i64,
+    started: Instant,
+) -> Result<Text, ApiError> {
+    // One model and one policy for the whole batch, even if they are reloaded meanwhile.
+    let (models, policies) = (state.models.current(), state.policies.source());
+    let at = state.clock.now();
+    let created_at = Text::from(crate::clock::text(at));
+    let mut planner = super::approvals::planner(state, &policies, caller, at);
+    let mut recording = Recording::new(state);
+    let mut degraded = false;
+    let mut shipments = shipments.into_iter();
+    let mut requests = request_jsons.into_iter();
+    loop {
+        let part: Vec<Shipment> = shipments.by_ref().take(PART).collect();
+        let requests: Vec<String> = requests.by_ref().take(part.len()).collect();
+        let mut decisions = run(state, &models, &policies, part, now).await?;
+        degraded |= decisions.iter().any(|d| d.degraded);
+        let ops = planner.plan(&mut decisions);
+        let records = records_of(decisions, requests, ops, &created_at).await?;
+        let records = stamped(caller, records, started);
+        if shipments.as_slice().is_empty() {
+            // The answers are serialized once: the body is their concatenation, as
+            // BatchResponse.
+            return recording
+                .finish(records, Shape::Batch { degraded }, claimed)
+                .await;
+        }
+        recording.part(records);
+    }
+}
+
+/// The records of a part's decisions: each core serializes its run of answers and turns
+/// them into records, moving their strings; the decisions are freed there too rather than
+/// one by one on an async worker.
+async fn records_of(
+    decisions: Vec<Decision>,
+    requests: Vec<String>,
+    ops: Vec<Option<ApprovalOp>>,
+    created_at: &Text,
+) -> Result<Vec<ScoreRecord>, ApiError> {
+    let decided: Vec<((Decision, String), Option<ApprovalOp>)> =
+        decisions.into_iter().zip(requests).zip(ops).collect();
+    let created_at = created_at.clone();
+    tokio::task::spawn_blocking(move || {
+        parallel::map_owned(decided, MIN_SLICE, |((decision, request), op)| {
+            record_of(decision, "batch", &created_at, request).map(|mut r| {
+                r.approval = op.map(Box::new);
+                r
             })
         })
-        .await
-        .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))?
-        .ok_or_else(|| ApiError::internal("serializing the answers failed"))?
-        .into_iter()
-        .collect::<Result<Vec<ScoreRecord>, ApiError>>()?;
-        // The answers are serialized once: the body is their concatenation, as BatchResponse.
-        Ok(Prepared {
-            records: stamped(caller_ref, records, started),
-            shape: Shape::Batch { degraded },
-        })
-    };
-    idempotency::respond(
-        &state,
-        &caller,
-        &headers,
-        "/v1/score/batch",
-        request_json,
-        compute,
-    )
+    })
     .await
+    .map_err(|e| ApiError::internal(format!("serializing the answers: {e}")))?
+    .ok_or_else(|| ApiError::internal("serializing the answers failed"))?
+    .into_iter()
+    .collect()
 }
 
 /// A batch shipment's error before its index is known.
@@ -384,17 +428,14 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
 
 async fn run(
     state: &AppState,
+    models: &Arc<LoadedModels>,
+    policies: &Arc<PolicySource>,
     shipments: Vec<Shipment>,
     now: i64,
 ) -> Result<Vec<Decision>, ApiError> {
-    let answers = scoring::score(
-        state.models.current(),
-        state.policies.source(),
-        shipments,
-        now,
-    )
-    .await
-    .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
+    let answers = scoring::score(models.clone(), policies.clone(), shipments, now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
     // Counted per label first: one lookup per band and source, and per warehouse and source,
     // not per answer.
     let mut counts: Vec<((RiskBand, Source), u64)> = Vec::new();

@@ -45,16 +45,16 @@ const WEEKDAYS: [&str; 7] = [
 
 /// The factor in words; `contribution` says whether it raises or lowers the risk.
 pub fn describe(feature: &str, value: &Value, contribution: f64) -> String {
-    let said = say(feature, value).unwrap_or_else(|| match value {
+    let mut said = say(feature, value).unwrap_or_else(|| match value {
         Value::String(s) => format!("{feature} is {s}"),
         other => format!("{feature} = {other}"),
     });
-    let effect = if contribution >= 0.0 {
-        "raises the risk"
+    said.push_str(if contribution >= 0.0 {
+        ": raises the risk"
     } else {
-        "lowers the risk"
-    };
-    format!("{said}: {effect}")
+        ": lowers the risk"
+    });
+    said
 }
 
 fn say(feature: &str, value: &Value) -> Option<String> {
