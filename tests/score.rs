@@ -908,11 +908,11 @@ async fn outcomes_name_known_or_admitted_carriers_only() {
     assert_eq!(s, 200, "{e}");
 }
 
-/// A batch over one part (the recorder's 2,000 rows) is scored and committed part by part:
-/// every answer is in the database when the batch is answered, in order, and a shipment held
-/// in the first part and again in the last opens one approval, which both answers name.
+/// A batch over the recorder's 2,000 rows: every answer is in the database when the batch is
+/// answered, in order, and a shipment held at its start and again at its end opens one
+/// approval, which both answers name.
 #[tokio::test]
-async fn a_batch_of_several_parts_records_every_answer_and_one_approval_per_shipment() {
+async fn a_batch_over_a_commit_records_every_answer_and_one_approval_per_shipment() {
     let app = TestApp::spawn(repo("models")).await;
     let n = 4_500;
     let mut shipments: Vec<Value> = (0..n)
