@@ -89,8 +89,8 @@ where
     };
     let answered = async {
         let prepared = compute.await?;
-        Recording::new(state)
-            .finish(prepared.records, prepared.shape, &claimed)
+        claimed
+            .commit(state, prepared.records, prepared.shape)
             .await
     }
     .await;
@@ -196,59 +196,17 @@ impl Claimed {
     }
 }
 
-/// A request's records as they are committed. A large batch is recorded in parts: each part
-/// is committed while the next is scored, and the last part carries the answer kept for the
-/// key, once every part before it is durable. So the answer still waits for all of its
-/// records; a batch that fails part-way (a database error, policies that cannot be evaluated)
-/// answers with an error and may leave its earlier parts recorded, and a retry scores those
-/// shipments again (their approvals are updated, never opened twice).
-pub struct Recording<'a> {
-    state: &'a AppState,
-    parts: Vec<tokio::task::JoinHandle<Result<Vec<Text>, ApiError>>>,
-}
-
-impl<'a> Recording<'a> {
-    pub fn new(state: &'a AppState) -> Self {
-        Recording {
-            state,
-            parts: Vec::new(),
-        }
-    }
-
-    /// Starts committing a part that is not the last; its answers are read at the end.
-    pub fn part(&mut self, records: Vec<ScoreRecord>) {
-        let state = self.state.clone();
-        self.parts.push(tokio::spawn(async move {
-            let (answers, _) = commit(&state, records, None, |_| String::new()).await?;
-            Ok(answers)
-        }));
-    }
-
-    /// Commits the last part with the answer kept for the key, once every earlier part is
-    /// durable; returns the body.
-    pub async fn finish(
-        self,
-        last: Vec<ScoreRecord>,
+impl Claimed {
+    /// Commits a request's records with the answer kept for its key, in one transaction;
+    /// returns the body, made of the records' answers as `shape` says.
+    pub async fn commit(
+        &self,
+        state: &AppState,
+        records: Vec<ScoreRecord>,
         shape: Shape,
-        claimed: &Claimed,
     ) -> Result<Text, ApiError> {
-        let mut earlier: Vec<Text> = Vec::new();
-        for part in self.parts {
-            let answers = part
-                .await
-                .map_err(|e| ApiError::internal(format!("recording a part: {e}")))??;
-            earlier.extend(answers);
-        }
-        let body_of = |records: &[ScoreRecord]| {
-            shape.body(
-                earlier
-                    .iter()
-                    .map(|t| &**t)
-                    .chain(records.iter().map(|r| &*r.response)),
-            )
-        };
-        let (_, body) = commit(self.state, last, claimed.owner.clone(), body_of).await?;
-        Ok(body)
+        let body_of = |records: &[ScoreRecord]| shape.body(records.iter().map(|r| &*r.response));
+        commit(state, records, self.owner.clone(), body_of).await
     }
 }
 
@@ -256,8 +214,7 @@ impl<'a> Recording<'a> {
 const STALE_RETRIES: usize = 3;
 
 /// Commits records (with the answer kept for an idempotency key, `owner`, whose body
-/// `body_of` makes from them) and returns their answers as committed, with the body; the
-/// answer waits for it. A
+/// `body_of` makes from them) and returns the body; the answer waits for it. A
 /// write whose approval proposals no longer hold asks the database which approvals are open
 /// and tries again.
 async fn commit(
@@ -265,11 +222,10 @@ async fn commit(
     mut records: Vec<ScoreRecord>,
     owner: Option<(Text, Text)>,
     body_of: impl Fn(&[ScoreRecord]) -> String,
-) -> Result<(Vec<Text>, Text), ApiError> {
+) -> Result<Text, ApiError> {
     let mut attempt = 0;
     loop {
         let body = Text::from(body_of(&records));
-        let answers: Vec<Text> = records.iter().map(|r| r.response.clone()).collect();
         let completion = owner.clone().map(|(owner, key)| Completion {
             owner,
             key,
@@ -284,7 +240,7 @@ async fn commit(
         match state.store.recorder.commit_returning(write).await {
             Ok(_) => {
                 crate::http::approvals::remember(state, &tickets);
-                return Ok((answers, body));
+                return Ok(body);
             }
             Err((WriteError::StaleApproval(shipment), Some(back))) if attempt < STALE_RETRIES => {
                 tracing::debug!(%shipment, attempt, "approval proposal stale; asking again");

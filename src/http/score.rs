@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::answers::ScoreResponse;
 use super::error::{field_of, ApiError, Code};
-use super::idempotency::{self, Begun, Claimed, Prepared, Recording, Shape};
+use super::idempotency::{self, Begun, Claimed, Prepared, Shape};
 use super::json::{ApiBytes, ApiJson};
 use super::{Access, Load, Routes};
 use crate::auth::Caller;
@@ -265,14 +265,8 @@ pub async fn score_batch(
     claimed.answer(&state, answered).await
 }
 
-/// Shipments a batch is scored and recorded in at a time: the whole batch. Parts of 2,000,
-/// each committed while the next was scored, were 1.08x faster in the service bench, but a
-/// batch killed part-way then left its first parts recorded, and a batch is one transaction:
-/// all of its rows or none (the kill -9 test holds it to that). [`Recording`] keeps the parts
-/// for a write that streams parts into one transaction.
-const PART: usize = MAX_BATCH;
-
-/// Scores a checked batch and commits it (see [`PART`]); the body once it is durable.
+/// Scores a checked batch and commits it in one transaction (all of its rows or none); the
+/// body once it is durable.
 async fn record_batch(
     state: &AppState,
     caller: &Caller,
@@ -281,35 +275,24 @@ async fn record_batch(
     now: i64,
     started: Instant,
 ) -> Result<Text, ApiError> {
-    // One model and one policy for the whole batch, even if they are reloaded meanwhile.
     let (models, policies) = (state.models.current(), state.policies.source());
     let at = state.clock.now();
     let created_at = Text::from(crate::clock::text(at));
-    let mut planner = super::approvals::planner(state, &policies, caller, at);
-    let mut recording = Recording::new(state);
-    let mut degraded = false;
-    let mut shipments = shipments.into_iter();
-    let mut requests = request_jsons.into_iter();
-    loop {
-        let part: Vec<Shipment> = shipments.by_ref().take(PART).collect();
-        let requests: Vec<String> = requests.by_ref().take(part.len()).collect();
-        let mut decisions = run(state, &models, &policies, part, now).await?;
-        degraded |= decisions.iter().any(|d| d.degraded);
-        let ops = planner.plan(&mut decisions);
-        let records = records_of(decisions, requests, ops, &created_at).await?;
-        let records = stamped(caller, records, started);
-        if shipments.as_slice().is_empty() {
-            // The answers are serialized once: the body is their concatenation, as
-            // BatchResponse.
-            return recording
-                .finish(records, Shape::Batch { degraded }, claimed)
-                .await;
-        }
-        recording.part(records);
-    }
+    let mut decisions = run(state, &models, &policies, shipments, now).await?;
+    let degraded = decisions.iter().any(|d| d.degraded);
+    let ops = super::approvals::planner(state, &policies, caller, at).plan(&mut decisions);
+    let records = records_of(decisions, request_jsons, ops, &created_at).await?;
+    // The answers are serialized once: the body is their concatenation, as BatchResponse.
+    claimed
+        .commit(
+            state,
+            stamped(caller, records, started),
+            Shape::Batch { degraded },
+        )
+        .await
 }
 
-/// The records of a part's decisions: each core serializes its run of answers and turns
+/// The records of a batch's decisions: each core serializes its run of answers and turns
 /// them into records, moving their strings; the decisions are freed there too rather than
 /// one by one on an async worker.
 async fn records_of(
