@@ -301,6 +301,29 @@ impl Driver {
         panic!("never reached {part}: at {}", self.current_url().await);
     }
 
+    /// Waits until the text of `css` contains `part` (a page that is still loading after a
+    /// form's post has the old page's text, or none).
+    async fn wait_for_text(&self, css: &str, part: &str) {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            // A script, not an element reference: the element may be replaced while the
+            // next page loads, and a stale reference is an error.
+            let v = self
+                .call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({"script": "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", "args": [css]})),
+                )
+                .await;
+            seen = v.as_str().unwrap_or_default().to_string();
+            if seen.contains(part) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{css} never said {part:?}: {seen:?}");
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut r = self.http.request(
             method,
@@ -441,6 +464,21 @@ async fn a_manager_approves_in_chromium() {
         "{notes}"
     );
     d.screenshot("item.png").await;
+    // A form posted without its session's CSRF token (the token taken out of the page, as a
+    // forged form would lack it) is refused, and nothing changes.
+    d.call(
+        reqwest::Method::POST,
+        "/execute/sync",
+        Some(json!({"script": "document.querySelector('#form-approve input[name=csrf]').remove();", "args": []})),
+    )
+    .await;
+    d.click("#approve").await;
+    d.wait_for_url("/decision").await;
+    d.wait_for_text("body", "CSRF").await;
+    let a = app.state.store.approval(&id).await.unwrap().unwrap();
+    assert_eq!((a.state.as_str(), a.version), ("pending", 1));
+    d.go(&format!("{}/ui/approvals/{id}", app.url)).await;
+    d.wait_for_url(&id).await;
     d.click("#reason-approve option:nth-child(2)").await;
     d.type_into("#comment-approve", "customer paid this morning")
         .await;

@@ -947,3 +947,93 @@ async fn a_batch_over_a_commit_records_every_answer_and_one_approval_per_shipmen
             .unwrap();
     assert_eq!(opened, 1);
 }
+
+/// A batch over one chunk with an Idempotency-Key: its rows are written as it is scored, yet a
+/// retry returns the very answer sent, and nothing is recorded twice.
+#[tokio::test]
+async fn a_streamed_batch_with_a_key_is_answered_once_and_replayed() {
+    let app = TestApp::spawn(repo("models")).await;
+    let n = 2_500;
+    let shipments: Vec<Value> = (0..n)
+        .map(|i| shipment(&format!("WH/OUT/R{i:04}")))
+        .collect();
+    let body = json!({ "shipments": shipments }).to_string();
+    let send = || {
+        app.request(reqwest::Method::POST, "/v1/score/batch", W)
+            .header("content-type", "application/json")
+            .header("Idempotency-Key", "nightly-2026-12-03")
+            .body(body.clone())
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first = first.text().await.unwrap();
+    assert_eq!(
+        app.state.store.count_rows(Table::Scores).await.unwrap(),
+        n as i64
+    );
+    let again = send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.text().await.unwrap(),
+        first,
+        "the answer kept is the one sent"
+    );
+    assert_eq!(
+        app.state.store.count_rows(Table::Scores).await.unwrap(),
+        n as i64
+    );
+    let answers: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(answers["count"], n as u64);
+}
+
+/// Single scores of held shipments while a streamed batch holds the same shipments: every
+/// answer is recorded, each shipment has one approval, and every answer names it (a batch
+/// whose proposals went stale meanwhile is scored again, not written with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_scores_during_a_streamed_batch_keep_one_approval_per_shipment() {
+    let app = TestApp::spawn(repo("models")).await;
+    let n = 3_000;
+    let held = |i: usize| {
+        let mut s = shipment(&format!("WH/OUT/H{i:04}"));
+        s["credit_hold"] = json!(true);
+        s
+    };
+    let shipments: Vec<Value> = (0..n).map(held).collect();
+    let singles = async {
+        let mut answers = Vec::new();
+        // Every tenth shipment, from the end (the batch's last chunks), while it is scored.
+        for i in (0..n).rev().step_by(10).take(100) {
+            let (status, a) = app.post("/v1/score", &held(i).to_string(), W).await;
+            assert_eq!(status, 200, "{a}");
+            answers.push(a);
+        }
+        answers
+    };
+    let ((status, batch), singles) = tokio::join!(app.score_batch(&shipments), singles);
+    assert_eq!(status, 200, "{batch}");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT shipment_id, id FROM approvals WHERE state = 'pending'")
+            .fetch_all(&app.state.store.pool)
+            .await
+            .unwrap();
+    let open: std::collections::HashMap<String, String> = rows.iter().cloned().collect();
+    assert_eq!(
+        (rows.len(), open.len()),
+        (n, n),
+        "one approval per shipment"
+    );
+    let scores = batch["scores"].as_array().unwrap();
+    for a in scores.iter().chain(&singles) {
+        let shipment = a["shipment_id"].as_str().unwrap();
+        assert_eq!(
+            a["approval"]["id"].as_str(),
+            open.get(shipment).map(String::as_str),
+            "{shipment}"
+        );
+    }
+    assert_eq!(
+        app.state.store.count_rows(Table::Scores).await.unwrap(),
+        (n + singles.len()) as i64
+    );
+}

@@ -18,6 +18,7 @@ use super::error::{ApiError, Code};
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::idempotency::{Claim, ClaimTimes, StoredResponse};
+use crate::store::recorder::Stream;
 use crate::store::{Completion, ScoreRecord, Text, Write, WriteError};
 
 /// A computed answer: the records it must leave behind, whose answers make its body.
@@ -207,6 +208,26 @@ impl Claimed {
     ) -> Result<Text, ApiError> {
         let body_of = |records: &[ScoreRecord]| shape.body(records.iter().map(|r| &*r.response));
         commit(state, records, self.owner.clone(), body_of).await
+    }
+}
+
+impl Claimed {
+    /// Ends a streamed write with the answer kept for the key, the body `shape` makes of
+    /// `answers`; returns the body once everything is durable.
+    pub async fn finish(
+        &self,
+        stream: Stream,
+        answers: &[Text],
+        shape: Shape,
+    ) -> Result<Text, WriteError> {
+        let body = Text::from(shape.body(answers.iter().map(|a| &**a)));
+        let completion = self.owner.clone().map(|(owner, key)| Completion {
+            owner,
+            key,
+            status: 200,
+            body: body.clone(),
+        });
+        stream.finish(completion).await.map(|_| body)
     }
 }
 

@@ -27,7 +27,7 @@ use crate::serving::LoadedModels;
 use crate::state::AppState;
 use crate::store::approvals::ApprovalOp;
 use crate::store::keys::Role;
-use crate::store::{date_text, Facts, ScoreRecord, Text};
+use crate::store::{date_text, Facts, ScoreRecord, Text, WriteError};
 use dispatch_risk_training::parallel;
 
 /// The most shipments one batch may hold.
@@ -186,7 +186,7 @@ pub async fn score_one(
             decision,
             "score",
             &Text::from(crate::clock::text(at)),
-            request_json.clone(),
+            Text::from(request_json.as_str()),
         )?;
         record.approval = op.map(Box::new);
         Ok(Prepared {
@@ -234,7 +234,7 @@ pub async fn score_batch(
     // cores, off the async workers.
     let raw = request.shipments;
     let (raw, parsed) = tokio::task::spawn_blocking(move || {
-        let parsed = parallel::map(&raw, MIN_SLICE, |r| read_shipment(r, now));
+        let parsed = parallel::map(&raw, MIN_SLICE, |r| read_shipment(r.get(), now));
         (raw, parsed)
     })
     .await
@@ -244,15 +244,16 @@ pub async fn score_batch(
     for (i, shipment) in parsed.into_iter().enumerate() {
         shipments.push(shipment.map_err(|e| e.in_batch(i))?);
     }
-    let request_jsons: Vec<String> = raw
+    let request_jsons: Vec<Text> = raw
         .into_iter()
-        .map(|r| String::from(Box::<str>::from(r)))
+        .map(|r| Text::from(Box::<str>::from(r)))
         .collect();
     // The request as one text only matters for an idempotency key's hash; without a key the
     // shipments' texts go straight into their records.
-    let keyed_request = headers
-        .contains_key(idempotency::HEADER)
-        .then(|| format!("{{\"shipments\":[{}]}}", request_jsons.join(",")));
+    let keyed_request = headers.contains_key(idempotency::HEADER).then(|| {
+        let texts: Vec<&str> = request_jsons.iter().map(|t| &**t).collect();
+        format!("{{\"shipments\":[{}]}}", texts.join(","))
+    });
     let request_json = move || keyed_request.unwrap_or_default();
     let claimed =
         match idempotency::begin(&state, &caller, &headers, "/v1/score/batch", request_json).await?
@@ -265,13 +266,133 @@ pub async fn score_batch(
     claimed.answer(&state, answered).await
 }
 
+/// Shipments per chunk of a streamed batch: the writer inserts one chunk while the next is
+/// scored. Small enough that the last chunk, written after every other is scored, is a small
+/// part of the batch; large enough that each chunk still spreads over the cores.
+const CHUNK: usize = 1_000;
+
 /// Scores a checked batch and commits it in one transaction (all of its rows or none); the
-/// body once it is durable.
+/// body once it is durable. On SQLite the batch is scored and written in chunks into one
+/// open transaction ([`record_streamed`]); elsewhere, or when a stream cannot stand, it is
+/// scored whole and then written.
 async fn record_batch(
     state: &AppState,
     caller: &Caller,
     claimed: &Claimed,
-    (shipments, request_jsons): (Vec<Shipment>, Vec<String>),
+    (shipments, requests): (Vec<Shipment>, Vec<Text>),
+    now: i64,
+    started: Instant,
+) -> Result<Text, ApiError> {
+    let shipments = if state.store.recorder.streams() && shipments.len() > CHUNK {
+        match record_streamed(state, caller, claimed, shipments, &requests, now, started).await? {
+            Streamed::Committed(body) => return Ok(body),
+            // Rare, so read again rather than kept: the shipments went into their answers.
+            Streamed::Again => reread(&requests, now)?,
+        }
+    } else {
+        shipments
+    };
+    record_whole(state, caller, claimed, (shipments, requests), now, started).await
+}
+
+/// How a streamed batch ended.
+enum Streamed {
+    /// Its rows are durable; the body.
+    Committed(Text),
+    /// Nothing was written (its transaction rolled back): a later chunk's models answered
+    /// differently from the first's (a batch never mixes sources), or the approvals the
+    /// answers proposed changed meanwhile. The batch is scored again whole.
+    Again,
+}
+
+/// Scores a batch chunk by chunk, each chunk's records streamed to the writer while the next
+/// is scored, and commits them in one transaction with the key's answer.
+async fn record_streamed(
+    state: &AppState,
+    caller: &Caller,
+    claimed: &Claimed,
+    shipments: Vec<Shipment>,
+    requests: &[Text],
+    now: i64,
+    started: Instant,
+) -> Result<Streamed, ApiError> {
+    let (models, policies) = (state.models.current(), state.policies.source());
+    let at = state.clock.now();
+    let created_at = Text::from(crate::clock::text(at));
+    let n = shipments.len();
+    let mut stream = state
+        .store
+        .recorder
+        .stream(n)
+        .await
+        .map_err(idempotency::write_error)?;
+    let mut planner = super::approvals::planner(state, &policies, caller, at);
+    let (mut answers, mut tickets, mut tally) =
+        (Vec::with_capacity(n), Vec::new(), Tally::default());
+    let mut first: Option<(Source, bool)> = None;
+    let mut shipments = shipments.into_iter();
+    let mut requests = requests.iter().cloned();
+    loop {
+        let chunk: Vec<Shipment> = shipments.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let chunk_requests: Vec<Text> = requests.by_ref().take(chunk.len()).collect();
+        let mut decisions = decide(&models, &policies, chunk, now).await?;
+        let Some(this) = decisions.first().map(|d| (d.source, d.degraded)) else {
+            break;
+        };
+        // Dropping the stream rolls back what it wrote.
+        if *first.get_or_insert(this) != this {
+            tracing::info!(
+                "the models answered a streamed batch's chunks differently; scoring it again"
+            );
+            return Ok(Streamed::Again);
+        }
+        tally.add(&decisions);
+        let ops = planner.plan(&mut decisions);
+        let records = records_of(decisions, chunk_requests, ops, &created_at).await?;
+        let records = stamped(caller, records, started);
+        tickets.extend(super::approvals::tickets(&records));
+        answers.extend(records.iter().map(|r| r.response.clone()));
+        if stream.send(records).await.is_err() {
+            // The writer gave up; `finish` says why.
+            break;
+        }
+    }
+    let degraded = first.is_some_and(|(_, degraded)| degraded);
+    match claimed
+        .finish(stream, &answers, Shape::Batch { degraded })
+        .await
+    {
+        Ok(body) => {
+            tally.publish(&state.metrics);
+            super::approvals::remember(state, &tickets);
+            Ok(Streamed::Committed(body))
+        }
+        Err(WriteError::StaleApproval(shipment)) => {
+            tracing::info!(%shipment, "approval proposal stale in a streamed batch; scoring it again");
+            Ok(Streamed::Again)
+        }
+        Err(e) => Err(idempotency::write_error(e)),
+    }
+}
+
+/// A batch's shipments read again from their texts, as they were checked the first time.
+fn reread(requests: &[Text], now: i64) -> Result<Vec<Shipment>, ApiError> {
+    requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| read_shipment(r, now).map_err(|e| e.in_batch(i)))
+        .collect()
+}
+
+/// Scores a whole batch, then commits it in one transaction.
+async fn record_whole(
+    state: &AppState,
+    caller: &Caller,
+    claimed: &Claimed,
+    (shipments, request_jsons): (Vec<Shipment>, Vec<Text>),
     now: i64,
     started: Instant,
 ) -> Result<Text, ApiError> {
@@ -297,11 +418,11 @@ async fn record_batch(
 /// one by one on an async worker.
 async fn records_of(
     decisions: Vec<Decision>,
-    requests: Vec<String>,
+    requests: Vec<Text>,
     ops: Vec<Option<ApprovalOp>>,
     created_at: &Text,
 ) -> Result<Vec<ScoreRecord>, ApiError> {
-    let decided: Vec<((Decision, String), Option<ApprovalOp>)> =
+    let decided: Vec<((Decision, Text), Option<ApprovalOp>)> =
         decisions.into_iter().zip(requests).zip(ops).collect();
     let created_at = created_at.clone();
     tokio::task::spawn_blocking(move || {
@@ -349,8 +470,8 @@ impl ItemError {
 }
 
 /// Reads and checks one shipment of a batch.
-fn read_shipment(raw: &RawValue, now: i64) -> Result<Shipment, ItemError> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
+fn read_shipment(raw: &str, now: i64) -> Result<Shipment, ItemError> {
+    let mut de = serde_json::Deserializer::from_str(raw);
     let request: ShipmentRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let message = e.inner().to_string();
         // Missing and unknown fields are reported at the shipment itself ("."); their
@@ -372,7 +493,7 @@ fn record_of(
     mut decision: Decision,
     endpoint: &'static str,
     created_at: &Text,
-    request: String,
+    request: Text,
 ) -> Result<ScoreRecord, ApiError> {
     let shipment = &mut decision.shipment;
     let facts = Facts {
@@ -387,7 +508,7 @@ fn record_of(
         shipment_id: shipment.id.as_str().into(),
         created_at: created_at.clone(),
         endpoint,
-        request: request.into(),
+        request,
         response: Text::from(""),
         model_version: decision.model_version.as_deref().map(Text::from),
         policy_version: decision.policy_version.as_str().into(),
@@ -417,44 +538,78 @@ async fn run(
     shipments: Vec<Shipment>,
     now: i64,
 ) -> Result<Vec<Decision>, ApiError> {
-    let answers = scoring::score(models.clone(), policies.clone(), shipments, now)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))?;
-    // Counted per label first: one lookup per band and source, and per warehouse and source,
-    // not per answer.
-    let mut counts: Vec<((RiskBand, Source), u64)> = Vec::new();
-    let mut per_warehouse: Vec<((&str, Source), u64)> = Vec::new();
-    for a in &answers {
-        let labels = (a.risk_band, a.source);
-        match counts.iter_mut().find(|(l, _)| *l == labels) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((labels, 1)),
-        }
-        let labels = (a.shipment.warehouse.as_str(), a.source);
-        if let Some((_, n)) = per_warehouse.iter_mut().find(|(l, _)| *l == labels) {
-            *n += 1;
-        } else if per_warehouse.len() < crate::metrics::MAX_WAREHOUSES {
-            per_warehouse.push((labels, 1));
-        } else {
-            state
-                .metrics
-                .count_warehouse(labels.0, labels.1.as_str(), 1);
-        }
-    }
-    for ((warehouse, source), n) in per_warehouse {
-        state.metrics.count_warehouse(warehouse, source.as_str(), n);
-    }
-    for ((band, source), n) in counts {
-        if source == Source::Rules {
-            state.metrics.fallbacks.inc_by(n);
-        }
-        let labels = ScoreLabels {
-            band: band.as_str().to_string(),
-            source: source.as_str().to_string(),
-        };
-        state.metrics.scores.get_or_create(&labels).inc_by(n);
-    }
+    let answers = decide(models, policies, shipments, now).await?;
+    let mut tally = Tally::default();
+    tally.add(&answers);
+    tally.publish(&state.metrics);
     Ok(answers)
+}
+
+async fn decide(
+    models: &Arc<LoadedModels>,
+    policies: &Arc<PolicySource>,
+    shipments: Vec<Shipment>,
+    now: i64,
+) -> Result<Vec<Decision>, ApiError> {
+    scoring::score(models.clone(), policies.clone(), shipments, now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("policies could not be evaluated: {e}")))
+}
+
+/// Answers counted per label before the metrics see them: one lookup per band and source,
+/// and per warehouse and source, not per answer; published once the answers are sent.
+#[derive(Default)]
+struct Tally {
+    bands: Vec<((RiskBand, Source), u64)>,
+    /// At most [`crate::metrics::MAX_WAREHOUSES`] warehouses; the rest count as "other", as
+    /// the metric would count them.
+    warehouses: Vec<((String, Source), u64)>,
+}
+
+impl Tally {
+    fn add(&mut self, answers: &[Decision]) {
+        for a in answers {
+            let labels = (a.risk_band, a.source);
+            match self.bands.iter_mut().find(|(l, _)| *l == labels) {
+                Some((_, n)) => *n += 1,
+                None => self.bands.push((labels, 1)),
+            }
+            let warehouse = a.shipment.warehouse.as_str();
+            let known = self.warehouses.len() < crate::metrics::MAX_WAREHOUSES;
+            let position = |ws: &[((String, Source), u64)], name: &str| {
+                ws.iter()
+                    .position(|((w, s), _)| *s == a.source && w == name)
+            };
+            let i = match position(&self.warehouses, warehouse) {
+                Some(i) => Some(i),
+                None if known => None,
+                None => position(&self.warehouses, "other"),
+            };
+            match i {
+                Some(i) => self.warehouses[i].1 += 1,
+                None => {
+                    let name = if known { warehouse } else { "other" };
+                    self.warehouses.push(((name.to_string(), a.source), 1));
+                }
+            }
+        }
+    }
+
+    fn publish(self, metrics: &crate::metrics::Metrics) {
+        for ((warehouse, source), n) in self.warehouses {
+            metrics.count_warehouse(&warehouse, source.as_str(), n);
+        }
+        for ((band, source), n) in self.bands {
+            if source == Source::Rules {
+                metrics.fallbacks.inc_by(n);
+            }
+            let labels = ScoreLabels {
+                band: band.as_str().to_string(),
+                source: source.as_str().to_string(),
+            };
+            metrics.scores.get_or_create(&labels).inc_by(n);
+        }
+    }
 }
 
 /// The answers' records with the time they took and the key that asked.

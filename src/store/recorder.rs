@@ -5,6 +5,11 @@
 //! commit carries the requests that arrived during the previous one, as PostgreSQL's own group
 //! commit does, so durability costs a wait of about one commit, not one commit per request.
 //!
+//! A large batch on SQLite is a [`Stream`] instead: its chunks go to the writer while the
+//! request scores the next, into one transaction of its own committed with the last, so the
+//! batch stays all or nothing while its writing overlaps its scoring. Writes that arrive
+//! meanwhile wait for that commit (up to the batch's time).
+//!
 //! What the answer promises: `Ok` means the records are committed (or, on PostgreSQL while the
 //! database is unreachable, fsync'd in the local [`Spool`] and replayed in order once it is
 //! back). A group the database refuses is written again request by request, so a bad record
@@ -18,6 +23,7 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::spool::{Spool, SpoolError};
+pub use super::sqlite_writer::Chunk;
 use super::{statements, unreachable, Backend, StoreError};
 
 /// A record's text, shared with the statements that write it: SQLite's driver binds it
@@ -129,6 +135,12 @@ type Reply = oneshot::Sender<(Result<Committed, WriteError>, Option<Write>)>;
 
 enum Message {
     Write(Write, Reply),
+    /// A request whose `rows` come in chunks ([`Stream`]), as one transaction of its own.
+    Stream {
+        chunks: tokio::sync::mpsc::Receiver<Chunk>,
+        rows: usize,
+        reply: oneshot::Sender<Result<Committed, WriteError>>,
+    },
     /// Answered once everything before it is committed and the spool is replayed (or the
     /// database is still away).
     Flush(oneshot::Sender<Result<(), WriteError>>),
@@ -161,6 +173,7 @@ pub struct Recorder {
     /// One permit per record that may wait; the writer gives them back.
     room: Arc<Semaphore>,
     shared: Arc<Shared>,
+    streams: bool,
 }
 
 /// How the recorder's commits go, for `/metrics`: how long each took (the wait every answer
@@ -214,8 +227,14 @@ impl Recorder {
             spool: spool.map(|s| Arc::new(Mutex::new(s))),
             shared: shared.clone(),
         };
+        let streams = matches!(writer.sink, Sink::Sqlite(_));
         tokio::spawn(writer.run(rx));
-        Recorder { tx, room, shared }
+        Recorder {
+            tx,
+            room,
+            shared,
+            streams,
+        }
     }
 
     /// The commits' durations and sizes, to register with the service's metrics.
@@ -270,6 +289,45 @@ impl Recorder {
         result.map_err(|e| (e, back))
     }
 
+    /// Whether [`Recorder::stream`] is offered: on SQLite, whose one writer can hold a
+    /// transaction open while a request makes its rows. (On PostgreSQL a request's write is
+    /// one message, so that it can go to the spool whole.)
+    pub fn streams(&self) -> bool {
+        self.streams
+    }
+
+    /// Starts a write of `rows` records that arrive in chunks while the request makes them,
+    /// committed in one transaction with the last ([`Stream::finish`]): the writer inserts one
+    /// chunk while the next is made. Dropping the stream before its end rolls it back.
+    pub async fn stream(&self, rows: usize) -> Result<Stream, WriteError> {
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(rows.clamp(1, QUEUE) as u32)
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        // Two chunks ahead at most: a writer held up holds the request up, not its memory.
+        let (chunks, rx) = tokio::sync::mpsc::channel(2);
+        let (reply, done) = oneshot::channel();
+        self.shared
+            .pending
+            .fetch_add(rows as u64, Ordering::Relaxed);
+        let message = Message::Stream {
+            chunks: rx,
+            rows,
+            reply,
+        };
+        if self.tx.send(message).is_err() {
+            self.shared.written(rows);
+            return Err(WriteError::Stopped);
+        }
+        Ok(Stream {
+            chunks,
+            done,
+            _permit: permit,
+        })
+    }
+
     /// Waits until every write sent before this call is durable: committed, or spooled (the
     /// spool is replayed in the background, not waited for).
     pub async fn flush(&self) -> Result<(), StoreError> {
@@ -282,6 +340,29 @@ impl Recorder {
             Ok(Err(e)) => Err(StoreError::Write(e)),
             Err(_) => Err(StoreError::RecorderStopped),
         }
+    }
+}
+
+/// A write in chunks, from [`Recorder::stream`].
+pub struct Stream {
+    chunks: tokio::sync::mpsc::Sender<Chunk>,
+    done: oneshot::Receiver<Result<Committed, WriteError>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Stream {
+    /// Hands the writer the next chunk of records (waiting while two are ahead of it). An
+    /// error means the write failed: [`Stream::finish`] says why.
+    pub async fn send(&mut self, records: Vec<ScoreRecord>) -> Result<(), ()> {
+        self.chunks.send(Chunk::Rows(records)).await.map_err(|_| ())
+    }
+
+    /// Ends the write with the request's idempotency completion; returns once it is committed
+    /// and synced, or why it failed.
+    pub async fn finish(self, completion: Option<Completion>) -> Result<Committed, WriteError> {
+        // A writer that failed already dropped its end; its reason is in `done`.
+        let _ = self.chunks.send(Chunk::End(completion)).await;
+        self.done.await.unwrap_or(Err(WriteError::Stopped))
     }
 }
 
@@ -314,6 +395,7 @@ impl Writer {
             let mut group: Vec<(Write, Reply)> = Vec::new();
             let mut rows = 0;
             let mut next = Some(first);
+            let mut stream = None;
             while let Some(m) = next.take() {
                 match m {
                     Message::Write(w, reply) => {
@@ -321,6 +403,15 @@ impl Writer {
                         group.push((w, reply));
                     }
                     Message::Flush(f) => flushes.push(f),
+                    // A stream goes after the writes before it, and alone.
+                    Message::Stream {
+                        chunks,
+                        rows,
+                        reply,
+                    } => {
+                        stream = Some((chunks, rows, reply));
+                        break;
+                    }
                 }
                 if rows < MAX_BATCH {
                     next = rx.try_recv().ok();
@@ -332,6 +423,9 @@ impl Writer {
             // throughput of one at a time, benches/RESULTS.md.)
             if !group.is_empty() {
                 self.commit_group(group).await;
+            }
+            if let Some((chunks, rows, reply)) = stream {
+                let _ = reply.send(self.commit_stream(chunks, rows).await);
             }
             // Everything before the flushes is durable now (stored, or spooled).
             for f in flushes.drain(..) {
@@ -397,6 +491,39 @@ impl Writer {
             }
             let back = matches!(result, Err(WriteError::StaleApproval(_))).then_some(w);
             let _ = reply.send((result, back));
+        }
+    }
+
+    /// Commits a streamed write of `rows` records; they count as written whatever the
+    /// outcome (there is no spool to keep them in).
+    async fn commit_stream(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<Chunk>,
+        rows: usize,
+    ) -> Result<Committed, WriteError> {
+        let Sink::Sqlite(writer) = &self.sink else {
+            self.shared.written(rows);
+            return Err(WriteError::Unavailable(
+                "streamed writes need SQLite".to_string(),
+            ));
+        };
+        let started = Instant::now();
+        // No timeout here: the request that streams either sends its chunks or goes away,
+        // and either ends the transaction.
+        let written = writer.stream(chunks).await;
+        self.shared.written(rows);
+        match written {
+            Ok(()) => {
+                let c = &self.shared.commits;
+                c.seconds.observe(started.elapsed().as_secs_f64());
+                c.rows.observe(rows as f64);
+                Ok(Committed::Stored)
+            }
+            Err(e) => {
+                let e = self.classify(e);
+                tracing::error!(error = %e, rows, "a streamed request's scores were not recorded; it was answered with an error");
+                Err(e)
+            }
         }
     }
 

@@ -17,16 +17,32 @@ use tokio::sync::oneshot;
 
 use super::approvals::{self, ApprovalOp, Failed};
 use super::audit;
-use super::recorder::Write;
+use super::recorder::{Completion, ScoreRecord, Write};
 use super::{flag, statements, RECORDER_PRAGMAS, SQLITE_PRAGMAS};
 
 type Done = oneshot::Sender<Result<(), sqlx::Error>>;
 
-/// A transaction's worth of writes and where its outcome goes.
-struct Job {
-    writes: Vec<Write>,
-    replay: bool,
-    done: Done,
+/// What the thread is asked to do, each in one transaction.
+enum Job {
+    /// A transaction's worth of writes and where its outcome goes.
+    Write {
+        writes: Vec<Write>,
+        replay: bool,
+        done: Done,
+    },
+    /// One request's rows arriving in chunks while it makes them (see [`Chunk`]), written as
+    /// they come and committed with the last; a stream whose sender goes away is rolled back.
+    Stream {
+        chunks: tokio::sync::mpsc::Receiver<Chunk>,
+        done: Done,
+    },
+}
+
+/// A part of a streamed write.
+pub enum Chunk {
+    Rows(Vec<ScoreRecord>),
+    /// The end: the request's idempotency completion, if any, and the commit.
+    End(Option<Completion>),
 }
 
 /// The handle to the writer thread; cheap to clone. The thread ends when the last handle is
@@ -58,7 +74,7 @@ impl SqliteWriter {
     /// Commits `writes` in one transaction; `replay` skips rows already there.
     pub async fn write(&self, writes: &[&Write], replay: bool) -> Result<(), sqlx::Error> {
         let (done, answer) = oneshot::channel();
-        let job = Job {
+        let job = Job::Write {
             // Clones of the records' shared texts, not of the texts.
             writes: writes.iter().map(|w| (*w).clone()).collect(),
             replay,
@@ -66,6 +82,20 @@ impl SqliteWriter {
         };
         self.jobs
             .send(job)
+            .map_err(|_| sqlx::Error::WorkerCrashed)?;
+        answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
+    }
+
+    /// Writes the chunks `chunks` brings in one transaction, committed (and synced) at its
+    /// [`Chunk::End`]; returns once that is durable, or failed. The thread writes nothing else
+    /// meanwhile.
+    pub async fn stream(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<Chunk>,
+    ) -> Result<(), sqlx::Error> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Stream { chunks, done })
             .map_err(|_| sqlx::Error::WorkerCrashed)?;
         answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
@@ -94,19 +124,33 @@ fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>
             slow("checkpoint", started, 0);
             restarted = Instant::now();
         }
-        let rows = job.writes.iter().map(|w| w.records.len()).sum();
-        let started = Instant::now();
-        match write(&mut conn, &job.writes, job.replay) {
-            Ok(()) => {
+        // (rows, when their commit began: a stream's, once its last chunk came)
+        let (written, done) = match job {
+            Job::Write {
+                writes,
+                replay,
+                done,
+            } => {
+                let started = Instant::now();
+                let rows = writes.iter().map(|w| w.records.len()).sum();
+                (
+                    write(&mut conn, &writes, replay).map(|()| (rows, started)),
+                    done,
+                )
+            }
+            Job::Stream { mut chunks, done } => (write_stream(&mut conn, &wal, &mut chunks), done),
+        };
+        match written {
+            Ok((rows, started)) => {
                 slow("commit", started, rows);
                 let started = Instant::now();
                 let synced = sync(&wal);
                 slow("sync", started, rows);
-                let _ = job.done.send(synced);
+                let _ = done.send(synced);
             }
             Err(Failed::Stale(shipment)) => {
                 // The transaction was rolled back whole; the connection is as it was.
-                let _ = job.done.send(Err(approvals::stale(&shipment)));
+                let _ = done.send(Err(approvals::stale(&shipment)));
             }
             Err(Failed::Sql(e)) => {
                 // A connection whose write failed is not reused: SQLite can leave the
@@ -116,7 +160,7 @@ fn run(mut conn: Connection, wal: File, path: PathBuf, jobs: mpsc::Receiver<Job>
                     Ok(fresh) => conn = fresh,
                     Err(e) => tracing::error!(error = %e, "reopening the recorder's database"),
                 }
-                let _ = job.done.send(Err(database_error(e)));
+                let _ = done.send(Err(database_error(e)));
             }
         }
     }
@@ -167,60 +211,153 @@ fn sync(wal: &File) -> Result<(), sqlx::Error> {
 fn write(conn: &mut Connection, writes: &[Write], replay: bool) -> Result<(), Failed> {
     let tx = conn.transaction()?;
     let mut ops: Vec<&ApprovalOp> = Vec::new();
-    {
-        let sql = one_row();
-        let insert_sql = if replay {
-            &sql.insert_replay
-        } else {
-            &sql.insert
-        };
-        let mut insert = tx.prepare_cached(insert_sql)?;
-        let mut latest = tx.prepare_cached(&sql.latest)?;
-        let mut complete = tx.prepare_cached(statements::COMPLETE)?;
-        for w in writes {
-            for r in &w.records {
-                let f = &r.facts;
-                let inserted = insert.execute(params![
-                    &*r.score_id,
-                    &*r.shipment_id,
-                    &*r.created_at,
-                    r.endpoint,
-                    &*r.request,
-                    &*r.response,
-                    r.model_version.as_deref(),
-                    &*r.policy_version,
-                    r.source,
-                    r.risk_band,
-                    r.delay_risk,
-                    r.queue,
-                    flag(r.requires_approval),
-                    flag(r.degraded),
-                    r.latency_us,
-                    r.api_key_id.as_deref(),
-                    f.scored_carrier.as_deref(),
-                    &*f.warehouse,
-                    &*f.destination,
-                    &*f.scheduled_date,
-                    &*f.date_deadline,
-                ])?;
-                latest.execute(params![&*r.shipment_id, &*r.score_id, &*r.created_at])?;
-                // A replayed score already stored brought its approval step with it.
-                if let Some(op) = &r.approval {
-                    if inserted == 1 {
-                        ops.push(op);
-                    }
+    for w in writes {
+        insert_scores(&tx, &w.records, replay, &mut ops)?;
+        complete(&tx, w.completion.as_ref())?;
+    }
+    apply_approvals(&tx, &ops, replay)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A streamed request's transaction: each chunk's scores and their approval steps as the chunk
+/// arrives, then the completion and the commit. A stream that ends without its
+/// [`Chunk::End`] (the request went away) is rolled back. Returns the rows written and when
+/// the commit began.
+///
+/// After each chunk the transaction's pages go to the WAL and are synced, while the request
+/// makes its next chunk: a batch's transaction is tens of megabytes, and written and synced
+/// only at its commit it held the answer for 190 ms after the last chunk (80 ms this way: the
+/// commit still rewrites the checksums of the frames after the first page written twice).
+/// Frames without a commit are never read, so a stream rolled back or cut off by a crash
+/// leaves nothing.
+fn write_stream(
+    conn: &mut Connection,
+    wal: &File,
+    chunks: &mut tokio::sync::mpsc::Receiver<Chunk>,
+) -> Result<(usize, Instant), Failed> {
+    let tx = conn.transaction()?;
+    let mut rows = 0;
+    let mut next = None;
+    loop {
+        match next.take().or_else(|| chunks.blocking_recv()) {
+            Some(Chunk::Rows(records)) => {
+                let mut ops = Vec::new();
+                insert_scores(&tx, &records, false, &mut ops)?;
+                apply_approvals(&tx, &ops, false)?;
+                rows += records.len();
+                // The records are freed here, off the async workers.
+                drop(records);
+                // With the next chunk already waiting (the end, typically), the request is
+                // not making anything meanwhile: go on.
+                next = chunks.try_recv().ok();
+                if next.is_none() {
+                    tx.cache_flush()?;
+                    // A sync that fails may have dropped the pages it could not write, which
+                    // a later sync would not report: the stream fails with it.
+                    wal.sync_data().map_err(io_failure)?;
                 }
             }
-            if let Some(c) = &w.completion {
-                complete.execute(params![c.status as i32, &*c.body, &*c.owner, &*c.key])?;
+            Some(Chunk::End(completion)) => {
+                let started = Instant::now();
+                complete(&tx, completion.as_ref())?;
+                tx.commit()?;
+                return Ok((rows, started));
+            }
+            None => {
+                return Err(Failed::Sql(rusqlite::Error::ToSqlConversionFailure(
+                    "the streamed write was given up before its end: rolled back".into(),
+                )))
             }
         }
     }
-    if !ops.is_empty() {
-        let entries = approvals::apply_sqlite(&tx, &ops, replay)?;
-        audit::append_sqlite(&tx, &entries)?;
+}
+
+/// An I/O error of the writer's own as SQLite would report it: SQLITE_FULL for no room,
+/// SQLITE_IOERR otherwise.
+fn io_failure(e: std::io::Error) -> Failed {
+    let code = if e.kind() == std::io::ErrorKind::StorageFull {
+        rusqlite::ffi::SQLITE_FULL
+    } else {
+        rusqlite::ffi::SQLITE_IOERR
+    };
+    Failed::Sql(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(code),
+        Some(format!("syncing the WAL: {e}")),
+    ))
+}
+
+/// The idempotency completion of one request.
+fn complete(tx: &rusqlite::Transaction, c: Option<&Completion>) -> Result<(), Failed> {
+    if let Some(c) = c {
+        let mut complete = tx.prepare_cached(statements::COMPLETE)?;
+        complete.execute(params![c.status as i32, &*c.body, &*c.owner, &*c.key])?;
     }
-    tx.commit()?;
+    Ok(())
+}
+
+/// Opens or updates the approvals of `ops`, with their audit rows.
+fn apply_approvals(
+    tx: &rusqlite::Transaction,
+    ops: &[&ApprovalOp],
+    replay: bool,
+) -> Result<(), Failed> {
+    if !ops.is_empty() {
+        let entries = approvals::apply_sqlite(tx, ops, replay)?;
+        audit::append_sqlite(tx, &entries)?;
+    }
+    Ok(())
+}
+
+/// Each record's score and latest score; the approval steps of the scores inserted go to
+/// `ops`.
+fn insert_scores<'r>(
+    tx: &rusqlite::Transaction,
+    records: &'r [ScoreRecord],
+    replay: bool,
+    ops: &mut Vec<&'r ApprovalOp>,
+) -> Result<(), Failed> {
+    let sql = one_row();
+    let insert_sql = if replay {
+        &sql.insert_replay
+    } else {
+        &sql.insert
+    };
+    let mut insert = tx.prepare_cached(insert_sql)?;
+    let mut latest = tx.prepare_cached(&sql.latest)?;
+    for r in records {
+        let f = &r.facts;
+        let inserted = insert.execute(params![
+            &*r.score_id,
+            &*r.shipment_id,
+            &*r.created_at,
+            r.endpoint,
+            &*r.request,
+            &*r.response,
+            r.model_version.as_deref(),
+            &*r.policy_version,
+            r.source,
+            r.risk_band,
+            r.delay_risk,
+            r.queue,
+            flag(r.requires_approval),
+            flag(r.degraded),
+            r.latency_us,
+            r.api_key_id.as_deref(),
+            f.scored_carrier.as_deref(),
+            &*f.warehouse,
+            &*f.destination,
+            &*f.scheduled_date,
+            &*f.date_deadline,
+        ])?;
+        latest.execute(params![&*r.shipment_id, &*r.score_id, &*r.created_at])?;
+        // A replayed score already stored brought its approval step with it.
+        if let Some(op) = &r.approval {
+            if inserted == 1 {
+                ops.push(op);
+            }
+        }
+    }
     Ok(())
 }
 

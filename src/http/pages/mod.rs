@@ -185,6 +185,8 @@ fn login_form(
 struct LoginForm {
     email: String,
     password: String,
+    /// Missing is refused as a wrong token is (the refusal page), not as a malformed form.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -276,6 +278,8 @@ async fn login(
 
 #[derive(Deserialize)]
 struct CsrfForm {
+    /// Missing is refused as a wrong token is (the refusal page), not as a malformed form.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -384,6 +388,8 @@ async fn item(
 /// A form on an approval's page: claim, release or decision.
 #[derive(Debug, Deserialize)]
 struct ActionForm {
+    /// Missing is refused as a wrong token is (the refusal page), not as a malformed form.
+    #[serde(default)]
     csrf: String,
     decision: Option<DecisionKind>,
     reason_code: Option<String>,
