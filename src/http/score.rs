@@ -174,9 +174,11 @@ pub async fn score_one(
     let request_json = to_json(&request)?;
     let shipment =
         Shipment::parse(request, now).map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
+    let mut tally = Tally::default();
     let compute = async {
         let (models, policies) = (state.models.current(), state.policies.source());
-        let mut decisions = run(&state, &models, &policies, vec![shipment], now).await?;
+        let mut decisions = decide(&models, &policies, vec![shipment], now).await?;
+        tally.add(&decisions);
         let ops = super::approvals::planner(&state, &policies, &caller, at).plan(&mut decisions);
         let (decision, op) = decisions
             .pop()
@@ -194,7 +196,7 @@ pub async fn score_one(
             shape: Shape::Single,
         })
     };
-    idempotency::respond(
+    let response = idempotency::respond(
         &state,
         &caller,
         &headers,
@@ -202,7 +204,10 @@ pub async fn score_one(
         || request_json.clone(),
         compute,
     )
-    .await
+    .await?;
+    // Empty for a replayed answer: it was counted when it was first sent.
+    tally.publish(&state.metrics);
+    Ok(response)
 }
 
 /// Score up to 10,000 shipments in one request.
@@ -399,18 +404,22 @@ async fn record_whole(
     let (models, policies) = (state.models.current(), state.policies.source());
     let at = state.clock.now();
     let created_at = Text::from(crate::clock::text(at));
-    let mut decisions = run(state, &models, &policies, shipments, now).await?;
+    let mut decisions = decide(&models, &policies, shipments, now).await?;
+    let mut tally = Tally::default();
+    tally.add(&decisions);
     let degraded = decisions.iter().any(|d| d.degraded);
     let ops = super::approvals::planner(state, &policies, caller, at).plan(&mut decisions);
     let records = records_of(decisions, request_jsons, ops, &created_at).await?;
     // The answers are serialized once: the body is their concatenation, as BatchResponse.
-    claimed
+    let body = claimed
         .commit(
             state,
             stamped(caller, records, started),
             Shape::Batch { degraded },
         )
-        .await
+        .await?;
+    tally.publish(&state.metrics);
+    Ok(body)
 }
 
 /// The records of a batch's decisions: each core serializes its run of answers and turns
@@ -529,20 +538,6 @@ fn record_of(
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|e| ApiError::internal(format!("writing JSON: {e}")))
-}
-
-async fn run(
-    state: &AppState,
-    models: &Arc<LoadedModels>,
-    policies: &Arc<PolicySource>,
-    shipments: Vec<Shipment>,
-    now: i64,
-) -> Result<Vec<Decision>, ApiError> {
-    let answers = decide(models, policies, shipments, now).await?;
-    let mut tally = Tally::default();
-    tally.add(&answers);
-    tally.publish(&state.metrics);
-    Ok(answers)
 }
 
 async fn decide(

@@ -73,17 +73,14 @@ impl SqliteWriter {
 
     /// Commits `writes` in one transaction; `replay` skips rows already there.
     pub async fn write(&self, writes: &[&Write], replay: bool) -> Result<(), sqlx::Error> {
-        let (done, answer) = oneshot::channel();
-        let job = Job::Write {
-            // Clones of the records' shared texts, not of the texts.
-            writes: writes.iter().map(|w| (*w).clone()).collect(),
+        // Clones of the records' shared texts, not of the texts.
+        let writes = writes.iter().map(|w| (*w).clone()).collect();
+        self.submit(|done| Job::Write {
+            writes,
             replay,
             done,
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| sqlx::Error::WorkerCrashed)?;
-        answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
+        })
+        .await
     }
 
     /// Writes the chunks `chunks` brings in one transaction, committed (and synced) at its
@@ -93,9 +90,14 @@ impl SqliteWriter {
         &self,
         chunks: tokio::sync::mpsc::Receiver<Chunk>,
     ) -> Result<(), sqlx::Error> {
+        self.submit(|done| Job::Stream { chunks, done }).await
+    }
+
+    /// Hands the thread a job and waits for its outcome.
+    async fn submit(&self, job: impl FnOnce(Done) -> Job) -> Result<(), sqlx::Error> {
         let (done, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Stream { chunks, done })
+            .send(job(done))
             .map_err(|_| sqlx::Error::WorkerCrashed)?;
         answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
     }
