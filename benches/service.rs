@@ -13,7 +13,9 @@
 //!   floor of the answers' tail: a fixed-rate p99 over the bar in a round whose disk stalled
 //!   says which one to blame.
 //!
-//! Each phase starts once the server's recorder has written the previous phase's records;
+//! Each server gets a fresh database, removed (and the disk synced) once it stops, so no
+//! server's syncs wait behind the previous one's unwritten pages. Each phase starts once the
+//! server's recorder has written the previous phase's records;
 //! the batch row also gives the rate until the batches' records are all written. Both servers
 //! are warmed up first with a second of single scores and one batch, which are not counted.
 //!
@@ -128,6 +130,8 @@ struct Server {
     url: String,
     key: Option<String>,
     child: Child,
+    /// The server's database file (SQLite), removed with its WAL once it stops.
+    database: Option<PathBuf>,
 }
 
 impl Drop for Server {
@@ -145,6 +149,18 @@ impl Drop for Server {
         }
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+        // The next server must not pay for this one's writes: a stopped server's pages still
+        // on their way to the disk would load the next server's syncs. Removing the files
+        // drops their unwritten pages (and a run's hundreds of MB); the sync writes out
+        // whatever else is pending.
+        if let Some(db) = &self.database {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = db.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+            let _ = Command::new("sync").status();
+        }
     }
 }
 
@@ -185,11 +201,8 @@ async fn wait_up(url: &str) {
 
 fn start_dispatch_risk(dir: &Path, bin: &Path, name: &'static str) -> Server {
     // A fresh database per run: runs must not inherit each other's rows.
-    let db = format!(
-        "sqlite:{}",
-        dir.join(format!("bench-{}.sqlite3", rand_suffix()))
-            .display()
-    );
+    let database = dir.join(format!("bench-{}.sqlite3", rand_suffix()));
+    let db = format!("sqlite:{}", database.display());
     let out = Command::new(bin)
         .args([
             "keys",
@@ -235,6 +248,7 @@ fn start_dispatch_risk(dir: &Path, bin: &Path, name: &'static str) -> Server {
         url: format!("http://127.0.0.1:{port}"),
         key: Some(key),
         child,
+        database: Some(database),
     }
 }
 
@@ -272,6 +286,7 @@ fn start_peer(dir: &Path) -> Option<Server> {
             url: format!("http://127.0.0.1:{port}"),
             key: None,
             child,
+            database: None,
         }),
         Err(e) => {
             eprintln!("peer skipped: cannot start uvicorn ({e}); pip install -r benches/peer/requirements.txt");
