@@ -2,8 +2,11 @@
 //! client must send a request's headers within [`Limits::header_read_timeout`] (a slow client
 //! cannot hold a connection by sending a byte a second), at most
 //! [`Limits::max_connections`] are open at once (more wait in the kernel's backlog until one
-//! closes), each request carries its client's address (for rate limits), and on shutdown the
-//! open connections finish their requests in flight, up to a deadline.
+//! closes), each request carries its client's address (for rate limits), a body the service
+//! answered without reading is drained so the client sees the answer (see [`lingering`]), and
+//! on shutdown the open connections finish their requests in flight, up to a deadline.
+
+mod lingering;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,7 +74,18 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(client));
-            router.clone().oneshot(request.map(axum::body::Body::new))
+            // A client that asked to be told before it sends its body is not sent a
+            // `100 Continue` by draining: refused, it never sends the body at all.
+            let expects_continue = request
+                .headers()
+                .get(hyper::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            let request = if expects_continue {
+                request.map(axum::body::Body::new)
+            } else {
+                request.map(|b| axum::body::Body::new(lingering::Lingering::new(b)))
+            };
+            router.clone().oneshot(request)
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())

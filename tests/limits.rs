@@ -107,6 +107,56 @@ async fn load_past_the_limit_is_shed_at_once_and_health_still_answers() {
     );
 }
 
+/// A request answered before its body was read (here refused for its missing key, with 4 MB
+/// still to send) has its body drained after the answer: the client, still sending, can send
+/// it all and read the answer, and the connection serves its next request. Closing at once
+/// would reset the connection under a client still writing (CI saw a shed batch's client get
+/// a broken pipe instead of its 503).
+#[tokio::test]
+async fn a_request_refused_before_its_body_was_read_is_answered_not_reset() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn(repo("models")).await;
+    let addr = app.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body_len = 4 * 1024 * 1024;
+    let head = format!(
+        "POST /v1/score/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {body_len}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The service answers from the headers alone, before the client sends its body.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let chunk = vec![b' '; 64 * 1024];
+    for i in 0..body_len / chunk.len() {
+        if let Err(e) = stream.write_all(&chunk).await {
+            panic!(
+                "the connection was closed under the body, at {} KiB: {e}",
+                i * 64
+            );
+        }
+    }
+    stream
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answers))
+        .await
+        .expect("the connection closes after the second answer")
+        .expect("the answers are read, not reset");
+    let answers = String::from_utf8_lossy(&answers);
+    // The second answer's status line follows the first's body without a line break.
+    let statuses: Vec<&str> = answers
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &answers[at..at + 12])
+        .collect();
+    assert_eq!(statuses, ["HTTP/1.1 401", "HTTP/1.1 200"], "{answers}");
+    assert!(answers.contains("\"unauthorized\""), "{answers}");
+}
+
 /// The first requests after a start all carry one valid key the cache has not seen: none of
 /// them counts as an unknown key (the bench's 32 connections got 429 from the 21st on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa_axum::routes;
@@ -266,8 +267,14 @@ pub async fn score_batch(
             Begun::Replayed(response) => return Ok(response),
             Begun::Fresh(claimed) => claimed,
         };
-    let batch = (shipments, request_jsons);
-    let answered = record_batch(&state, &caller, &claimed, batch, now, started).await;
+    let call = BatchCall {
+        state: &state,
+        caller: &caller,
+        claimed: &claimed,
+        now,
+        started,
+    };
+    let answered = call.record(shipments, request_jsons).await;
     claimed.answer(&state, answered).await
 }
 
@@ -276,28 +283,23 @@ pub async fn score_batch(
 /// part of the batch; large enough that each chunk still spreads over the cores.
 const CHUNK: usize = 1_000;
 
-/// Scores a checked batch and commits it in one transaction (all of its rows or none); the
-/// body once it is durable. On SQLite the batch is scored and written in chunks into one
-/// open transaction ([`record_streamed`]); elsewhere, or when a stream cannot stand, it is
-/// scored whole and then written.
-async fn record_batch(
-    state: &AppState,
-    caller: &Caller,
-    claimed: &Claimed,
-    (shipments, requests): (Vec<Shipment>, Vec<Text>),
+/// One checked batch call on its way to the store: who sent it, its idempotency claim, the
+/// time its shipments were checked at and when the request arrived (for its records' latency).
+struct BatchCall<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    claimed: &'a Claimed,
     now: i64,
     started: Instant,
-) -> Result<Text, ApiError> {
-    let shipments = if state.store.recorder.streams() && shipments.len() > CHUNK {
-        match record_streamed(state, caller, claimed, shipments, &requests, now, started).await? {
-            Streamed::Committed(body) => return Ok(body),
-            // Rare, so read again rather than kept: the shipments went into their answers.
-            Streamed::Again => reread(&requests, now)?,
-        }
-    } else {
-        shipments
-    };
-    record_whole(state, caller, claimed, (shipments, requests), now, started).await
+}
+
+/// What a batch is decided with, taken once as it starts: a reload meanwhile does not mix
+/// two versions in one batch.
+struct Serving {
+    models: Arc<LoadedModels>,
+    policies: Arc<PolicySource>,
+    at: DateTime<Utc>,
+    created_at: Text,
 }
 
 /// How a streamed batch ended.
@@ -310,76 +312,138 @@ enum Streamed {
     Again,
 }
 
-/// Scores a batch chunk by chunk, each chunk's records streamed to the writer while the next
-/// is scored, and commits them in one transaction with the key's answer.
-async fn record_streamed(
-    state: &AppState,
-    caller: &Caller,
-    claimed: &Claimed,
-    shipments: Vec<Shipment>,
-    requests: &[Text],
-    now: i64,
-    started: Instant,
-) -> Result<Streamed, ApiError> {
-    let (models, policies) = (state.models.current(), state.policies.source());
-    let at = state.clock.now();
-    let created_at = Text::from(crate::clock::text(at));
-    let n = shipments.len();
-    let mut stream = state
-        .store
-        .recorder
-        .stream(n)
-        .await
-        .map_err(idempotency::write_error)?;
-    let mut planner = super::approvals::planner(state, &policies, caller, at);
-    let (mut answers, mut tickets, mut tally) =
-        (Vec::with_capacity(n), Vec::new(), Tally::default());
-    let mut first: Option<(Source, bool)> = None;
-    let mut shipments = shipments.into_iter();
-    let mut requests = requests.iter().cloned();
-    loop {
-        let chunk: Vec<Shipment> = shipments.by_ref().take(CHUNK).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let chunk_requests: Vec<Text> = requests.by_ref().take(chunk.len()).collect();
-        let mut decisions = decide(&models, &policies, chunk, now).await?;
-        let Some(this) = decisions.first().map(|d| (d.source, d.degraded)) else {
-            break;
-        };
-        // Dropping the stream rolls back what it wrote.
-        if *first.get_or_insert(this) != this {
-            tracing::info!(
-                "the models answered a streamed batch's chunks differently; scoring it again"
-            );
-            return Ok(Streamed::Again);
-        }
-        tally.add(&decisions);
-        let ops = planner.plan(&mut decisions);
-        let records = records_of(decisions, chunk_requests, ops, &created_at).await?;
-        let records = stamped(caller, records, started);
-        tickets.extend(super::approvals::tickets(&records));
-        answers.extend(records.iter().map(|r| r.response.clone()));
-        if stream.send(records).await.is_err() {
-            // The writer gave up; `finish` says why.
-            break;
+impl BatchCall<'_> {
+    fn serving(&self) -> Serving {
+        let at = self.state.clock.now();
+        Serving {
+            models: self.state.models.current(),
+            policies: self.state.policies.source(),
+            at,
+            created_at: Text::from(crate::clock::text(at)),
         }
     }
-    let degraded = first.is_some_and(|(_, degraded)| degraded);
-    match claimed
-        .finish(stream, &answers, Shape::Batch { degraded })
-        .await
-    {
-        Ok(body) => {
-            tally.publish(&state.metrics);
-            super::approvals::remember(state, &tickets);
-            Ok(Streamed::Committed(body))
+
+    /// Scores the batch and commits it in one transaction (all of its rows or none); the body
+    /// once it is durable. On SQLite the batch is scored and written in chunks into one open
+    /// transaction ([`Self::streamed`]); elsewhere, or when a stream cannot stand, it is
+    /// scored whole and then written.
+    async fn record(
+        &self,
+        shipments: Vec<Shipment>,
+        requests: Vec<Text>,
+    ) -> Result<Text, ApiError> {
+        let shipments = if self.state.store.recorder.streams() && shipments.len() > CHUNK {
+            match self.streamed(shipments, &requests).await? {
+                Streamed::Committed(body) => return Ok(body),
+                // Rare, so read again rather than kept: the shipments went into their answers.
+                Streamed::Again => reread(&requests, self.now)?,
+            }
+        } else {
+            shipments
+        };
+        self.whole(shipments, requests).await
+    }
+
+    /// Scores the batch chunk by chunk, each chunk's records streamed to the writer while the
+    /// next is scored, and commits them in one transaction with the key's answer.
+    async fn streamed(
+        &self,
+        shipments: Vec<Shipment>,
+        requests: &[Text],
+    ) -> Result<Streamed, ApiError> {
+        let Serving {
+            models,
+            policies,
+            at,
+            created_at,
+        } = self.serving();
+        let n = shipments.len();
+        let mut stream = self
+            .state
+            .store
+            .recorder
+            .stream(n)
+            .await
+            .map_err(idempotency::write_error)?;
+        let mut planner = super::approvals::planner(self.state, &policies, self.caller, at);
+        let (mut answers, mut tickets, mut tally) =
+            (Vec::with_capacity(n), Vec::new(), Tally::default());
+        let mut first: Option<(Source, bool)> = None;
+        let mut shipments = shipments.into_iter();
+        let mut requests = requests.iter().cloned();
+        loop {
+            let chunk: Vec<Shipment> = shipments.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let chunk_requests: Vec<Text> = requests.by_ref().take(chunk.len()).collect();
+            let mut decisions = decide(&models, &policies, chunk, self.now).await?;
+            let Some(this) = decisions.first().map(|d| (d.source, d.degraded)) else {
+                break;
+            };
+            // Dropping the stream rolls back what it wrote.
+            if *first.get_or_insert(this) != this {
+                tracing::info!(
+                    "the models answered a streamed batch's chunks differently; scoring it again"
+                );
+                return Ok(Streamed::Again);
+            }
+            tally.add(&decisions);
+            let ops = planner.plan(&mut decisions);
+            let records = records_of(decisions, chunk_requests, ops, &created_at).await?;
+            let records = stamped(self.caller, records, self.started);
+            tickets.extend(super::approvals::tickets(&records));
+            answers.extend(records.iter().map(|r| r.response.clone()));
+            if stream.send(records).await.is_err() {
+                // The writer gave up; `finish` says why.
+                break;
+            }
         }
-        Err(WriteError::StaleApproval(shipment)) => {
-            tracing::info!(%shipment, "approval proposal stale in a streamed batch; scoring it again");
-            Ok(Streamed::Again)
+        let degraded = first.is_some_and(|(_, degraded)| degraded);
+        match self
+            .claimed
+            .finish(stream, &answers, Shape::Batch { degraded })
+            .await
+        {
+            Ok(body) => {
+                tally.publish(&self.state.metrics);
+                super::approvals::remember(self.state, &tickets);
+                Ok(Streamed::Committed(body))
+            }
+            Err(WriteError::StaleApproval(shipment)) => {
+                tracing::info!(%shipment, "approval proposal stale in a streamed batch; scoring it again");
+                Ok(Streamed::Again)
+            }
+            Err(e) => Err(idempotency::write_error(e)),
         }
-        Err(e) => Err(idempotency::write_error(e)),
+    }
+
+    /// Scores the whole batch, then commits it in one transaction.
+    async fn whole(&self, shipments: Vec<Shipment>, requests: Vec<Text>) -> Result<Text, ApiError> {
+        let Serving {
+            models,
+            policies,
+            at,
+            created_at,
+        } = self.serving();
+        let mut decisions = decide(&models, &policies, shipments, self.now).await?;
+        let mut tally = Tally::default();
+        tally.add(&decisions);
+        let degraded = decisions.iter().any(|d| d.degraded);
+        let ops =
+            super::approvals::planner(self.state, &policies, self.caller, at).plan(&mut decisions);
+        let records = records_of(decisions, requests, ops, &created_at).await?;
+        // The answers are serialized once: the body is their concatenation, as BatchResponse.
+        let body = self
+            .claimed
+            .commit(
+                self.state,
+                stamped(self.caller, records, self.started),
+                Shape::Batch { degraded },
+            )
+            .await?;
+        tally.publish(&self.state.metrics);
+        Ok(body)
     }
 }
 
@@ -390,36 +454,6 @@ fn reread(requests: &[Text], now: i64) -> Result<Vec<Shipment>, ApiError> {
         .enumerate()
         .map(|(i, r)| read_shipment(r, now).map_err(|e| e.in_batch(i)))
         .collect()
-}
-
-/// Scores a whole batch, then commits it in one transaction.
-async fn record_whole(
-    state: &AppState,
-    caller: &Caller,
-    claimed: &Claimed,
-    (shipments, request_jsons): (Vec<Shipment>, Vec<Text>),
-    now: i64,
-    started: Instant,
-) -> Result<Text, ApiError> {
-    let (models, policies) = (state.models.current(), state.policies.source());
-    let at = state.clock.now();
-    let created_at = Text::from(crate::clock::text(at));
-    let mut decisions = decide(&models, &policies, shipments, now).await?;
-    let mut tally = Tally::default();
-    tally.add(&decisions);
-    let degraded = decisions.iter().any(|d| d.degraded);
-    let ops = super::approvals::planner(state, &policies, caller, at).plan(&mut decisions);
-    let records = records_of(decisions, request_jsons, ops, &created_at).await?;
-    // The answers are serialized once: the body is their concatenation, as BatchResponse.
-    let body = claimed
-        .commit(
-            state,
-            stamped(caller, records, started),
-            Shape::Batch { degraded },
-        )
-        .await?;
-    tally.publish(&state.metrics);
-    Ok(body)
 }
 
 /// The records of a batch's decisions: each core serializes its run of answers and turns
