@@ -302,6 +302,12 @@ struct Serving {
     created_at: Text,
 }
 
+impl Serving {
+    async fn decide(&self, shipments: Vec<Shipment>, now: i64) -> Result<Vec<Decision>, ApiError> {
+        decide(&self.models, &self.policies, shipments, now).await
+    }
+}
+
 /// How a streamed batch ended.
 enum Streamed {
     /// Its rows are durable; the body.
@@ -351,12 +357,7 @@ impl BatchCall<'_> {
         shipments: Vec<Shipment>,
         requests: &[Text],
     ) -> Result<Streamed, ApiError> {
-        let Serving {
-            models,
-            policies,
-            at,
-            created_at,
-        } = self.serving();
+        let serving = self.serving();
         let n = shipments.len();
         let mut stream = self
             .state
@@ -365,7 +366,8 @@ impl BatchCall<'_> {
             .stream(n)
             .await
             .map_err(idempotency::write_error)?;
-        let mut planner = super::approvals::planner(self.state, &policies, self.caller, at);
+        let mut planner =
+            super::approvals::planner(self.state, &serving.policies, self.caller, serving.at);
         let (mut answers, mut tickets, mut tally) =
             (Vec::with_capacity(n), Vec::new(), Tally::default());
         let mut first: Option<(Source, bool)> = None;
@@ -377,7 +379,7 @@ impl BatchCall<'_> {
                 break;
             }
             let chunk_requests: Vec<Text> = requests.by_ref().take(chunk.len()).collect();
-            let mut decisions = decide(&models, &policies, chunk, self.now).await?;
+            let mut decisions = serving.decide(chunk, self.now).await?;
             let Some(this) = decisions.first().map(|d| (d.source, d.degraded)) else {
                 break;
             };
@@ -390,7 +392,7 @@ impl BatchCall<'_> {
             }
             tally.add(&decisions);
             let ops = planner.plan(&mut decisions);
-            let records = records_of(decisions, chunk_requests, ops, &created_at).await?;
+            let records = records_of(decisions, chunk_requests, ops, &serving.created_at).await?;
             let records = stamped(self.caller, records, self.started);
             tickets.extend(super::approvals::tickets(&records));
             answers.extend(records.iter().map(|r| r.response.clone()));
@@ -420,19 +422,14 @@ impl BatchCall<'_> {
 
     /// Scores the whole batch, then commits it in one transaction.
     async fn whole(&self, shipments: Vec<Shipment>, requests: Vec<Text>) -> Result<Text, ApiError> {
-        let Serving {
-            models,
-            policies,
-            at,
-            created_at,
-        } = self.serving();
-        let mut decisions = decide(&models, &policies, shipments, self.now).await?;
+        let serving = self.serving();
+        let mut decisions = serving.decide(shipments, self.now).await?;
         let mut tally = Tally::default();
         tally.add(&decisions);
         let degraded = decisions.iter().any(|d| d.degraded);
-        let ops =
-            super::approvals::planner(self.state, &policies, self.caller, at).plan(&mut decisions);
-        let records = records_of(decisions, requests, ops, &created_at).await?;
+        let ops = super::approvals::planner(self.state, &serving.policies, self.caller, serving.at)
+            .plan(&mut decisions);
+        let records = records_of(decisions, requests, ops, &serving.created_at).await?;
         // The answers are serialized once: the body is their concatenation, as BatchResponse.
         let body = self
             .claimed
