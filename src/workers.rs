@@ -119,12 +119,14 @@ pub async fn approval_timer(state: AppState, every: Duration, mut shutdown: Shut
 }
 
 /// Keeps SQLite's WAL short, beside the writer rather than inside a commit (see
-/// [`crate::store::Store::checkpoint`]).
+/// [`crate::store::Store::checkpoint`]): every 250 ms, and as soon as a streamed batch has
+/// committed (none run while one streams).
 pub async fn checkpoint_wal(store: crate::store::Store, mut shutdown: Shutdown) {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = store.recorder.stream_ended() => {}
         }
         if let Err(e) = store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint");

@@ -279,9 +279,22 @@ pub async fn score_batch(
 }
 
 /// Shipments per chunk of a streamed batch: the writer inserts one chunk while the next is
-/// scored. Small enough that the last chunk, written after every other is scored, is a small
-/// part of the batch; large enough that each chunk still spreads over the cores.
+/// scored. Large enough that each chunk still spreads over the cores.
 const CHUNK: usize = 1_000;
+/// The smallest chunk the last ones are cut down to.
+const LAST_CHUNK: usize = 125;
+
+/// How many of the `remaining` shipments the next chunk takes: [`CHUNK`], then halving over
+/// the batch's last two chunks' worth down to [`LAST_CHUNK`]. The last chunk is inserted
+/// after every other is scored, with the answer waiting: at 1,000 it took 7.5 ms of the 34
+/// between the last scoring and the answer.
+fn next_chunk(remaining: usize) -> usize {
+    if remaining > 2 * CHUNK {
+        CHUNK
+    } else {
+        (remaining / 2).clamp(LAST_CHUNK, CHUNK).min(remaining)
+    }
+}
 
 /// One checked batch call on its way to the store: who sent it, its idempotency claim, the
 /// time its shipments were checked at and when the request arrived (for its records' latency).
@@ -374,7 +387,8 @@ impl BatchCall<'_> {
         let mut shipments = shipments.into_iter();
         let mut requests = requests.iter().cloned();
         loop {
-            let chunk: Vec<Shipment> = shipments.by_ref().take(CHUNK).collect();
+            let size = next_chunk(shipments.len());
+            let chunk: Vec<Shipment> = shipments.by_ref().take(size).collect();
             if chunk.is_empty() {
                 break;
             }
@@ -511,8 +525,19 @@ impl ItemError {
 
 /// Reads and checks one shipment of a batch.
 fn read_shipment(raw: &str, now: i64) -> Result<Shipment, ItemError> {
+    // Read plainly first: tracking the path costs 40 % of the reading, and only a shipment
+    // that fails needs it, so that one is read again for its error.
+    let request = match serde_json::from_str::<ShipmentRequest>(raw) {
+        Ok(request) => request,
+        Err(_) => read_with_path(raw)?,
+    };
+    Shipment::parse(request, now).map_err(ItemError::Value)
+}
+
+/// Reads a shipment tracking where it fails, for an error that names the field.
+fn read_with_path(raw: &str) -> Result<ShipmentRequest, ItemError> {
     let mut de = serde_json::Deserializer::from_str(raw);
-    let request: ShipmentRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let message = e.inner().to_string();
         // Missing and unknown fields are reported at the shipment itself ("."); their
         // message names the field.
@@ -523,8 +548,7 @@ fn read_shipment(raw: &str, now: i64) -> Result<Shipment, ItemError> {
             Some(path)
         };
         ItemError::Json { field, message }
-    })?;
-    Shipment::parse(request, now).map_err(ItemError::Value)
+    })
 }
 
 /// What the store keeps of one decision, its answer's JSON among it; latency and key are set
@@ -647,4 +671,37 @@ fn stamped(caller: &Caller, mut records: Vec<ScoreRecord>, started: Instant) -> 
         r.api_key_id = Some(key.clone());
     }
     records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A streamed batch's chunks cover it exactly, none over [`CHUNK`], and a large batch
+    /// ends on a chunk of [`LAST_CHUNK`] or fewer.
+    #[test]
+    fn chunks_cover_the_batch_and_end_small() {
+        for n in [1, 124, 125, 126, 999, 1_001, 2_500, 9_999, MAX_BATCH] {
+            let mut sizes = Vec::new();
+            let mut remaining = n;
+            while remaining > 0 {
+                let size = next_chunk(remaining);
+                assert!((1..=CHUNK).contains(&size), "{n}: {sizes:?} then {size}");
+                sizes.push(size);
+                remaining -= size;
+            }
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            if n > 2 * LAST_CHUNK {
+                assert!(*sizes.last().unwrap() <= LAST_CHUNK, "{n}: {sizes:?}");
+            }
+        }
+        let mut sizes = Vec::new();
+        let mut remaining = MAX_BATCH;
+        while remaining > 0 {
+            sizes.push(next_chunk(remaining));
+            remaining -= sizes.last().unwrap();
+        }
+        assert_eq!(sizes[..9], [CHUNK; 9]);
+        assert_eq!(sizes[9..], [500, 250, 125, 125]);
+    }
 }

@@ -12,10 +12,13 @@
 //! at load rather than evaluated differently from the editor. Evaluation is plain synchronous
 //! code: no runtime, no dedicated threads.
 
+mod shortcuts;
+
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use shortcuts::{OneOf, Reference};
 use zen_expression::expression::{Standard, Unary};
 use zen_expression::scope::Scope;
 use zen_expression::variable::Variable;
@@ -69,15 +72,24 @@ pub struct DecisionTable {
 
 #[derive(Debug, Clone)]
 struct InputColumn {
-    /// The expression whose value `$` takes in this column's cells; none: cells are boolean
-    /// expressions on the whole context.
-    field: Option<Expression<Standard>>,
+    /// What `$` takes in this column's cells; none: cells are boolean expressions on the
+    /// whole context.
+    field: Option<Reference>,
 }
 
 #[derive(Debug, Clone)]
 enum Test {
     Unary(Expression<Unary>),
+    /// A unary cell of literals, compared without the VM.
+    OneOf(OneOf),
     Boolean(Expression<Standard>),
+}
+
+#[derive(Debug, Clone)]
+enum Output {
+    Expression(Expression<Standard>),
+    /// A literal's value, as zen answers it on any context.
+    Constant(Value),
 }
 
 #[derive(Debug, Clone)]
@@ -85,8 +97,19 @@ struct Row {
     id: String,
     /// One test per input column; `None` where the cell is empty.
     tests: Vec<Option<Test>>,
-    /// (dotted path, expression) per non-empty output cell.
-    outputs: Vec<(Vec<String>, Expression<Standard>)>,
+    /// (dotted path, value) per non-empty output cell.
+    outputs: Vec<(Vec<String>, Output)>,
+    /// The row's answer when every output cell is a literal.
+    constant: Option<Map<String, Value>>,
+}
+
+/// Whether cells zen answers as a plain comparison or a literal skip the VM (always, but for
+/// the tests that compare the two).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shortcuts {
+    On,
+    #[cfg(test)]
+    Off,
 }
 
 thread_local! {
@@ -100,10 +123,24 @@ impl DecisionTable {
         let graph: BaseDecisionContent =
             serde_json::from_str(text).map_err(|e| JdmError::Parse(e.to_string()))?;
         let (name, content) = single_table(&graph)?;
-        Self::compile(name, content)
+        Self::compile(name, content, Shortcuts::On)
     }
 
-    fn compile(name: String, content: &DecisionTableContent) -> Result<Self, JdmError> {
+    /// [`DecisionTable::parse`] with every cell run in zen's VM.
+    #[cfg(test)]
+    pub(crate) fn parse_without_shortcuts(text: &str) -> Result<Self, JdmError> {
+        let graph: BaseDecisionContent =
+            serde_json::from_str(text).map_err(|e| JdmError::Parse(e.to_string()))?;
+        let (name, content) = single_table(&graph)?;
+        Self::compile(name, content, Shortcuts::Off)
+    }
+
+    fn compile(
+        name: String,
+        content: &DecisionTableContent,
+        shortcuts: Shortcuts,
+    ) -> Result<Self, JdmError> {
+        let on = shortcuts == Shortcuts::On;
         let attrs = &content.transform_attributes;
         if attrs.input_field.is_some()
             || attrs.output_path.is_some()
@@ -121,11 +158,18 @@ impl DecisionTable {
             .map(|i| {
                 let field = match i.field.as_deref().map(str::trim) {
                     None | Some("") => None,
-                    Some(f) => Some(compile_expression(f).map_err(|e| JdmError::Field {
-                        column: column_name(&i.name, &i.id),
-                        field: f.to_string(),
-                        message: e.to_string(),
-                    })?),
+                    Some(f) => {
+                        let compiled = compile_expression(f).map_err(|e| JdmError::Field {
+                            column: column_name(&i.name, &i.id),
+                            field: f.to_string(),
+                            message: e.to_string(),
+                        })?;
+                        Some(if on {
+                            Reference::new(f, compiled)
+                        } else {
+                            Reference::Expression(compiled)
+                        })
+                    }
                 };
                 Ok((i.id.clone(), column_name(&i.name, &i.id), field))
             })
@@ -149,10 +193,12 @@ impl DecisionTable {
                 tests.push(if cell.is_empty() {
                     None
                 } else if field.is_some() {
-                    Some(Test::Unary(
-                        compile_unary_expression(cell)
-                            .map_err(|e| cell_error(col_name, cell, e.to_string()))?,
-                    ))
+                    let test = compile_unary_expression(cell)
+                        .map_err(|e| cell_error(col_name, cell, e.to_string()))?;
+                    Some(match OneOf::new(cell, &test).filter(|_| on) {
+                        Some(one_of) => Test::OneOf(one_of),
+                        None => Test::Unary(test),
+                    })
                 } else {
                     Some(Test::Boolean(
                         compile_expression(cell)
@@ -175,9 +221,31 @@ impl DecisionTable {
                 }
                 let expr = compile_expression(cell)
                     .map_err(|e| cell_error(&column_name(&o.name, &o.id), cell, e.to_string()))?;
-                outputs.push((path.split('.').map(str::to_string).collect(), expr));
+                let output = match shortcuts::constant(cell, &expr).filter(|_| on) {
+                    Some(value) => Output::Constant(value),
+                    None => Output::Expression(expr),
+                };
+                let path: Vec<String> = path.split('.').map(str::to_string).collect();
+                outputs.push((path, output));
             }
-            rows.push(Row { id, tests, outputs });
+            let constant = outputs
+                .iter()
+                .all(|(_, o)| matches!(o, Output::Constant(_)))
+                .then(|| {
+                    let mut out = Map::new();
+                    for (path, output) in &outputs {
+                        if let Output::Constant(value) = output {
+                            insert_at(&mut out, path, value.clone());
+                        }
+                    }
+                    out
+                });
+            rows.push(Row {
+                id,
+                tests,
+                outputs,
+                constant,
+            });
         }
         Ok(DecisionTable {
             name,
@@ -217,28 +285,17 @@ impl DecisionTable {
         let references: Vec<Option<Variable>> = self
             .inputs
             .iter()
-            .map(|column| {
-                column
-                    .field
-                    .as_ref()
-                    .and_then(|f| f.evaluate_with_scope(&scope, vm).ok())
-            })
+            .map(|column| column.field.as_ref().and_then(|f| f.evaluate(&scope, vm)))
             .collect();
         let mut collected = Vec::new();
         for row in &self.rows {
             if !self.row_matches(row, &references, &mut scope, vm) {
                 continue;
             }
-            let mut out = Map::new();
-            for (path, expr) in &row.outputs {
-                let value =
-                    expr.evaluate_with_scope(&scope, vm)
-                        .map_err(|e| JdmError::Evaluation {
-                            what: format!("rule `{}`, output `{}`", row.id, path.join(".")),
-                            message: e.to_string(),
-                        })?;
-                insert_at(&mut out, path, value.to_value());
-            }
+            let out = match &row.constant {
+                Some(constant) => constant.clone(),
+                None => self.outputs(row, &scope, vm)?,
+            };
             match self.hit_policy {
                 HitPolicy::First => return Ok(Value::Object(out)),
                 HitPolicy::Collect => collected.push(Value::Object(out)),
@@ -248,6 +305,30 @@ impl DecisionTable {
             HitPolicy::First => Value::Null,
             HitPolicy::Collect => Value::Array(collected),
         })
+    }
+
+    /// A matching row's outputs, evaluated on `scope`.
+    fn outputs(
+        &self,
+        row: &Row,
+        scope: &Scope,
+        vm: &mut VM,
+    ) -> Result<Map<String, Value>, JdmError> {
+        let mut out = Map::new();
+        for (path, output) in &row.outputs {
+            let value = match output {
+                Output::Constant(value) => value.clone(),
+                Output::Expression(expr) => expr
+                    .evaluate_with_scope(scope, vm)
+                    .map_err(|e| JdmError::Evaluation {
+                        what: format!("rule `{}`, output `{}`", row.id, path.join(".")),
+                        message: e.to_string(),
+                    })?
+                    .to_value(),
+            };
+            insert_at(&mut out, path, value);
+        }
+        Ok(out)
     }
 
     /// A cell that fails to evaluate does not match, as in zen-engine: a row is a conjunction
@@ -269,6 +350,10 @@ impl DecisionTable {
                     scope.set_local(Variable::dollar_key(), reference.clone());
                     t.evaluate_with_scope(scope, vm).unwrap_or(false)
                 }
+                Some(Test::OneOf(one_of)) => match reference {
+                    Some(reference) => one_of.matches(reference),
+                    None => false,
+                },
                 Some(Test::Boolean(t)) => t
                     .evaluate_with_scope(scope, vm)
                     .ok()
@@ -280,6 +365,29 @@ impl DecisionTable {
             }
         }
         true
+    }
+
+    /// How many cells skip the VM (fields read directly, literal tests, literal outputs).
+    #[cfg(test)]
+    pub(crate) fn shortcuts_taken(&self) -> usize {
+        let fields = self
+            .inputs
+            .iter()
+            .filter(|c| matches!(c.field, Some(Reference::Key { .. })))
+            .count();
+        let cells: usize = self
+            .rows
+            .iter()
+            .map(|r| {
+                let tests = r.tests.iter().filter(|t| matches!(t, Some(Test::OneOf(_))));
+                let outputs = r
+                    .outputs
+                    .iter()
+                    .filter(|(_, o)| matches!(o, Output::Constant(_)));
+                tests.count() + outputs.count()
+            })
+            .sum();
+        fields + cells
     }
 
     /// The rule ids, in table order.

@@ -210,7 +210,7 @@ impl Store {
     /// (a passive checkpoint: the writer keeps appending meanwhile, and the WAL starts over
     /// once a checkpoint has copied all of it). Returns the WAL's pages copied so far.
     pub async fn checkpoint(&self) -> Result<i64, StoreError> {
-        if self.backend != Backend::Sqlite {
+        if self.backend != Backend::Sqlite || self.recorder.streaming() {
             return Ok(0);
         }
         // (busy, WAL pages, pages copied so far): frequent small checkpoints keep each one's

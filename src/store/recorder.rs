@@ -208,6 +208,10 @@ struct Shared {
     replaying: AtomicBool,
     /// When a write last found the database's disk full.
     full_at: Mutex<Option<Instant>>,
+    /// Streamed writes begun and not yet ended (see [`Recorder::streaming`]).
+    streaming: AtomicU64,
+    /// Told when one ends.
+    stream_ended: tokio::sync::Notify,
 }
 
 impl Recorder {
@@ -296,6 +300,19 @@ impl Recorder {
         self.streams
     }
 
+    /// Whether a streamed write is under way: the WAL checkpoints wait for its end rather
+    /// than copy pages and sync the database file beside it, on the cores and the disk the
+    /// batch's scoring and syncs are using.
+    pub fn streaming(&self) -> bool {
+        self.shared.streaming.load(Ordering::Relaxed) > 0
+    }
+
+    /// Returns when a streamed write has ended (at once if one ended since the last call): the
+    /// checkpoint then copies its tens of megabytes while its client reads the answer.
+    pub async fn stream_ended(&self) {
+        self.shared.stream_ended.notified().await
+    }
+
     /// Starts a write of `rows` records that arrive in chunks while the request makes them,
     /// committed in one transaction with the last ([`Stream::finish`]): the writer inserts one
     /// chunk while the next is made. Dropping the stream before its end rolls it back.
@@ -325,6 +342,7 @@ impl Recorder {
             chunks,
             done,
             _permit: permit,
+            _streaming: Streaming::begin(&self.shared),
         })
     }
 
@@ -348,6 +366,24 @@ pub struct Stream {
     chunks: tokio::sync::mpsc::Sender<Chunk>,
     done: oneshot::Receiver<Result<Committed, WriteError>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    _streaming: Streaming,
+}
+
+/// Counts a [`Stream`] in [`Shared::streaming`] while it lives.
+struct Streaming(Arc<Shared>);
+
+impl Streaming {
+    fn begin(shared: &Arc<Shared>) -> Streaming {
+        shared.streaming.fetch_add(1, Ordering::Relaxed);
+        Streaming(shared.clone())
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.streaming.fetch_sub(1, Ordering::Relaxed);
+        self.0.stream_ended.notify_one();
+    }
 }
 
 impl Stream {
