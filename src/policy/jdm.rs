@@ -10,7 +10,8 @@
 //! `collect` the list of matching rows. Graphs must be input → one decision table → output:
 //! zen-engine's other node kinds (functions in JavaScript, switches, sub-decisions) are refused
 //! at load rather than evaluated differently from the editor. Evaluation is plain synchronous
-//! code: no runtime, no dedicated threads.
+//! code: no runtime, no dedicated threads. Cells that zen answers as a plain lookup, comparison
+//! or literal (checked against zen when the table is compiled) skip its VM ([`shortcuts`]).
 
 mod shortcuts;
 
