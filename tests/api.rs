@@ -383,3 +383,34 @@ async fn a_clean_shutdown_writes_every_accepted_record() {
     let store = Store::connect(db.expose()).await.unwrap();
     assert_eq!(store.count_rows(Table::Scores).await.unwrap(), 500);
 }
+
+/// While a batch streams into its transaction, the WAL's checkpoints wait (they would copy
+/// pages and sync the database file beside its scoring and syncs); its end wakes them, and the
+/// next one copies what was waiting.
+#[tokio::test]
+async fn checkpoints_wait_while_a_batch_streams_and_its_end_wakes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("c.sqlite3").display());
+    let store = Store::connect(&url).await.unwrap();
+    // Frames for a checkpoint to copy.
+    store.create_key("before", Role::Workflow).await.unwrap();
+    let stream = store.recorder.stream(2_000).await.unwrap();
+    assert!(store.recorder.streaming());
+    assert_eq!(
+        store.checkpoint().await.unwrap(),
+        0,
+        "a checkpoint ran beside a stream"
+    );
+    drop(stream);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.recorder.stream_ended(),
+    )
+    .await
+    .expect("a stream's end wakes the checkpoints");
+    assert!(!store.recorder.streaming());
+    assert!(
+        store.checkpoint().await.unwrap() > 0,
+        "nothing was copied after the stream"
+    );
+}
