@@ -525,8 +525,9 @@ impl ItemError {
 
 /// Reads and checks one shipment of a batch.
 fn read_shipment(raw: &str, now: i64) -> Result<Shipment, ItemError> {
-    // Read plainly first: tracking the path costs 40 % of the reading, and only a shipment
-    // that fails needs it, so that one is read again for its error.
+    // Read plainly first: tracking the path cost a third of the reading (247 M against 169 M
+    // instructions a batch), and only a shipment that fails needs it, so that one is read
+    // again for its error.
     let request = match serde_json::from_str::<ShipmentRequest>(raw) {
         Ok(request) => request,
         Err(_) => read_with_path(raw)?,

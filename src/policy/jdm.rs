@@ -121,19 +121,20 @@ thread_local! {
 impl DecisionTable {
     /// Reads a JDM graph and compiles its decision table; every cell must compile.
     pub fn parse(text: &str) -> Result<Self, JdmError> {
-        let graph: BaseDecisionContent =
-            serde_json::from_str(text).map_err(|e| JdmError::Parse(e.to_string()))?;
-        let (name, content) = single_table(&graph)?;
-        Self::compile(name, content, Shortcuts::On)
+        Self::parse_with(text, Shortcuts::On)
     }
 
     /// [`DecisionTable::parse`] with every cell run in zen's VM.
     #[cfg(test)]
     pub(crate) fn parse_without_shortcuts(text: &str) -> Result<Self, JdmError> {
+        Self::parse_with(text, Shortcuts::Off)
+    }
+
+    fn parse_with(text: &str, shortcuts: Shortcuts) -> Result<Self, JdmError> {
         let graph: BaseDecisionContent =
             serde_json::from_str(text).map_err(|e| JdmError::Parse(e.to_string()))?;
         let (name, content) = single_table(&graph)?;
-        Self::compile(name, content, Shortcuts::Off)
+        Self::compile(name, content, shortcuts)
     }
 
     fn compile(
@@ -196,7 +197,7 @@ impl DecisionTable {
                 } else if field.is_some() {
                     let test = compile_unary_expression(cell)
                         .map_err(|e| cell_error(col_name, cell, e.to_string()))?;
-                    Some(match OneOf::new(cell, &test).filter(|_| on) {
+                    Some(match on.then(|| OneOf::new(cell, &test)).flatten() {
                         Some(one_of) => Test::OneOf(one_of),
                         None => Test::Unary(test),
                     })
@@ -222,25 +223,14 @@ impl DecisionTable {
                 }
                 let expr = compile_expression(cell)
                     .map_err(|e| cell_error(&column_name(&o.name, &o.id), cell, e.to_string()))?;
-                let output = match shortcuts::constant(cell, &expr).filter(|_| on) {
+                let output = match on.then(|| shortcuts::constant(cell, &expr)).flatten() {
                     Some(value) => Output::Constant(value),
                     None => Output::Expression(expr),
                 };
                 let path: Vec<String> = path.split('.').map(str::to_string).collect();
                 outputs.push((path, output));
             }
-            let constant = outputs
-                .iter()
-                .all(|(_, o)| matches!(o, Output::Constant(_)))
-                .then(|| {
-                    let mut out = Map::new();
-                    for (path, output) in &outputs {
-                        if let Output::Constant(value) = output {
-                            insert_at(&mut out, path, value.clone());
-                        }
-                    }
-                    out
-                });
+            let constant = constant_answer(&outputs);
             rows.push(Row {
                 id,
                 tests,
@@ -468,6 +458,18 @@ fn column_name(name: &str, id: &str) -> String {
     } else {
         name.to_string()
     }
+}
+
+/// A row's answer when every one of its output cells is a literal.
+fn constant_answer(outputs: &[(Vec<String>, Output)]) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    for (path, output) in outputs {
+        let Output::Constant(value) = output else {
+            return None;
+        };
+        insert_at(&mut out, path, value.clone());
+    }
+    Some(out)
 }
 
 fn insert_at(map: &mut Map<String, Value>, path: &[String], value: Value) {

@@ -208,7 +208,8 @@ impl Store {
 
     /// On SQLite, copies the WAL into the database without waiting for the writer or readers
     /// (a passive checkpoint: the writer keeps appending meanwhile, and the WAL starts over
-    /// once a checkpoint has copied all of it). Returns the WAL's pages copied so far.
+    /// once a checkpoint has copied all of it). Returns the WAL's pages copied so far; 0, and
+    /// nothing copied, while a batch streams (see [`Recorder::streaming`]).
     pub async fn checkpoint(&self) -> Result<i64, StoreError> {
         if self.backend != Backend::Sqlite || self.recorder.streaming() {
             return Ok(0);
